@@ -1,0 +1,36 @@
+//! Command-line interface: argument parsing and one small function per
+//! subcommand that wires the pipeline stages together.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Keelson: declarative GitOps for Kubernetes and Rancher, with verified etcd snapshots.
+#[derive(Debug, Parser)]
+#[command(name = "keelson", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take, list and verify etcd snapshots.
+    Backup(crate::backup::cli::BackupArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Backup(args) => crate::backup::cli::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

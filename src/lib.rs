@@ -1,0 +1,13 @@
+//! Keelson: a declarative GitOps reconciler.
+//!
+//! The modules follow the pipeline in DESIGN.md: `source` → `spec` → `check` →
+//! `render` → `observe` → `plan` → `apply` → `record`. Beside them sit `cli`,
+//! `controller`, `rancher` and `backup`. Pure stages take values and return
+//! values; I/O sits behind small traits at the edges.
+
+pub mod backup;
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod rancher;
+pub mod yaml;

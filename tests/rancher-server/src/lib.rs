@@ -1,0 +1,1 @@
+//! Rancher v3 API test server (placeholder).
