@@ -8,6 +8,9 @@
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod diag;
 pub mod rancher;
+pub mod record;
+pub mod source;
 pub mod yaml;

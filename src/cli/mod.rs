@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Take, list and verify etcd snapshots.
     Backup(crate::backup::cli::BackupArgs),
+    /// Run the controller: sync on push, poll, re-check drift, serve status.
+    Run(crate::controller::cli::RunArgs),
+    /// Show which version of each app runs in each environment.
+    Status(crate::controller::cli::StatusArgs),
 }
 
 /// Entry point of the binary.
@@ -25,6 +29,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backup(args) => crate::backup::cli::run(args),
+        Command::Run(args) => crate::controller::cli::run(args),
+        Command::Status(args) => crate::controller::cli::status(args),
     };
     match result {
         Ok(code) => code,

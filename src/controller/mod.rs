@@ -1,0 +1,3 @@
+//! The controller behind `keelson run` (placeholder until the controller work lands).
+
+pub mod cli;

@@ -1,0 +1,1 @@
+//! Record: status and history of syncs (placeholder).

@@ -1,0 +1,1 @@
+//! Source: Git checkouts and local trees (placeholder).
