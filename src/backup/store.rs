@@ -1,0 +1,309 @@
+//! Snapshot files on disk: names, metadata files, listing, retention,
+//! stale `.part` cleanup, atomic writes and the per-cluster lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Timestamp layout in file names: sortable, UTC, millisecond precision.
+const TIME_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
+const TIME_LEN: usize = "20260101T000000.000Z".len();
+
+/// What started a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// `keelson backup now`; never pruned automatically.
+    OnDemand,
+    /// The schedule runner; pruned by retention.
+    Scheduled,
+}
+
+/// Result of a restore check, as stored in the metadata file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreCheckOutcome {
+    /// When the check ran.
+    pub checked_at: DateTime<Utc>,
+    /// Whether the restored etcd served the expected key.
+    pub passed: bool,
+    /// Key count in the restored etcd, when it started.
+    pub keys: Option<i64>,
+    /// Error text when the check failed.
+    pub error: Option<String>,
+}
+
+/// The metadata file written beside each snapshot (`<name>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotMeta {
+    /// Cluster name from the keelson config.
+    pub cluster: String,
+    /// Snapshot file name.
+    pub file: String,
+    /// When the snapshot started (UTC).
+    pub created_at: DateTime<Utc>,
+    /// File size in bytes, the trailing sha256 included.
+    pub size: u64,
+    /// Hex sha256 of the database bytes (equal to the 32-byte trailer).
+    pub sha256: String,
+    /// etcd revision at snapshot time.
+    pub revision: i64,
+    /// etcd server version.
+    pub etcd_version: String,
+    /// Endpoint the snapshot came from.
+    pub endpoint: String,
+    /// Wall time of the transfer, in seconds.
+    pub duration_seconds: f64,
+    /// keelson version that wrote the file.
+    pub keelson_version: String,
+    /// On-demand or scheduled.
+    pub trigger: Trigger,
+    /// The sha256 matched etcd's digest and the bbolt meta pages were valid.
+    pub verified: bool,
+    /// Latest restore check, if one ran.
+    #[serde(default)]
+    pub restore_check: Option<RestoreCheckOutcome>,
+}
+
+/// The parts of a snapshot file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotName {
+    /// Cluster name.
+    pub cluster: String,
+    /// Snapshot time.
+    pub time: DateTime<Utc>,
+    /// etcd revision.
+    pub revision: i64,
+}
+
+impl SnapshotName {
+    /// `<cluster>-<UTC timestamp>-rev<revision>.db`.
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}-{}-rev{}.db",
+            self.cluster,
+            self.time.format(TIME_FORMAT),
+            self.revision
+        )
+    }
+
+    /// Parses a file name written by [`SnapshotName::file_name`].
+    pub fn parse(file_name: &str) -> Option<SnapshotName> {
+        let stem = file_name.strip_suffix(".db")?;
+        let (rest, rev) = stem.rsplit_once("-rev")?;
+        let revision = rev.parse().ok()?;
+        if rest.len() < TIME_LEN + 2 || !rest.is_char_boundary(rest.len() - TIME_LEN) {
+            return None;
+        }
+        let (cluster, time) = rest.split_at(rest.len() - TIME_LEN);
+        let cluster = cluster.strip_suffix('-')?;
+        let time = NaiveDateTime::parse_from_str(time, TIME_FORMAT).ok()?;
+        Some(SnapshotName {
+            cluster: cluster.to_string(),
+            time: time.and_utc(),
+            revision,
+        })
+    }
+}
+
+/// Path of the metadata file of a snapshot.
+pub fn meta_path(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("json")
+}
+
+/// Reads the metadata file beside `snapshot`, if it exists and parses.
+pub fn read_meta(snapshot: &Path) -> Option<SnapshotMeta> {
+    let raw = fs::read(meta_path(snapshot)).ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+/// Writes the metadata file beside `snapshot` atomically.
+pub fn write_meta(snapshot: &Path, meta: &SnapshotMeta) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
+    atomic_write(&meta_path(snapshot), &json)
+}
+
+/// Writes `data` to `path` via a `.part` file, fsync, rename and directory fsync.
+pub fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
+    let part = part_path(path);
+    let result = (|| {
+        let mut f = create_private(&part)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&part, path)?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&part);
+    }
+    result
+}
+
+/// `<path>.part`.
+pub fn part_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".part");
+    PathBuf::from(name)
+}
+
+/// Creates (truncating) a file readable by its owner only: snapshots hold secrets.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// fsyncs a directory so a rename in it survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// One snapshot file found on disk.
+#[derive(Debug, Clone)]
+pub struct StoredSnapshot {
+    /// Full path of the `.db` file.
+    pub path: PathBuf,
+    /// Parsed file name.
+    pub name: SnapshotName,
+    /// File size.
+    pub size: u64,
+    /// Metadata file contents, when present.
+    pub meta: Option<SnapshotMeta>,
+}
+
+impl StoredSnapshot {
+    /// Scheduled, with metadata, sha-verified, and no failed restore check.
+    pub fn is_good_scheduled(&self) -> bool {
+        self.meta.as_ref().is_some_and(|m| {
+            m.trigger == Trigger::Scheduled
+                && m.verified
+                && m.restore_check.as_ref().is_none_or(|r| r.passed)
+        })
+    }
+
+    /// Only scheduled snapshots with metadata may ever be pruned.
+    pub fn is_scheduled(&self) -> bool {
+        self.meta
+            .as_ref()
+            .is_some_and(|m| m.trigger == Trigger::Scheduled)
+    }
+}
+
+/// Snapshots in `dir`, newest first; only `cluster`'s when given. A missing
+/// directory holds no snapshots.
+pub fn list_snapshots(dir: &Path, cluster: Option<&str>) -> io::Result<Vec<StoredSnapshot>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str().and_then(SnapshotName::parse) else {
+            continue;
+        };
+        if cluster.is_some_and(|c| c != name.cluster) {
+            continue;
+        }
+        let path = entry.path();
+        let size = entry.metadata()?.len();
+        let meta = read_meta(&path);
+        out.push(StoredSnapshot {
+            path,
+            name,
+            size,
+            meta,
+        });
+    }
+    out.sort_by(|a, b| b.name.time.cmp(&a.name.time).then(b.path.cmp(&a.path)));
+    Ok(out)
+}
+
+/// Applies retention in `dir` for `cluster`: keeps the newest `retain` good
+/// scheduled snapshots and deletes scheduled ones older than the oldest kept.
+/// On-demand snapshots and files without metadata are never deleted, and
+/// nothing is deleted until `retain` good snapshots exist. Returns the
+/// deleted paths.
+pub fn apply_retention(dir: &Path, cluster: &str, retain: usize) -> io::Result<Vec<PathBuf>> {
+    let retain = retain.max(1);
+    let snapshots = list_snapshots(dir, Some(cluster))?;
+    let good: Vec<&StoredSnapshot> = snapshots.iter().filter(|s| s.is_good_scheduled()).collect();
+    let Some(oldest_kept) = good.get(retain - 1) else {
+        return Ok(Vec::new());
+    };
+    let cutoff = oldest_kept.name.time;
+    let mut deleted = Vec::new();
+    for s in &snapshots {
+        if s.is_scheduled() && s.name.time < cutoff {
+            fs::remove_file(&s.path)?;
+            let _ = fs::remove_file(meta_path(&s.path));
+            deleted.push(s.path.clone());
+        }
+    }
+    if !deleted.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(deleted)
+}
+
+/// Removes `.part` files of `cluster` left by crashed or killed runs. Callers
+/// hold the cluster lock, so no live run owns them.
+pub fn clean_stale_parts(dir: &Path, cluster: &str) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(err) => return Err(err),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".part") else {
+            continue;
+        };
+        let stem = stem.strip_suffix(".json").unwrap_or(stem);
+        if SnapshotName::parse(stem).is_some_and(|n| n.cluster == cluster) {
+            fs::remove_file(entry.path())?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
+}
+
+/// An exclusive advisory lock on `<dir>/.<cluster>.lock`, held while a
+/// snapshot of that cluster runs, so that overlapping runs (the schedule and a
+/// `backup now`, or two keelson processes) skip instead of queueing.
+#[derive(Debug)]
+pub struct ClusterLock {
+    _file: File,
+}
+
+impl ClusterLock {
+    /// Takes the lock, or returns `Ok(None)` when another run holds it.
+    pub fn try_acquire(dir: &Path, cluster: &str) -> io::Result<Option<ClusterLock>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(format!(".{cluster}.lock")))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(ClusterLock { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
