@@ -28,6 +28,9 @@ pub struct Config {
     /// Where keelson keeps its state (inventory cache, history, snapshots index).
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// The controller (`keelson run`): repository, intervals, webhook, status reporting.
+    #[serde(default)]
+    pub controller: Option<crate::controller::ControllerConfig>,
 }
 
 /// How to reach one cluster.

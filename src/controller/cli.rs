@@ -1,19 +1,278 @@
 //! `keelson run` and `keelson status`.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::server::StatusReport;
+use super::{Controller, EnvOutcome, EnvReconciler, Outcome, config};
+use crate::record::{EnvStatus, Matrix, Store, SyncRecord};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Arguments of `keelson run`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// The keelson config file (its `controller:` section says what to follow).
+    #[arg(long, short, default_value = "keelson.yaml", env = "KEELSON_CONFIG")]
+    pub config: PathBuf,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Listen on this address instead of `controller.listen` (port 0 picks one).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
 
 /// Arguments of `keelson status`.
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {}
-
-/// Run the controller.
-pub fn run(_args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("keelson run is not implemented yet")
+pub struct StatusArgs {
+    /// Ask a running controller, e.g. `http://127.0.0.1:8080`.
+    #[arg(long, conflicts_with = "state_dir")]
+    pub server: Option<String>,
+    /// Read the status store of a stopped controller directly.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Without --server or --state-dir: ask the controller at this config's `listen` address.
+    #[arg(long, short, default_value = "keelson.yaml", env = "KEELSON_CONFIG")]
+    pub config: PathBuf,
+    /// Show the sync history instead of the matrix.
+    #[arg(long)]
+    pub history: bool,
+    /// Only this environment (history and details).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// How many history entries.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
-/// Print the app × environment matrix.
-pub fn status(_args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("keelson status is not implemented yet")
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Run the controller until SIGTERM or Ctrl-C.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let loaded = match config::load(&args.config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{}", e.rendered);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut settings = loaded.settings;
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        // TODO(lead): replace with the real reconcile once `keelson reconcile` lands.
+        let running = Controller::new(settings, NotWired).start().await?;
+        println!("listening on http://{}", running.addr());
+        wait_for_signal().await;
+        tracing::info!("signal received: finishing in-flight syncs");
+        running.shutdown();
+        running.wait().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Stand-in until the Kubernetes reconcile is wired in: every sync fails
+/// with a message that says so.
+struct NotWired;
+
+impl EnvReconciler for NotWired {
+    async fn reconcile(&self, _root: &Path, _env: &str, _dry_run: bool) -> EnvOutcome {
+        EnvOutcome::bare(Outcome::Failed {
+            message: "this build has no reconcile pipeline wired into `keelson run`".into(),
+        })
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Print the app × environment matrix (or the history).
+pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.state_dir {
+        let store = Store::open(dir)?;
+        if args.history {
+            return print_history(&store.history(args.env.as_deref(), args.limit)?, args.json);
+        }
+        let envs = store.all_status()?;
+        return print_status(None, &envs, args.env.as_deref(), args.json);
+    }
+    let server = match &args.server {
+        Some(s) => s.trim_end_matches('/').to_string(),
+        None => {
+            let loaded = config::load(&args.config).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}\nno --server or --state-dir given, and the config file could not be used to find the controller",
+                    e.rendered
+                )
+            })?;
+            format!("http://{}", loaded.settings.listen)
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        if args.history {
+            let mut url = format!("{server}/history?limit={}", args.limit);
+            if let Some(env) = &args.env {
+                url.push_str(&format!("&env={env}"));
+            }
+            let records: Vec<SyncRecord> = fetch_json(client.get(url), &server).await?;
+            return print_history(&records, args.json);
+        }
+        let report: StatusReport =
+            fetch_json(client.get(format!("{server}/status")), &server).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        print_status(
+            Some(&report),
+            &report.environments,
+            args.env.as_deref(),
+            false,
+        )
+    })
+}
+
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    server: &str,
+) -> anyhow::Result<T> {
+    let resp = req.send().await.with_context(|| {
+        format!("cannot reach the controller at {server}; is `keelson run` running there?")
+    })?;
+    let resp = resp
+        .error_for_status()
+        .with_context(|| format!("the controller at {server} answered with an error"))?;
+    resp.json()
+        .await
+        .with_context(|| format!("{server} did not answer with keelson status JSON"))
+}
+
+fn print_status(
+    report: Option<&StatusReport>,
+    envs: &[EnvStatus],
+    only: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let envs: Vec<EnvStatus> = envs
+        .iter()
+        .filter(|e| only.is_none_or(|o| o == e.env))
+        .cloned()
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&envs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(r) = report {
+        let head = r.source.head.as_ref().map_or("-".to_string(), |h| {
+            format!(
+                "{} {} ({})",
+                crate::record::matrix::short(&h.id),
+                h.summary,
+                h.author
+            )
+        });
+        println!(
+            "source: {} @ {}  head: {head}",
+            r.source.url, r.source.branch
+        );
+        if let Some(e) = &r.source.error {
+            println!("source error: {e}");
+        }
+        println!();
+    }
+    print!("{}", Matrix::from_status(&envs).render());
+    let mut problems = false;
+    for e in &envs {
+        let Some(a) = &e.last_attempt else { continue };
+        if matches!(a.outcome, Outcome::Invalid { .. } | Outcome::Failed { .. }) {
+            if !problems {
+                println!();
+                problems = true;
+            }
+            println!(
+                "{} at {} ({}): {}",
+                e.env,
+                crate::record::matrix::short(&a.commit),
+                a.at,
+                a.outcome.word()
+            );
+            match &a.outcome {
+                Outcome::Invalid { diagnostics } => {
+                    diagnostics.iter().for_each(|d| println!("  {d}"))
+                }
+                Outcome::Failed { message } => println!("  {message}"),
+                _ => {}
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_history(records: &[SyncRecord], json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(records)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in records {
+        println!(
+            "{}  {:<12} {}  {:<7} {:>6}ms  {}  [{}] {}",
+            r.at,
+            r.env,
+            crate::record::matrix::short(&r.commit),
+            r.trigger.as_str(),
+            r.duration_ms,
+            r.outcome.summary(),
+            r.author,
+            r.summary
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

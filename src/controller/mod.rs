@@ -1,3 +1,198 @@
-//! The controller behind `keelson run` (placeholder until the controller work lands).
+//! The controller behind `keelson run`.
+//!
+//! It keeps a mirror of the Git branch, turns new commits into per-environment
+//! sync requests, re-checks every environment for drift on an interval, and
+//! records the outcome of every sync. The pipeline itself (validate, render,
+//! plan, apply) sits behind [`EnvReconciler`], so the loop, its triggers and
+//! its bookkeeping are tested with a fake and run for real with the
+//! Kubernetes reconcile.
+//!
+//! Stages, each in its own file:
+//! - [`config`]: the `controller:` section of `keelson.yaml`, with diagnostics;
+//! - [`engine`]: the source loop and the start/stop handle;
+//! - [`worker`]: one task per environment (one reconcile at a time, backoff);
+//! - [`server`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/history`, `/hooks/git`;
+//! - [`webhook`]: GitHub and GitLab signature checks;
+//! - [`metrics`]: Prometheus text exposition;
+//! - [`report`]: commit statuses posted back to GitHub or GitLab;
+//! - [`watch`]: file-system watching of a local repository.
 
 pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod metrics;
+pub mod report;
+pub mod server;
+pub mod watch;
+pub mod webhook;
+pub mod worker;
+
+use std::future::Future;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use config::ControllerConfig;
+pub use engine::{Controller, ControllerError, Running, Settings};
+
+/// What the controller asks of the reconcile pipeline for one environment.
+pub trait EnvReconciler: Send + Sync + 'static {
+    /// Validate, render, plan and (unless `dry_run`) apply environment `env`
+    /// from the tree checked out at `root`. With `dry_run`, a plan with changes
+    /// is reported as [`Outcome::Drift`].
+    fn reconcile(
+        &self,
+        root: &Path,
+        env: &str,
+        dry_run: bool,
+    ) -> impl Future<Output = EnvOutcome> + Send;
+
+    /// The environments present in the tree at `root`: the folders under
+    /// `environments/`.
+    fn environments(&self, root: &Path) -> Vec<String> {
+        list_environment_dirs(root)
+    }
+}
+
+/// The folders under `<root>/environments/`, sorted.
+pub fn list_environment_dirs(root: &Path) -> Vec<String> {
+    let mut envs: Vec<String> = std::fs::read_dir(root.join("environments"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    envs.sort();
+    envs
+}
+
+/// The result of one reconcile of one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvOutcome {
+    /// What happened.
+    pub outcome: Outcome,
+    /// Per app: the version (image tag) running and its health, as observed.
+    /// Empty when the pipeline did not get as far as observing.
+    #[serde(default)]
+    pub apps: Vec<AppStatus>,
+}
+
+impl EnvOutcome {
+    /// An outcome with no app information.
+    pub fn bare(outcome: Outcome) -> Self {
+        EnvOutcome {
+            outcome,
+            apps: Vec::new(),
+        }
+    }
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "camelCase")]
+pub enum Outcome {
+    /// Live state already matched the spec.
+    NoChange,
+    /// Changes were applied.
+    Applied {
+        /// Objects created.
+        created: u64,
+        /// Objects updated.
+        updated: u64,
+        /// Objects pruned.
+        deleted: u64,
+    },
+    /// (Dry run only) live state differs from the spec in `count` objects.
+    Drift {
+        /// Objects that differ.
+        count: u64,
+    },
+    /// The specs have errors; nothing was applied.
+    Invalid {
+        /// One line each, `file:line:col: message`.
+        diagnostics: Vec<String>,
+    },
+    /// The pipeline failed (cluster unreachable, apply refused, ...).
+    Failed {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// A short stable word for metrics labels and tables.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::NoChange => "no_change",
+            Outcome::Applied { .. } => "applied",
+            Outcome::Drift { .. } => "drift",
+            Outcome::Invalid { .. } => "invalid",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+
+    /// A one-line human summary.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::NoChange => "in sync, nothing to change".into(),
+            Outcome::Applied {
+                created,
+                updated,
+                deleted,
+            } => format!("applied: {created} created, {updated} updated, {deleted} deleted"),
+            Outcome::Drift { count } => format!("drift: {count} object(s) differ from the spec"),
+            Outcome::Invalid { diagnostics } => match diagnostics.first() {
+                Some(first) if diagnostics.len() == 1 => format!("invalid spec: {first}"),
+                Some(first) => {
+                    format!("invalid spec: {first} (and {} more)", diagnostics.len() - 1)
+                }
+                None => "invalid spec".into(),
+            },
+            Outcome::Failed { message } => format!("failed: {message}"),
+        }
+    }
+
+    /// Whether the environment is now at the desired commit.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::NoChange | Outcome::Applied { .. })
+    }
+}
+
+/// The observed state of one app in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStatus {
+    /// App name.
+    pub name: String,
+    /// Running version: the image tag.
+    pub version: String,
+    /// Health as observed.
+    pub health: Health,
+}
+
+/// Health of an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// All replicas ready and up to date.
+    Healthy,
+    /// A rollout is under way.
+    Progressing,
+    /// Not enough ready replicas.
+    Degraded,
+    /// Not observed.
+    Unknown,
+}
+
+impl Health {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Progressing => "progressing",
+            Health::Degraded => "degraded",
+            Health::Unknown => "unknown",
+        }
+    }
+}

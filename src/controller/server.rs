@@ -1,0 +1,142 @@
+//! The controller's HTTP surface: `/healthz`, `/readyz`, `/metrics`,
+//! `/status`, `/history` and the push webhook `POST /hooks/git`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::engine::{Shared, SourceStatus};
+use super::metrics;
+use super::webhook::{self, Event};
+use crate::record::{EnvStatus, Matrix, SyncRecord};
+
+/// The body of `GET /status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    /// Whether every environment had its first sync.
+    pub ready: bool,
+    /// Where the Git source stands.
+    pub source: SourceStatus,
+    /// Per environment: last applied commit, last attempt, drift, apps.
+    pub environments: Vec<EnvStatus>,
+    /// App × environment → version and health.
+    pub matrix: Matrix,
+}
+
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let shutdown = shared.shutdown.clone();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/status", get(status))
+        .route("/history", get(history))
+        .route("/hooks/git", post(hook))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        warn!(error = %e, "HTTP server stopped with an error");
+    }
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    match s.is_ready() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_text(State(s): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+}
+
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    let environments = match s.store.all_status() {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
+    let report = StatusReport {
+        ready: s.is_ready().is_ok(),
+        source: s.source.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        matrix: Matrix::from_status(&environments),
+        environments,
+    };
+    Json(report).into_response()
+}
+
+/// Query of `GET /history`.
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    env: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn history(State(s): State<Arc<Shared>>, Query(q): Query<HistoryQuery>) -> Response {
+    match s
+        .store
+        .history(q.env.as_deref(), q.limit.unwrap_or(50).min(1000))
+    {
+        Ok(records) => Json::<Vec<SyncRecord>>(records).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sender = match webhook::verify(&headers, &body, s.settings.webhook_secret.as_ref()) {
+        Ok(sender) => sender,
+        Err(e) => {
+            s.metrics.observe_webhook("rejected");
+            let agent = headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            warn!(reason = %e, user_agent = agent, "webhook rejected");
+            return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+        }
+    };
+    match webhook::event(&headers, &body) {
+        Event::Ping => {
+            s.metrics.observe_webhook("ping");
+            (StatusCode::OK, "pong\n").into_response()
+        }
+        Event::Push { git_ref: Some(r) }
+            if r != format!("refs/heads/{}", s.settings.repo.branch) =>
+        {
+            s.metrics.observe_webhook("ignored");
+            info!(?sender, git_ref = %r, "webhook for another branch ignored");
+            (
+                StatusCode::ACCEPTED,
+                format!("ignored: {r} is not the followed branch\n"),
+            )
+                .into_response()
+        }
+        Event::Push { .. } => {
+            s.metrics.observe_webhook("accepted");
+            info!(?sender, "webhook accepted; fetching");
+            s.trigger.notify_one();
+            (StatusCode::ACCEPTED, "sync triggered\n").into_response()
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! One task per environment. It runs one reconcile at a time for its
+//! environment, retries failures with exponential backoff, re-checks drift on
+//! an interval, and records every outcome. The shared semaphore bounds how
+//! many environments reconcile at once; it is fair (first come, first
+//! served), so no environment starves another.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::engine::{Shared, backoff};
+use super::{EnvOutcome, EnvReconciler, Outcome};
+use crate::record::{Attempt, CommitRef, EnvStatus, SyncRecord, Trigger, now_rfc3339};
+use crate::source::Checkout;
+
+/// The mailbox of one environment's worker.
+pub(crate) struct EnvSlot {
+    pub name: String,
+    pending: Mutex<Option<Arc<Checkout>>>,
+    notify: Notify,
+    pub first_done: AtomicBool,
+}
+
+impl EnvSlot {
+    pub fn new(name: &str) -> EnvSlot {
+        EnvSlot {
+            name: name.to_string(),
+            pending: Mutex::new(None),
+            notify: Notify::new(),
+            first_done: AtomicBool::new(false),
+        }
+    }
+
+    /// Ask the worker to sync to `tree` (replacing any older request).
+    pub fn set_target(&self, tree: Arc<Checkout>) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(tree);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<Arc<Checkout>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// The worker loop of one environment; returns on shutdown, never in the
+/// middle of a reconcile.
+pub(crate) async fn run<R: EnvReconciler>(
+    shared: Arc<Shared>,
+    reconciler: Arc<R>,
+    slot: Arc<EnvSlot>,
+    mut good: Option<Arc<Checkout>>,
+) {
+    let s = &shared.settings;
+    let mut target: Option<Arc<Checkout>> = None;
+    let mut failures = 0u32;
+    let mut retry_at: Option<Instant> = None;
+    let mut next_drift = Instant::now() + s.drift_interval;
+    loop {
+        if let Some(new) = slot.take() {
+            target = Some(new);
+            failures = 0;
+            retry_at = None;
+        }
+        let now = Instant::now();
+        if let Some(t) = target.clone().filter(|_| retry_at.is_none_or(|r| r <= now)) {
+            let trigger = if failures == 0 {
+                Trigger::Commit
+            } else {
+                Trigger::Retry
+            };
+            let outcome = sync(&shared, &*reconciler, &slot.name, &t, false, trigger).await;
+            slot.first_done.store(true, Ordering::SeqCst);
+            match outcome {
+                Outcome::NoChange | Outcome::Applied { .. } => {
+                    good = Some(t);
+                    target = None;
+                    failures = 0;
+                    retry_at = None;
+                    next_drift = Instant::now() + s.drift_interval;
+                }
+                // A bad commit is not retried: only a new commit can fix it.
+                Outcome::Invalid { .. } => {
+                    target = None;
+                    failures = 0;
+                    retry_at = None;
+                }
+                Outcome::Failed { .. } | Outcome::Drift { .. } => {
+                    failures += 1;
+                    let delay = backoff(failures, s.retry_base, s.max_backoff);
+                    warn!(env = %slot.name, failures, retry_in = ?delay, "sync failed; backing off");
+                    retry_at = Some(Instant::now() + delay);
+                }
+            }
+            continue;
+        }
+        if target.is_none() && now >= next_drift {
+            if let Some(g) = good.clone() {
+                let outcome = sync(
+                    &shared,
+                    &*reconciler,
+                    &slot.name,
+                    &g,
+                    !s.self_heal,
+                    Trigger::Drift,
+                )
+                .await;
+                slot.first_done.store(true, Ordering::SeqCst);
+                if let Outcome::Drift { count } = outcome {
+                    warn!(env = %slot.name, count, "drift found (selfHeal is off: reporting only)");
+                }
+            }
+            next_drift = Instant::now() + s.drift_interval;
+            continue;
+        }
+        let wake = match (&target, retry_at) {
+            (Some(_), Some(r)) => r,
+            _ => next_drift,
+        };
+        tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => break,
+            _ = slot.notify.notified() => {}
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+}
+
+/// Run one reconcile under the shared bound, then record it everywhere.
+async fn sync<R: EnvReconciler>(
+    shared: &Shared,
+    reconciler: &R,
+    env: &str,
+    tree: &Checkout,
+    dry_run: bool,
+    trigger: Trigger,
+) -> Outcome {
+    let permit = shared.permits.acquire().await;
+    let started = Instant::now();
+    let EnvOutcome { outcome, apps } = reconciler.reconcile(&tree.path, env, dry_run).await;
+    let took = started.elapsed();
+    drop(permit);
+    shared.metrics.observe_sync(env, took, &outcome);
+    let commit = &tree.commit;
+    let at = now_rfc3339();
+    let mut status = match shared.store.status(env) {
+        Ok(Some(st)) => st,
+        Ok(None) => EnvStatus {
+            env: env.to_string(),
+            ..EnvStatus::default()
+        },
+        Err(e) => {
+            warn!(env, error = %e, "cannot read the environment status");
+            EnvStatus {
+                env: env.to_string(),
+                ..EnvStatus::default()
+            }
+        }
+    };
+    let applied_now = matches!(outcome, Outcome::Applied { .. })
+        || (matches!(outcome, Outcome::NoChange)
+            && (trigger != Trigger::Drift || status.last_applied.is_none()));
+    if applied_now {
+        status.last_applied = Some(CommitRef {
+            commit: commit.id.clone(),
+            at: at.clone(),
+        });
+    }
+    match &outcome {
+        Outcome::Drift { count } => status.drift = *count,
+        Outcome::NoChange | Outcome::Applied { .. } => status.drift = 0,
+        _ => {}
+    }
+    if !apps.is_empty() {
+        status.apps = apps;
+    }
+    status.last_attempt = Some(Attempt {
+        commit: commit.id.clone(),
+        at: at.clone(),
+        trigger,
+        outcome: outcome.clone(),
+    });
+    if let Err(e) = shared.store.put_status(&status) {
+        warn!(env, error = %e, "cannot record the environment status");
+    }
+    // Periodic checks that found nothing are not history.
+    if trigger != Trigger::Drift || !matches!(outcome, Outcome::NoChange) {
+        let record = SyncRecord {
+            seq: 0,
+            env: env.to_string(),
+            commit: commit.id.clone(),
+            author: commit.author.clone(),
+            summary: commit.summary.clone(),
+            at,
+            trigger,
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            outcome: outcome.clone(),
+        };
+        if let Err(e) = shared.store.append_history(&record) {
+            warn!(env, error = %e, "cannot record the sync in the history");
+        }
+    }
+    match &outcome {
+        Outcome::Invalid { diagnostics } => {
+            warn!(env, commit = %commit.id, errors = diagnostics.len(), "commit has spec errors; not applied, the last good commit stays in place");
+            for d in diagnostics {
+                warn!(env, "{d}");
+            }
+        }
+        Outcome::Failed { message } => {
+            warn!(env, commit = %commit.id, trigger = trigger.as_str(), "sync failed: {message}")
+        }
+        o => {
+            info!(env, commit = %commit.id, trigger = trigger.as_str(), took_ms = took.as_millis() as u64, "{}", o.summary())
+        }
+    }
+    if trigger != Trigger::Drift {
+        if let Some(reporter) = &shared.reporter {
+            if let Err(e) = reporter.post(&commit.id, env, &outcome).await {
+                shared.metrics.observe_commit_status_error();
+                warn!(env, error = %e, "cannot post the commit status");
+            }
+        }
+    }
+    outcome
+}
