@@ -1,1 +1,31 @@
-//! Kubernetes API test server (placeholder).
+//! An in-process Kubernetes API test server.
+//!
+//! It follows the real API server where clients can tell: REST paths, discovery (legacy and
+//! aggregated), `Status` error bodies, resourceVersion conflicts, server-side apply with
+//! managedFields, `dryRun=All`, selectors, paging and watch. Tests drive it with kubectl and
+//! with keelson's kube client over real HTTP on a loopback port.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let srv = kube_apiserver::TestServer::start().await;
+//! srv.write_kubeconfig("/tmp/kubeconfig").unwrap();
+//! println!("{}", srv.url());
+//! # }
+//! ```
+
+mod api;
+mod controllers;
+pub mod faults;
+mod objects;
+mod ops;
+pub mod patch;
+pub mod registry;
+pub mod selector;
+mod server;
+pub mod ssa;
+pub mod status;
+mod store;
+pub mod util;
+
+pub use faults::{Fault, FaultAction, Faults, RequestRecord};
+pub use server::{Gvr, ServerOptions, StartError, TestServer};

@@ -1,0 +1,181 @@
+//! GET of one object and of collections: selectors, paging, and the Table form kubectl asks for.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::registry::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::Store;
+use crate::util::Query;
+
+/// An object as served at `rt`'s version.
+pub fn present(rt: &ResourceType, obj: &Value) -> Value {
+    let mut o = obj.clone();
+    o["apiVersion"] = json!(rt.api_version());
+    o["kind"] = json!(rt.kind);
+    o
+}
+
+/// Selectors of a list or watch request.
+pub struct Filter {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    /// From `labelSelector` / `fieldSelector`.
+    pub fn from_query(q: &Query) -> Result<Filter, ApiError> {
+        Ok(Filter {
+            labels: LabelSelector::parse(q.get("labelSelector").unwrap_or_default())?,
+            fields: FieldSelector::parse(q.get("fieldSelector").unwrap_or_default())?,
+        })
+    }
+
+    /// Whether an object passes both selectors.
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(obj)
+    }
+}
+
+/// GET of one object.
+pub fn get(
+    store: &Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
+    store
+        .get(&Store::key(rt, ns, name))
+        .map(|o| present(rt, o))
+        .ok_or_else(|| ApiError::not_found(rt, name))
+}
+
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    STANDARD.encode(
+        json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{ns}/{name}")}).to_string(),
+    )
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
+    let bytes = STANDARD.decode(token).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let start = v["start"].as_str().ok_or_else(bad)?;
+    let (ns, name) = start.split_once('/').ok_or_else(bad)?;
+    Ok((ns.to_string(), name.to_string()))
+}
+
+/// LIST of a collection, with selectors and `limit`/`continue` paging.
+pub fn list(
+    store: &Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    q: &Query,
+) -> Result<Value, ApiError> {
+    let filter = Filter::from_query(q)?;
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let after = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(c) => Some(decode_continue(c)?),
+        None => None,
+    };
+    let mut items = Vec::new();
+    let mut last = None;
+    let mut remaining = 0u64;
+    for (k, obj) in store.scan(rt, ns, after) {
+        if !filter.matches(obj) {
+            continue;
+        }
+        if limit > 0 && items.len() >= limit {
+            remaining += 1;
+            continue;
+        }
+        items.push(present(rt, obj));
+        last = Some((k.2.clone(), k.3.clone()));
+    }
+    let mut meta = json!({"resourceVersion": store.rv.to_string()});
+    if remaining > 0
+        && let Some((lns, lname)) = last
+    {
+        meta["continue"] = json!(encode_continue(store.rv, &lns, &lname));
+        meta["remainingItemCount"] = json!(remaining);
+    }
+    Ok(
+        json!({"apiVersion": rt.api_version(), "kind": rt.list_kind(), "metadata": meta, "items": items}),
+    )
+}
+
+/// Whether the Accept header asks for a `meta.k8s.io/v1` Table.
+pub fn wants_table(accept: &str) -> bool {
+    accept.split(',').any(|a| {
+        let params: Vec<&str> = a.split(';').map(str::trim).collect();
+        params.contains(&"as=Table") && params.contains(&"v=v1")
+    })
+}
+
+fn age(created: &Value) -> String {
+    let Some(t) = created.as_str().and_then(crate::util::parse_rfc3339) else {
+        return "<unknown>".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(t);
+    let s = now.saturating_sub(t);
+    match s {
+        0..120 => format!("{s}s"),
+        120..600 => format!("{}m{}s", s / 60, s % 60),
+        600..10_800 => format!("{}m", s / 60),
+        10_800..172_800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+fn column(name: &str, ty: &str, format: &str) -> Value {
+    json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0})
+}
+
+/// Render objects as a Table (`kubectl get` without `-o`).
+pub fn table(rt: &ResourceType, objs: &[Value], list_meta: Value, include: &str) -> Value {
+    let deploy = rt.group == "apps" && rt.resource == "deployments" && !rt.custom;
+    let mut cols = vec![column("Name", "string", "name")];
+    if deploy {
+        cols.extend([
+            column("Ready", "string", ""),
+            column("Up-to-date", "string", ""),
+            column("Available", "string", ""),
+        ]);
+    }
+    if rt.resource == "namespaces" && !rt.custom {
+        cols.push(column("Status", "string", ""));
+    }
+    cols.push(column("Age", "string", ""));
+    let rows: Vec<Value> = objs
+        .iter()
+        .map(|o| {
+            let mut cells = vec![o["metadata"]["name"].clone()];
+            if deploy {
+                let st = &o["status"];
+                let n = |v: &Value| v.as_i64().unwrap_or(0);
+                cells.push(json!(format!("{}/{}", n(&st["readyReplicas"]), n(&o["spec"]["replicas"]))));
+                cells.push(json!(n(&st["updatedReplicas"])));
+                cells.push(json!(n(&st["availableReplicas"])));
+            }
+            if rt.resource == "namespaces" && !rt.custom {
+                cells.push(o["status"]["phase"].clone());
+            }
+            cells.push(json!(age(&o["metadata"]["creationTimestamp"])));
+            let mut row = json!({"cells": cells});
+            match include {
+                "None" => {}
+                "Object" => row["object"] = o.clone(),
+                _ => {
+                    row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+                }
+            }
+            row
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": cols, "rows": rows})
+}

@@ -1,0 +1,237 @@
+//! Per-kind behaviour: validation the real server would refuse, and the defaults it fills in.
+
+use serde_json::{Value, json};
+
+use crate::registry::ResourceType;
+use crate::status::{ApiError, FieldError};
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+fn is_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_label)
+}
+
+/// Refuse objects the real API server would refuse (name format, required workload fields).
+pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let mut errs = Vec::new();
+    let label_names = matches!(rt.resource.as_str(), "namespaces" | "services");
+    if name.is_empty() {
+        errs.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
+    } else if label_names && !is_label(name) {
+        errs.push(FieldError::invalid(
+            "metadata.name",
+            &json!(name),
+            LABEL_MSG,
+        ));
+    } else if !label_names && !rt.custom && !is_subdomain(name) {
+        errs.push(FieldError::invalid(
+            "metadata.name",
+            &json!(name),
+            SUBDOMAIN_MSG,
+        ));
+    }
+    if let Some(labels) = obj["metadata"]["labels"].as_object() {
+        for (k, v) in labels {
+            if !v.is_string() {
+                errs.push(FieldError::invalid(
+                    format!("metadata.labels[{k}]"),
+                    v,
+                    "must be a string",
+                ));
+            }
+        }
+    }
+    if matches!(
+        rt.kind.as_str(),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+    ) && !rt.custom
+    {
+        validate_workload(obj, &mut errs);
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&rt.kind, &rt.group, name, errs))
+    }
+}
+
+fn validate_workload(obj: &Value, errs: &mut Vec<FieldError>) {
+    let spec = &obj["spec"];
+    let selector = &spec["selector"];
+    if !selector.is_object() {
+        errs.push(FieldError::required("spec.selector", ""));
+    }
+    let tpl_labels = &spec["template"]["metadata"]["labels"];
+    if let Some(ml) = selector["matchLabels"].as_object() {
+        let matches = ml.iter().all(|(k, v)| tpl_labels.get(k) == Some(v));
+        if !matches {
+            errs.push(FieldError::invalid(
+                "spec.template.metadata.labels",
+                tpl_labels,
+                "`selector` does not match template `labels`",
+            ));
+        }
+    }
+    match spec["template"]["spec"]["containers"].as_array() {
+        Some(cs) if !cs.is_empty() => {
+            for (i, c) in cs.iter().enumerate() {
+                if c["name"].as_str().unwrap_or_default().is_empty() {
+                    errs.push(FieldError::required(
+                        format!("spec.template.spec.containers[{i}].name"),
+                        "",
+                    ));
+                }
+                if c["image"].as_str().unwrap_or_default().is_empty() {
+                    errs.push(FieldError::required(
+                        format!("spec.template.spec.containers[{i}].image"),
+                        "",
+                    ));
+                }
+            }
+        }
+        _ => errs.push(FieldError::required("spec.template.spec.containers", "")),
+    }
+}
+
+fn set_default(obj: &mut Value, key: &str, v: Value) {
+    if let Some(m) = obj.as_object_mut() {
+        m.entry(key.to_string()).or_insert(v);
+    }
+}
+
+fn default_pod_spec(spec: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = spec[list].as_array_mut() {
+            for c in cs {
+                if let Some(ports) = c["ports"].as_array_mut() {
+                    for p in ports {
+                        set_default(p, "protocol", json!("TCP"));
+                    }
+                }
+                set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                set_default(c, "terminationMessagePolicy", json!("File"));
+                let image = c["image"].as_str().unwrap_or_default().to_string();
+                let tag = image.rsplit('/').next().unwrap_or_default();
+                let latest = !tag.contains(':') || tag.ends_with(":latest");
+                let policy = if latest && !image.contains('@') {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                };
+                set_default(c, "imagePullPolicy", json!(policy));
+            }
+        }
+    }
+    if spec.is_object() {
+        set_default(spec, "restartPolicy", json!("Always"));
+        set_default(spec, "terminationGracePeriodSeconds", json!(30));
+        set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+        set_default(spec, "securityContext", json!({}));
+        set_default(spec, "schedulerName", json!("default-scheduler"));
+    }
+}
+
+/// Fill in the defaults the real API server sets, so clients see (and must tolerate) them.
+pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
+    if rt.custom {
+        return;
+    }
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("apps", "Deployment") => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(spec, "progressDeadlineSeconds", json!(600));
+            set_default(spec, "strategy", json!({"type": "RollingUpdate"}));
+            if spec["strategy"]["type"] == "RollingUpdate" {
+                set_default(&mut spec["strategy"], "rollingUpdate", json!({}));
+                let ru = &mut spec["strategy"]["rollingUpdate"];
+                set_default(ru, "maxSurge", json!("25%"));
+                set_default(ru, "maxUnavailable", json!("25%"));
+            }
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        ("apps", "StatefulSet" | "DaemonSet" | "ReplicaSet") | ("batch", "Job") => {
+            default_pod_spec(&mut obj["spec"]["template"]["spec"]);
+        }
+        ("", "Pod") => default_pod_spec(&mut obj["spec"]),
+        ("", "Service") => {
+            let spec = &mut obj["spec"];
+            if !spec.is_object() {
+                *spec = json!({});
+            }
+            set_default(spec, "type", json!("ClusterIP"));
+            set_default(spec, "sessionAffinity", json!("None"));
+            if spec["type"] != "ExternalName" && spec.get("clusterIP").is_none() {
+                let ip = cluster_ip();
+                spec["clusterIP"] = json!(ip);
+                spec["clusterIPs"] = json!([ip]);
+            }
+            set_default(spec, "ipFamilies", json!(["IPv4"]));
+            set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+            set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+            if let Some(ports) = spec["ports"].as_array_mut() {
+                for p in ports {
+                    set_default(p, "protocol", json!("TCP"));
+                    let port = p["port"].clone();
+                    set_default(p, "targetPort", port);
+                }
+            }
+        }
+        ("", "Namespace") => {
+            let name = obj["metadata"]["name"].clone();
+            if let Some(meta) = obj["metadata"].as_object_mut() {
+                let labels = meta.entry("labels").or_insert_with(|| json!({}));
+                set_default(labels, "kubernetes.io/metadata.name", name);
+            }
+            set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
+            obj["status"] = json!({"phase": "Active"});
+        }
+        ("", "Secret") => set_default(obj, "type", json!("Opaque")),
+        ("policy", "PodDisruptionBudget") => {}
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    #[test]
+    fn rejects_bad_names_with_real_wording() {
+        let reg = Registry::default();
+        let cm = reg.lookup("", "v1", "configmaps").unwrap();
+        let err = validate(cm, &json!({"metadata": {"name": "Bad_Name"}})).unwrap_err();
+        assert_eq!(err.code, 422);
+        assert!(err.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{}", err.message);
+    }
+
+    #[test]
+    fn deployment_requires_image() {
+        let reg = Registry::default();
+        let d = reg.lookup("apps", "v1", "deployments").unwrap();
+        let obj = json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web"}]}}}});
+        let err = validate(d, &obj).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].image: Required value"
+        );
+    }
+}

@@ -1,0 +1,604 @@
+//! Writes: create, update, patch (apply, merge, JSON, strategic), delete. Each runs under the
+//! store lock, honours `dryRun=All`, and reports follow-up work for the built-in controllers.
+
+use serde_json::{Value, json};
+
+use crate::objects::{apply_defaults, validate};
+use crate::patch::{json_patch, merge_patch, strategic_merge_patch};
+use crate::registry::ResourceType;
+use crate::ssa::managed::{self, Writer, conflict_causes, conflict_message};
+use crate::status::{ApiError, FieldError, success_status};
+use crate::store::{EventType, Key, Store};
+
+/// Who writes what, where.
+pub struct Ctx<'a> {
+    /// Resource type addressed by the URL (its version is the request's version).
+    pub rt: &'a ResourceType,
+    /// Namespace from the URL.
+    pub ns: Option<&'a str>,
+    /// `dryRun=All`: validate and answer, store nothing.
+    pub dry_run: bool,
+    /// Field manager of the request.
+    pub manager: &'a str,
+    /// Request time, RFC 3339.
+    pub now: String,
+}
+
+impl Ctx<'_> {
+    fn writer<'b>(&'b self, subresource: &'b str) -> Writer<'b> {
+        Writer {
+            manager: self.manager,
+            api_version: "",
+            subresource,
+            now: &self.now,
+        }
+    }
+}
+
+/// Work for the built-in controllers after a write.
+#[derive(Debug, Clone)]
+pub enum Followup {
+    /// Fill in a Deployment's status.
+    DeploymentStatus(Key),
+    /// Mark a CRD Established and serve its resources.
+    EstablishCrd(String),
+}
+
+/// The result of a write.
+pub struct Outcome {
+    /// Response body.
+    pub object: Value,
+    /// HTTP status code.
+    pub code: u16,
+    /// Controller work to run once the lock is released.
+    pub followups: Vec<Followup>,
+}
+
+fn ok(object: Value, code: u16) -> Outcome {
+    Outcome {
+        object,
+        code,
+        followups: Vec::new(),
+    }
+}
+
+fn set_type(rt: &ResourceType, obj: &mut Value) {
+    obj["apiVersion"] = json!(rt.api_version());
+    obj["kind"] = json!(rt.kind);
+}
+
+fn name_of(v: &Value) -> &str {
+    v["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn check_body(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request is not a JSON object",
+        ));
+    }
+    if let Some(av) = body["apiVersion"].as_str()
+        && av != rt.api_version()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            rt.api_version()
+        )));
+    }
+    if let Some(k) = body["kind"].as_str()
+        && k != rt.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            rt.kind
+        )));
+    }
+    Ok(())
+}
+
+fn check_namespace(ctx: &Ctx<'_>, body: &mut Value) -> Result<(), ApiError> {
+    if !body["metadata"].is_object() {
+        body["metadata"] = json!({});
+    }
+    if ctx.rt.namespaced {
+        let url_ns = ctx.ns.unwrap_or_default();
+        match body["metadata"]["namespace"].as_str() {
+            Some(ns) if !ns.is_empty() && ns != url_ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => body["metadata"]["namespace"] = json!(url_ns),
+        }
+    } else if let Some(m) = body["metadata"].as_object_mut() {
+        m.remove("namespace");
+    }
+    Ok(())
+}
+
+fn check_url_name(body: &mut Value, name: &str) -> Result<(), ApiError> {
+    match body["metadata"]["name"].as_str() {
+        None | Some("") => body["metadata"]["name"] = json!(name),
+        Some(n) if n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn followups_for(rt: &ResourceType, key: &Key) -> Vec<Followup> {
+    match (rt.group.as_str(), rt.resource.as_str(), rt.custom) {
+        ("apps", "deployments", false) => vec![Followup::DeploymentStatus(key.clone())],
+        ("apiextensions.k8s.io", "customresourcedefinitions", false) => {
+            vec![Followup::EstablishCrd(key.3.clone())]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn ensure_namespace(store: &Store, ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let ns = ctx.ns.unwrap_or_default();
+    if ctx.rt.namespaced && !store.namespace_exists(ns) {
+        return Err(ApiError::namespace_not_found(ns));
+    }
+    Ok(())
+}
+
+fn spec_changed(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("status");
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        v
+    };
+    strip(a) != strip(b)
+}
+
+/// Store a new object (shared by POST and create-via-apply).
+fn finish_create(store: &mut Store, ctx: &Ctx<'_>, mut obj: Value) -> Result<Outcome, ApiError> {
+    let name = name_of(&obj).to_string();
+    let key = Store::key(ctx.rt, ctx.ns, &name);
+    if store.get(&key).is_some() {
+        return Err(ApiError::already_exists(ctx.rt, &name));
+    }
+    let meta = &mut obj["metadata"];
+    meta["uid"] = json!(crate::util::new_uid());
+    meta["creationTimestamp"] = json!(ctx.now);
+    meta["generation"] = json!(1);
+    if let Some(m) = meta.as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    validate(ctx.rt, &obj)?;
+    if ctx.dry_run {
+        return Ok(ok(obj, 201));
+    }
+    let stored = store.put(key.clone(), obj, EventType::Added);
+    Ok(Outcome {
+        object: stored,
+        code: 201,
+        followups: followups_for(ctx.rt, &key),
+    })
+}
+
+/// POST to a collection.
+pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outcome, ApiError> {
+    check_body(ctx.rt, &body)?;
+    check_namespace(ctx, &mut body)?;
+    set_type(ctx.rt, &mut body);
+    if name_of(&body).is_empty()
+        && let Some(prefix) = body["metadata"]["generateName"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+    {
+        body["metadata"]["name"] = json!(format!("{prefix}{}", crate::util::random_suffix()));
+    }
+    if name_of(&body).is_empty() {
+        return Err(ApiError::invalid(
+            &ctx.rt.kind,
+            &ctx.rt.group,
+            "",
+            vec![FieldError::required(
+                "metadata.name",
+                "name or generateName is required",
+            )],
+        ));
+    }
+    if ctx.rt.resource != "namespaces" {
+        ensure_namespace(store, ctx)?;
+    }
+    if let Some(m) = body["metadata"].as_object_mut() {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "managedFields",
+            "deletionTimestamp",
+        ] {
+            m.remove(k);
+        }
+    }
+    if ctx.rt.has_status
+        && let Some(m) = body.as_object_mut()
+    {
+        m.remove("status");
+    }
+    apply_defaults(ctx.rt, &mut body, || store.next_cluster_ip());
+    let mut w = ctx.writer("");
+    let av = ctx.rt.api_version();
+    w.api_version = &av;
+    managed::update(None, &mut body, &w);
+    finish_create(store, ctx, body)
+}
+
+fn immutable_checks(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
+    if rt.group == "apps" && !rt.custom && old["spec"]["selector"] != new["spec"]["selector"] {
+        return Err(ApiError::invalid(
+            &rt.kind,
+            &rt.group,
+            name_of(new),
+            vec![FieldError::immutable(
+                "spec.selector",
+                &new["spec"]["selector"],
+            )],
+        ));
+    }
+    Ok(())
+}
+
+/// Bump generation, skip no-op writes, validate and store an updated object.
+fn finish_update(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    key: Key,
+    old: &Value,
+    mut new: Value,
+) -> Result<Outcome, ApiError> {
+    let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+    new["metadata"]["generation"] = json!(if spec_changed(old, &new) {
+        generation + 1
+    } else {
+        generation
+    });
+    new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+    if new == *old {
+        return Ok(ok(new, 200));
+    }
+    validate(ctx.rt, &new)?;
+    immutable_checks(ctx.rt, old, &new)?;
+    if ctx.dry_run {
+        return Ok(ok(new, 200));
+    }
+    let stored = store.put(key.clone(), new, EventType::Modified);
+    Ok(Outcome {
+        object: stored,
+        code: 200,
+        followups: followups_for(ctx.rt, &key),
+    })
+}
+
+/// Keep what the client may not change: identity, creation time, and status on the main resource.
+fn carry_system_fields(rt: &ResourceType, old: &Value, new: &mut Value, subresource: &str) {
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+    ] {
+        match old["metadata"].get(k) {
+            Some(v) => new["metadata"][k] = v.clone(),
+            None => {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+    if subresource == "status" {
+        let status = new.get("status").cloned();
+        let mut keep = old.clone();
+        match status {
+            Some(s) => keep["status"] = s,
+            None => {
+                if let Some(m) = keep.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+        keep["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
+        *new = keep;
+    } else if rt.has_status {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+}
+
+fn update_inner(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    key: Key,
+    old: &Value,
+    mut new: Value,
+    subresource: &str,
+) -> Result<Outcome, ApiError> {
+    set_type(ctx.rt, &mut new);
+    let user_managed = new["metadata"]["managedFields"]
+        .as_array()
+        .filter(|a| !a.is_empty() && Some(*a) != old["metadata"]["managedFields"].as_array())
+        .cloned();
+    if user_managed.is_none() {
+        new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
+    }
+    carry_system_fields(ctx.rt, old, &mut new, subresource);
+    if subresource.is_empty() {
+        apply_defaults(ctx.rt, &mut new, || store.next_cluster_ip());
+    }
+    match user_managed {
+        Some(list) => {
+            let kept: Vec<Value> = list
+                .into_iter()
+                .filter(|e| e.get("manager").is_some())
+                .collect();
+            new["metadata"]["managedFields"] = Value::Array(kept);
+        }
+        None => {
+            let av = ctx.rt.api_version();
+            let mut w = ctx.writer(subresource);
+            w.api_version = &av;
+            managed::update(Some(old), &mut new, &w);
+        }
+    }
+    finish_update(store, ctx, key, old, new)
+}
+
+fn check_rv(ctx: &Ctx<'_>, old: &Value, body: &Value) -> Result<(), ApiError> {
+    if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
+        && !rv.is_empty()
+        && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+    {
+        return Err(ApiError::conflict(ctx.rt, name_of(old)));
+    }
+    Ok(())
+}
+
+/// PUT of an object (or of its status subresource).
+pub fn update(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    name: &str,
+    mut body: Value,
+    subresource: &str,
+) -> Result<Outcome, ApiError> {
+    check_body(ctx.rt, &body)?;
+    check_namespace(ctx, &mut body)?;
+    check_url_name(&mut body, name)?;
+    let key = Store::key(ctx.rt, ctx.ns, name);
+    let old = store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(ctx.rt, name))?;
+    check_rv(ctx, &old, &body)?;
+    update_inner(store, ctx, key, &old, body, subresource)
+}
+
+/// The kinds of PATCH the server understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    /// `application/apply-patch+yaml`.
+    Apply,
+    /// `application/merge-patch+json`.
+    Merge,
+    /// `application/json-patch+json`.
+    Json,
+    /// `application/strategic-merge-patch+json`.
+    Strategic,
+}
+
+impl PatchKind {
+    /// From the request Content-Type.
+    pub fn from_content_type(ct: &str) -> Option<PatchKind> {
+        let base = ct.split(';').next().unwrap_or_default().trim();
+        match base {
+            "application/apply-patch+yaml"
+            | "application/apply-patch+json"
+            | "application/apply-patch+cbor" => Some(PatchKind::Apply),
+            "application/merge-patch+json" => Some(PatchKind::Merge),
+            "application/json-patch+json" => Some(PatchKind::Json),
+            "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
+            _ => None,
+        }
+    }
+}
+
+/// PATCH of an object.
+pub fn patch(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    name: &str,
+    kind: PatchKind,
+    body: Value,
+    force: bool,
+    subresource: &str,
+) -> Result<Outcome, ApiError> {
+    let key = Store::key(ctx.rt, ctx.ns, name);
+    let existing = store.get(&key).cloned();
+    if kind != PatchKind::Apply {
+        let old = existing.ok_or_else(|| ApiError::not_found(ctx.rt, name))?;
+        let patched = match kind {
+            PatchKind::Merge => merge_patch(&old, &body),
+            PatchKind::Strategic => strategic_merge_patch(&old, &body),
+            _ => json_patch(&old, &body).map_err(|e| {
+                ApiError::invalid(
+                    &ctx.rt.kind,
+                    &ctx.rt.group,
+                    name,
+                    vec![FieldError {
+                        reason: "FieldValueInvalid",
+                        field: "".into(),
+                        message: e.to_string(),
+                    }],
+                )
+            })?,
+        };
+        check_rv(ctx, &old, &patched)?;
+        return update_inner(store, ctx, key, &old, patched, subresource);
+    }
+
+    // Server-side apply.
+    let mut body = body;
+    check_body(ctx.rt, &body)?;
+    if body["apiVersion"].is_null() || body["kind"].is_null() {
+        return Err(ApiError::bad_request(
+            "Object 'Kind' is missing in the applied configuration; apiVersion and kind are required",
+        ));
+    }
+    if body["metadata"]["managedFields"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    check_namespace(ctx, &mut body)?;
+    check_url_name(&mut body, name)?;
+    if subresource == "status" {
+        body = json!({"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": body["metadata"], "status": body["status"]});
+    }
+    let av = ctx.rt.api_version();
+    let mut w = ctx.writer(subresource);
+    w.api_version = &av;
+    let conflict = |c: Vec<managed::Conflict>| {
+        ApiError::apply_conflict(conflict_message(&c), conflict_causes(&c))
+    };
+    match existing {
+        None => {
+            if subresource == "status" {
+                return Err(ApiError::not_found(ctx.rt, name));
+            }
+            if ctx.rt.resource != "namespaces" {
+                ensure_namespace(store, ctx)?;
+            }
+            let mut skeleton =
+                json!({"apiVersion": av, "kind": ctx.rt.kind, "metadata": {"name": name}});
+            if ctx.rt.namespaced {
+                skeleton["metadata"]["namespace"] = json!(ctx.ns.unwrap_or_default());
+            }
+            let mut obj = managed::apply(&skeleton, &body, &w, force).map_err(conflict)?;
+            if ctx.rt.has_status
+                && let Some(m) = obj.as_object_mut()
+            {
+                m.remove("status");
+            }
+            apply_defaults(ctx.rt, &mut obj, || store.next_cluster_ip());
+            finish_create(store, ctx, obj)
+        }
+        Some(old) => {
+            check_rv(ctx, &old, &body)?;
+            let mut merged = managed::apply(&old, &body, &w, force).map_err(conflict)?;
+            carry_system_fields(ctx.rt, &old, &mut merged, subresource);
+            set_type(ctx.rt, &mut merged);
+            if subresource.is_empty() {
+                apply_defaults(ctx.rt, &mut merged, || store.next_cluster_ip());
+            }
+            finish_update(store, ctx, key, &old, merged)
+        }
+    }
+}
+
+/// DELETE of one object. Returns a success `Status` (or, for namespaces, the terminating object).
+pub fn delete(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    name: &str,
+    opts: &Value,
+) -> Result<Outcome, ApiError> {
+    let key = Store::key(ctx.rt, ctx.ns, name);
+    let old = store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(ctx.rt, name))?;
+    let uid = old["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(want) = opts["preconditions"]["uid"].as_str()
+        && want != uid
+    {
+        return Err(ApiError::conflict_msg(
+            ctx.rt,
+            name,
+            &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+        ));
+    }
+    if let Some(want) = opts["preconditions"]["resourceVersion"].as_str()
+        && Some(want) != old["metadata"]["resourceVersion"].as_str()
+    {
+        return Err(ApiError::conflict_msg(
+            ctx.rt,
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                old["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let response = if ctx.rt.resource == "namespaces" && !ctx.rt.custom {
+        let mut t = old.clone();
+        t["metadata"]["deletionTimestamp"] = json!(ctx.now);
+        t["status"]["phase"] = json!("Terminating");
+        t
+    } else {
+        success_status(ctx.rt, name, &uid)
+    };
+    if ctx.dry_run {
+        return Ok(ok(response, 200));
+    }
+    store.delete(&key);
+    if ctx.rt.resource == "namespaces" && !ctx.rt.custom {
+        let keys: Vec<Key> = store
+            .objects
+            .keys()
+            .filter(|k| k.2 == name)
+            .cloned()
+            .collect();
+        for k in keys {
+            store.delete(&k);
+        }
+    }
+    if ctx.rt.resource == "customresourcedefinitions" && !ctx.rt.custom {
+        store.registry.unregister_crd(&old);
+        let group = old["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let plural = old["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let keys: Vec<Key> = store
+            .objects
+            .keys()
+            .filter(|k| k.0 == group && k.1 == plural)
+            .cloned()
+            .collect();
+        for k in keys {
+            store.delete(&k);
+        }
+    }
+    store.unhealthy.remove(&(key.2.clone(), key.3.clone()));
+    Ok(ok(response, 200))
+}

@@ -1,0 +1,329 @@
+//! Walking objects: the field set an applied configuration names, the fields an update changed,
+//! merging an applied configuration into the live object, and reading or removing one path.
+
+use serde_json::{Map, Value};
+
+use super::fieldset::{FieldSet, field_pe, key_pe};
+use super::schema::{is_atomic_map, is_granular_map, item_key, list_keys};
+
+/// Metadata fields the server owns; they never appear in managed fields.
+const SYSTEM_META: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "generateName",
+];
+
+/// The part of an object that field management tracks: no apiVersion/kind, no server-owned
+/// metadata, and no `status` unless `keep_status` (writes through the status subresource).
+pub fn tracked_content(obj: &Value, keep_status: bool) -> Value {
+    let mut out = obj.clone();
+    if let Some(m) = out.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+        if !keep_status {
+            m.remove("status");
+        }
+        let drop_meta = match m.get_mut("metadata").and_then(Value::as_object_mut) {
+            Some(meta) => {
+                for k in SYSTEM_META {
+                    meta.remove(*k);
+                }
+                meta.is_empty()
+            }
+            None => false,
+        };
+        if drop_meta {
+            m.remove("metadata");
+        }
+    }
+    out
+}
+
+/// The set of fields an applied configuration specifies (what its manager will own).
+pub fn apply_set(content: &Value) -> FieldSet {
+    let mut fs = FieldSet::default();
+    let mut names = Vec::new();
+    if let Some(m) = content.as_object() {
+        walk_map_apply(m, &mut names, &mut fs);
+    }
+    fs
+}
+
+fn walk_apply(v: &Value, names: &mut Vec<String>, node: &mut FieldSet) {
+    match v {
+        Value::Object(m) if !m.is_empty() && !is_atomic_map(names) => {
+            walk_map_apply(m, names, node)
+        }
+        Value::Array(items) if !items.is_empty() => match list_keys(names) {
+            Some(keys) => {
+                for item in items {
+                    match item_key(item, keys) {
+                        Some(k) => {
+                            let child = node.children.entry(key_pe(&k)).or_default();
+                            child.owned = true;
+                            if let Some(m) = item.as_object() {
+                                walk_map_apply(m, names, child);
+                            }
+                        }
+                        None => node.owned = true,
+                    }
+                }
+            }
+            None => node.owned = true,
+        },
+        _ => node.owned = true,
+    }
+}
+
+fn walk_map_apply(m: &Map<String, Value>, names: &mut Vec<String>, node: &mut FieldSet) {
+    for (k, child) in m {
+        names.push(k.clone());
+        walk_apply(child, names, node.children.entry(field_pe(k)).or_default());
+        names.pop();
+    }
+}
+
+/// Fields an update changed: (added or modified paths, removed paths).
+pub fn update_sets(old: Option<&Value>, new: &Value) -> (FieldSet, FieldSet) {
+    let mut changed = FieldSet::default();
+    let mut removed = FieldSet::default();
+    let mut names = Vec::new();
+    diff(old, new, &mut names, &mut changed, &mut removed);
+    changed.prune();
+    removed.prune();
+    (changed, removed)
+}
+
+fn diff(
+    old: Option<&Value>,
+    new: &Value,
+    names: &mut Vec<String>,
+    changed: &mut FieldSet,
+    removed: &mut FieldSet,
+) {
+    let atomic_map = is_atomic_map(names);
+    match new {
+        Value::Object(nm) if !nm.is_empty() && !atomic_map => {
+            let om = old.and_then(Value::as_object);
+            if om.is_none() && !names.is_empty() && is_granular_map(names) {
+                changed.owned = true;
+            }
+            for (k, nv) in nm {
+                names.push(k.clone());
+                let c = changed.children.entry(field_pe(k)).or_default();
+                let r = removed.children.entry(field_pe(k)).or_default();
+                diff(om.and_then(|o| o.get(k)), nv, names, c, r);
+                names.pop();
+            }
+            if let Some(om) = om {
+                for k in om.keys().filter(|k| !nm.contains_key(*k)) {
+                    removed.children.entry(field_pe(k)).or_default().owned = true;
+                }
+            }
+        }
+        Value::Array(items) if !items.is_empty() && list_keys(names).is_some() => {
+            let keys = list_keys(names).unwrap_or(&[]);
+            let olds: Vec<(String, &Value)> = old
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|i| item_key(i, keys).map(|k| (key_pe(&k), i)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut new_pes = Vec::new();
+            for item in items {
+                let Some(k) = item_key(item, keys) else {
+                    changed.owned = true;
+                    continue;
+                };
+                let pe = key_pe(&k);
+                let prev = olds.iter().find(|(p, _)| *p == pe).map(|(_, v)| *v);
+                let c = changed.children.entry(pe.clone()).or_default();
+                if prev.is_none() {
+                    c.owned = true;
+                }
+                let r = removed.children.entry(pe.clone()).or_default();
+                diff(prev, item, names, c, r);
+                new_pes.push(pe);
+            }
+            for (pe, _) in olds.iter().filter(|(p, _)| !new_pes.contains(p)) {
+                removed.children.entry(pe.clone()).or_default().owned = true;
+            }
+        }
+        _ => {
+            if old != Some(new) {
+                changed.owned = true;
+            }
+        }
+    }
+}
+
+/// Merge an applied configuration into the live object: maps merge, keyed lists merge item by
+/// item, everything else is replaced by the applied value.
+pub fn merge_apply(live: &Value, applied: &Value, names: &mut Vec<String>) -> Value {
+    match (live, applied) {
+        (Value::Object(lm), Value::Object(am)) if !is_atomic_map(names) => {
+            let mut out = lm.clone();
+            for (k, av) in am {
+                if av.is_null() {
+                    out.remove(k);
+                    continue;
+                }
+                names.push(k.clone());
+                let merged = match lm.get(k) {
+                    Some(lv) => merge_apply(lv, av, names),
+                    None => av.clone(),
+                };
+                names.pop();
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (Value::Array(li), Value::Array(ai)) if list_keys(names).is_some() => {
+            let keys = list_keys(names).unwrap_or(&[]);
+            let mut out: Vec<Value> = li.clone();
+            for item in ai {
+                let k = item_key(item, keys);
+                let pos = k.as_ref().and_then(|k| {
+                    out.iter()
+                        .position(|l| item_key(l, keys).as_ref() == Some(k))
+                });
+                match pos {
+                    Some(p) => out[p] = merge_apply(&out[p], item, names),
+                    None => out.push(item.clone()),
+                }
+            }
+            Value::Array(out)
+        }
+        _ => applied.clone(),
+    }
+}
+
+fn item_matches(item: &Value, pe: &str) -> bool {
+    if let Some(k) = pe.strip_prefix("k:") {
+        let Ok(want) = serde_json::from_str::<Map<String, Value>>(k) else {
+            return false;
+        };
+        let Some(obj) = item.as_object() else {
+            return false;
+        };
+        want.iter().all(|(kk, kv)| match obj.get(kk) {
+            Some(v) => v == kv,
+            None => super::schema::key_default(kk).as_ref() == Some(kv),
+        })
+    } else if let Some(v) = pe.strip_prefix("v:") {
+        serde_json::from_str::<Value>(v).is_ok_and(|want| *item == want)
+    } else {
+        false
+    }
+}
+
+/// The value at `path`, if present.
+pub fn get_path<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = obj;
+    for pe in path {
+        cur = if let Some(f) = pe.strip_prefix("f:") {
+            cur.as_object()?.get(f)?
+        } else if let Some(i) = pe.strip_prefix("i:") {
+            cur.as_array()?.get(i.parse::<usize>().ok()?)?
+        } else {
+            cur.as_array()?.iter().find(|it| item_matches(it, pe))?
+        };
+    }
+    Some(cur)
+}
+
+/// Remove the value at `path`; returns whether something was removed.
+pub fn remove_path(obj: &mut Value, path: &[String]) -> bool {
+    let Some((last, parent)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = obj;
+    for pe in parent {
+        let next = if let Some(f) = pe.strip_prefix("f:") {
+            cur.as_object_mut().and_then(|m| m.get_mut(f))
+        } else if let Some(i) = pe.strip_prefix("i:") {
+            let idx = i.parse::<usize>().ok();
+            cur.as_array_mut()
+                .and_then(|a| idx.and_then(|i| a.get_mut(i)))
+        } else {
+            cur.as_array_mut()
+                .and_then(|a| a.iter_mut().find(|it| item_matches(it, pe)))
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    if let Some(f) = last.strip_prefix("f:") {
+        cur.as_object_mut().is_some_and(|m| m.remove(f).is_some())
+    } else if let Some(a) = cur.as_array_mut() {
+        let before = a.len();
+        a.retain(|it| !item_matches(it, last));
+        a.len() != before
+    } else {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(image: &str) -> Value {
+        json!({"spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {
+            "containers": [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}]}}}})
+    }
+
+    #[test]
+    fn apply_set_uses_merge_keys_and_atomic_selector() {
+        let fs = apply_set(&deploy("nginx:1"));
+        assert_eq!(
+            fs.to_fields_v1(),
+            json!({"f:spec": {"f:replicas": {}, "f:selector": {}, "f:template": {"f:spec": {"f:containers": {
+                "k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}, "f:ports": {
+                    "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}}}}}})
+        );
+    }
+
+    #[test]
+    fn merge_apply_merges_containers_by_name() {
+        let live = json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}});
+        let applied = json!({"spec": {"containers": [{"name": "b", "image": "z"}]}});
+        let merged = merge_apply(&live, &applied, &mut vec![]);
+        assert_eq!(merged["spec"]["containers"][0]["image"], "x");
+        assert_eq!(merged["spec"]["containers"][1]["image"], "z");
+    }
+
+    #[test]
+    fn update_sets_report_changed_and_removed() {
+        let (changed, removed) =
+            update_sets(Some(&deploy("nginx:1")), &json!({"spec": {"replicas": 2}}));
+        assert!(changed.is_empty());
+        assert!(removed.contains(&["f:spec".into(), "f:template".into()]));
+        let (changed, _) = update_sets(Some(&deploy("nginx:1")), &deploy("nginx:2"));
+        let p: Vec<String> = vec![
+            "f:spec".into(),
+            "f:template".into(),
+            "f:spec".into(),
+            "f:containers".into(),
+            "k:{\"name\":\"web\"}".into(),
+            "f:image".into(),
+        ];
+        assert_eq!(changed.paths(), vec![p.clone()]);
+        let mut obj = deploy("nginx:1");
+        assert_eq!(get_path(&obj, &p), Some(&json!("nginx:1")));
+        assert!(remove_path(&mut obj, &p[..5]));
+        assert_eq!(obj["spec"]["template"]["spec"]["containers"], json!([]));
+    }
+}
