@@ -6,11 +6,14 @@
 //! values; I/O sits behind small traits at the edges.
 
 pub mod backup;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod diag;
 pub mod rancher;
 pub mod record;
+pub mod render;
 pub mod source;
+pub mod spec;
 pub mod yaml;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod specs;
+
 /// Keelson: declarative GitOps for Kubernetes and Rancher, with verified etcd snapshots.
 #[derive(Debug, Parser)]
 #[command(name = "keelson", version, about, long_about = None)]
@@ -16,6 +18,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check every spec: schema, ownership, policy rules. Exit 1 on any error.
+    Validate(specs::ValidateArgs),
+    /// Print the desired Kubernetes objects of environments as YAML.
+    Render(specs::RenderArgs),
+    /// Set an app's image tag (or digest) in pipeline.yaml, keeping comments.
+    SetImage(specs::SetImageArgs),
     /// Take, list and verify etcd snapshots.
     Backup(crate::backup::cli::BackupArgs),
     /// Run the controller: sync on push, poll, re-check drift, serve status.
@@ -28,6 +36,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Validate(args) => specs::validate(args),
+        Command::Render(args) => specs::render(args),
+        Command::SetImage(args) => specs::set_image(args),
         Command::Backup(args) => crate::backup::cli::run(args),
         Command::Run(args) => crate::controller::cli::run(args),
         Command::Status(args) => crate::controller::cli::status(args),

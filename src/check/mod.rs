@@ -1,0 +1,304 @@
+//! Check: everything that can be wrong with a repository of specs, found in
+//! one pass — schema errors (while loading), cross-file consistency, and CEL
+//! policy rules over the merged apps.
+
+pub mod rules;
+pub mod schema;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::diag::{Diagnostic, Severity, did_you_mean};
+use crate::render::{self, ResolvedEnv};
+use crate::spec::{self, EnvFiles, Repo};
+
+/// The outcome of checking a repository.
+#[derive(Debug)]
+pub struct Report {
+    /// What was loaded.
+    pub repo: Repo,
+    /// Every finding, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Environments with no errors, merged and ready to render.
+    pub ready: BTreeMap<String, ResolvedEnv>,
+    /// Environments blocked by errors (their own or a policy's).
+    pub blocked: Vec<String>,
+}
+
+impl Report {
+    /// Number of errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+}
+
+/// Load and check the repository at `root`.
+pub fn check_repo(root: &Path) -> Report {
+    let (repo, mut diags) = spec::load_repo(root);
+    let mut ready = BTreeMap::new();
+    let mut blocked = Vec::new();
+
+    check_policies(&repo, &mut diags);
+    let compiled = rules::Compiled::new(&repo.policies, &mut diags);
+    let policies_ok = !repo.policies_failed
+        && compiled.all_ok()
+        && !diags
+            .iter()
+            .any(|d| d.severity == Severity::Error && d.file.starts_with("policies"));
+    let namespaces = namespace_owners(&repo);
+
+    for (name, env) in &repo.environments {
+        let before = diags.len();
+        cross_check(env, &namespaces, &mut diags);
+        let mut ok = !env.load_failed
+            && policies_ok
+            && diags[before..]
+                .iter()
+                .all(|d| d.severity != Severity::Error);
+        if ok {
+            match render::resolve(env, &repo.policies) {
+                Ok(resolved) => {
+                    let findings = compiled.evaluate(&resolved);
+                    ok = findings.iter().all(|d| d.severity != Severity::Error);
+                    diags.extend(findings);
+                    if ok {
+                        ready.insert(name.clone(), resolved);
+                    }
+                }
+                Err(errs) => {
+                    ok = false;
+                    diags.extend(errs);
+                }
+            }
+        }
+        if !ok {
+            blocked.push(name.clone());
+        }
+    }
+    diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    diags.dedup();
+    Report {
+        repo,
+        diagnostics: diags,
+        ready,
+        blocked,
+    }
+}
+
+fn check_policies(repo: &Repo, diags: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, &Path> = HashMap::new();
+    for p in &repo.policies {
+        let name = p.value.metadata.name.as_str();
+        if let Some(first) = seen.insert(name, &p.file) {
+            diags.push(Diagnostic::error(
+                "policy",
+                &p.file,
+                Some(p.node.locate("/metadata/name", false)),
+                format!(
+                    "policy name `{name}` is already used by {}",
+                    first.display()
+                ),
+            ));
+        }
+        for (i, g) in p.value.spec.applies_to.iter().enumerate() {
+            if let Err(e) = globset::Glob::new(g) {
+                diags.push(Diagnostic::error(
+                    "policy",
+                    &p.file,
+                    Some(p.node.locate(&format!("/spec/appliesTo/{i}"), false)),
+                    format!("invalid environment glob `{g}`: {e}"),
+                ));
+            }
+        }
+    }
+}
+
+/// (cluster, namespace) → environments using it.
+fn namespace_owners(repo: &Repo) -> HashMap<(String, String), Vec<String>> {
+    let mut m: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for (name, env) in &repo.environments {
+        if let Some(e) = &env.environment {
+            m.entry((e.value.spec.cluster.clone(), e.value.spec.namespace.clone()))
+                .or_default()
+                .push(name.clone());
+        }
+    }
+    m
+}
+
+fn cross_check(
+    env: &EnvFiles,
+    namespaces: &HashMap<(String, String), Vec<String>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(e) = &env.environment else { return };
+    let spec = &e.value.spec;
+    if e.value.metadata.name != env.name {
+        diags.push(
+            Diagnostic::error(
+                "environment",
+                &e.file,
+                Some(e.node.locate("/metadata/name", false)),
+                format!(
+                    "metadata.name is `{}` but the folder is `{}`",
+                    e.value.metadata.name, env.name
+                ),
+            )
+            .with_help("the folder name is the environment name; make them match"),
+        );
+    }
+    if let Some(others) = namespaces.get(&(spec.cluster.clone(), spec.namespace.clone())) {
+        if others.len() > 1 {
+            diags.push(
+                Diagnostic::error(
+                    "environment",
+                    &e.file,
+                    Some(e.node.locate("/spec/namespace", false)),
+                    format!(
+                        "namespace `{}` on cluster `{}` is used by several environments: {}",
+                        spec.namespace,
+                        spec.cluster,
+                        others.join(", ")
+                    ),
+                )
+                .with_help("each environment needs its own namespace, or they would prune each other's objects"),
+            );
+        }
+    }
+    let mut first_seen: HashMap<&str, usize> = HashMap::new();
+    for (i, app) in spec.apps.iter().enumerate() {
+        if let Some(j) = first_seen.insert(app.name.as_str(), i) {
+            let first = e.node.locate(&format!("/spec/apps/{j}/name"), false);
+            diags.push(Diagnostic::error(
+                "environment",
+                &e.file,
+                Some(e.node.locate(&format!("/spec/apps/{i}/name"), false)),
+                format!(
+                    "duplicate app name `{}` (first defined at line {}, column {})",
+                    app.name, first.start.line, first.start.col
+                ),
+            ));
+        }
+        let pipeline_image = env
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.value.spec.apps.get(&app.name))
+            .and_then(|a| a.image.as_ref());
+        if app.image.is_none() && pipeline_image.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    "environment",
+                    &e.file,
+                    Some(e.node.locate(&format!("/spec/apps/{i}/name"), false)),
+                    format!("app `{}` has no image", app.name),
+                )
+                .with_help("set `image:` (the repository, without tag) on the app"),
+            );
+        }
+        if let Some(h) = &app.health {
+            if let Some(crate::spec::IntOrString::Str(port)) = &h.port {
+                if !app.ports.iter().any(|p| &p.name == port) {
+                    diags.push(
+                        Diagnostic::error(
+                            "environment",
+                            &e.file,
+                            Some(e.node.locate(&format!("/spec/apps/{i}/health/port"), false)),
+                            format!("health check port `{port}` is not one of the app's ports"),
+                        )
+                        .with_help(format!(
+                            "named ports: {}",
+                            app.ports
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(p) = &env.pipeline {
+        if let Some(pe) = p
+            .value
+            .metadata
+            .as_ref()
+            .and_then(|m| m.environment.as_ref())
+        {
+            if pe != &env.name {
+                diags.push(Diagnostic::error(
+                    "pipeline",
+                    &p.file,
+                    Some(p.node.locate("/metadata/environment", false)),
+                    format!(
+                        "pipeline.yaml says environment `{pe}` but sits in `{}`",
+                        env.name
+                    ),
+                ));
+            }
+        }
+        for name in p.value.spec.apps.keys() {
+            if !spec.apps.iter().any(|a| &a.name == name) {
+                let d = Diagnostic::error(
+                    "pipeline",
+                    &p.file,
+                    Some(p.node.locate(&format!("/spec/apps/{name}"), true)),
+                    format!("app `{name}` is not defined in environment.yaml"),
+                );
+                diags.push(
+                    match did_you_mean(name, spec.apps.iter().map(|a| a.name.as_str())) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => {
+                            d.with_help("add the app to environment.yaml first, or remove it here")
+                        }
+                    },
+                );
+            }
+        }
+    }
+    let mut manifest_ids: HashMap<(String, String, String), &Path> = HashMap::new();
+    for m in &env.manifests {
+        let s = |p: &str| {
+            m.object
+                .pointer(p)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let id = (s("/kind"), s("/metadata/namespace"), s("/metadata/name"));
+        if let Some(first) = manifest_ids.insert(id.clone(), &m.file) {
+            diags.push(Diagnostic::error(
+                "manifest",
+                &m.file,
+                Some(m.node.locate("/metadata/name", false)),
+                format!(
+                    "{} `{}` is defined twice (also in {})",
+                    id.0,
+                    id.2,
+                    first.display()
+                ),
+            ));
+        }
+        let rendered_kinds = ["Deployment", "Service", "Ingress", "PodDisruptionBudget"];
+        if rendered_kinds.contains(&id.0.as_str())
+            && spec.apps.iter().any(|a| a.name == id.2)
+            && id.1.is_empty()
+        {
+            diags.push(
+                Diagnostic::error(
+                    "manifest",
+                    &m.file,
+                    Some(m.node.locate("/metadata/name", false)),
+                    format!(
+                        "{} `{}` clashes with the one keelson renders for app `{}`",
+                        id.0, id.2, id.2
+                    ),
+                )
+                .with_help("rename the manifest, or change the app in environment.yaml instead"),
+            );
+        }
+    }
+}
