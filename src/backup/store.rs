@@ -274,8 +274,12 @@ pub fn clean_stale_parts(dir: &Path, cluster: &str) -> io::Result<Vec<PathBuf>> 
         let Some(stem) = name.strip_suffix(".part") else {
             continue;
         };
-        let stem = stem.strip_suffix(".json").unwrap_or(stem);
-        if SnapshotName::parse(stem).is_some_and(|n| n.cluster == cluster) {
+        // Both `<name>.db.part` and the metadata's `<name>.json.part`.
+        let db_name = match stem.strip_suffix(".json") {
+            Some(base) => format!("{base}.db"),
+            None => stem.to_string(),
+        };
+        if SnapshotName::parse(&db_name).is_some_and(|n| n.cluster == cluster) {
             fs::remove_file(entry.path())?;
             removed.push(entry.path());
         }
