@@ -61,3 +61,122 @@ fn api_version() -> String {
 fn config_kind() -> String {
     "Config".into()
 }
+
+/// Why the config file could not be used; the diagnostics carry positions.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .rendered)]
+pub struct ConfigError {
+    /// The problems found.
+    pub diagnostics: Vec<crate::diag::Diagnostic>,
+    /// The problems, rendered with snippets.
+    pub rendered: String,
+}
+
+/// Read and check the keelson config file. Errors name file:line:col.
+pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
+    use crate::diag::{Diagnostic, Sources, did_you_mean, render};
+    let fail = |d: Diagnostic, sources: &Sources| ConfigError {
+        rendered: render(std::slice::from_ref(&d), sources, false),
+        diagnostics: vec![d],
+    };
+    let mut sources = Sources::default();
+    let text = match std::fs::read(path) {
+        Ok(bytes) if bytes.len() > crate::yaml::Limits::default().max_bytes => {
+            return Err(fail(
+                Diagnostic::error("size", path, None, "config file is over the 1 MiB limit"),
+                &sources,
+            ));
+        }
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                return Err(fail(
+                    Diagnostic::error("encoding", path, None, "config file is not valid UTF-8"),
+                    &sources,
+                ));
+            }
+        },
+        Err(e) => {
+            return Err(fail(
+                Diagnostic::error(
+                    "io",
+                    path,
+                    None,
+                    format!("cannot read the config file: {e}"),
+                )
+                .with_help("pass --config FILE, or create keelson.yaml (see the README)"),
+                &sources,
+            ));
+        }
+    };
+    sources.add(path, &text);
+    let node = crate::yaml::parse_one(&text, crate::yaml::Limits::default())
+        .map_err(|e| fail(Diagnostic::from_yaml(path, e), &sources))?;
+    let json = node.to_json();
+    let config: Config = serde_path_to_error::deserialize(&json).map_err(|e| {
+        let pointer: String = e
+            .path()
+            .iter()
+            .map(|seg| match seg {
+                serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
+                serde_path_to_error::Segment::Map { key } => format!("/{key}"),
+                _ => String::new(),
+            })
+            .collect();
+        let inner = e.into_inner().to_string();
+        // serde names the unknown field and the expected ones; point at the key.
+        let unknown = inner
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .map(str::to_string);
+        let (span, d) = match &unknown {
+            Some(field) => {
+                let span = node.locate(&format!("{pointer}/{field}"), true);
+                let expected: Vec<&str> = inner
+                    .split("expected ")
+                    .nth(1)
+                    .map(|r| {
+                        r.split(['`', ',', ' '])
+                            .filter(|s| !s.is_empty() && *s != "one" && *s != "of" && *s != "or")
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let d = Diagnostic::error("config", path, Some(span), inner.clone());
+                let d = match did_you_mean(field, expected.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d,
+                };
+                (span, d)
+            }
+            None => {
+                let span = node.locate(&pointer, false);
+                (
+                    span,
+                    Diagnostic::error(
+                        "config",
+                        path,
+                        Some(span),
+                        format!("{inner} (at {pointer})"),
+                    ),
+                )
+            }
+        };
+        let _ = span;
+        fail(d, &sources)
+    })?;
+    if config.kind != "Config" || config.api_version != "keelson.dev/v1" {
+        return Err(fail(
+            Diagnostic::error(
+                "config",
+                path,
+                Some(node.locate("/kind", false)),
+                format!(
+                    "expected apiVersion keelson.dev/v1 and kind Config, found {} {}",
+                    config.api_version, config.kind
+                ),
+            ),
+            &sources,
+        ));
+    }
+    Ok(config)
+}
