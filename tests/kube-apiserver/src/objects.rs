@@ -114,11 +114,17 @@ fn set_default(obj: &mut Value, key: &str, v: Value) {
     }
 }
 
-fn default_pod_spec(spec: &mut Value) {
+/// The value at a path, without creating anything on the way (IndexMut would insert nulls).
+fn at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+    path.iter().try_fold(v, |cur, k| cur.get_mut(*k))
+}
+
+fn default_pod_spec(spec: Option<&mut Value>) {
+    let Some(spec) = spec else { return };
     for list in ["containers", "initContainers"] {
-        if let Some(cs) = spec[list].as_array_mut() {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {
-                if let Some(ports) = c["ports"].as_array_mut() {
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports {
                         set_default(p, "protocol", json!("TCP"));
                     }
@@ -153,7 +159,9 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnc
     }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("apps", "Deployment") => {
-            let spec = &mut obj["spec"];
+            let Some(spec) = obj.get_mut("spec") else {
+                return;
+            };
             set_default(spec, "replicas", json!(1));
             set_default(spec, "revisionHistoryLimit", json!(10));
             set_default(spec, "progressDeadlineSeconds", json!(600));
@@ -164,12 +172,12 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnc
                 set_default(ru, "maxSurge", json!("25%"));
                 set_default(ru, "maxUnavailable", json!("25%"));
             }
-            default_pod_spec(&mut spec["template"]["spec"]);
+            default_pod_spec(at(spec, &["template", "spec"]));
         }
         ("apps", "StatefulSet" | "DaemonSet" | "ReplicaSet") | ("batch", "Job") => {
-            default_pod_spec(&mut obj["spec"]["template"]["spec"]);
+            default_pod_spec(at(obj, &["spec", "template", "spec"]));
         }
-        ("", "Pod") => default_pod_spec(&mut obj["spec"]),
+        ("", "Pod") => default_pod_spec(obj.get_mut("spec")),
         ("", "Service") => {
             let spec = &mut obj["spec"];
             if !spec.is_object() {
@@ -185,7 +193,7 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnc
             set_default(spec, "ipFamilies", json!(["IPv4"]));
             set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
             set_default(spec, "internalTrafficPolicy", json!("Cluster"));
-            if let Some(ports) = spec["ports"].as_array_mut() {
+            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports {
                     set_default(p, "protocol", json!("TCP"));
                     let port = p["port"].clone();

@@ -42,6 +42,8 @@ pub enum Followup {
     DeploymentStatus(Key),
     /// Mark a CRD Established and serve its resources.
     EstablishCrd(String),
+    /// Remove a terminating namespace and everything in it.
+    FinalizeNamespace(String),
 }
 
 /// The result of a write.
@@ -139,12 +141,28 @@ fn followups_for(rt: &ResourceType, key: &Key) -> Vec<Followup> {
     }
 }
 
-fn ensure_namespace(store: &Store, ctx: &Ctx<'_>) -> Result<(), ApiError> {
+fn ensure_namespace(store: &Store, ctx: &Ctx<'_>, name: &str) -> Result<(), ApiError> {
     let ns = ctx.ns.unwrap_or_default();
-    if ctx.rt.namespaced && !store.namespace_exists(ns) {
-        return Err(ApiError::namespace_not_found(ns));
+    if !ctx.rt.namespaced {
+        return Ok(());
     }
-    Ok(())
+    let key: Key = (
+        String::new(),
+        "namespaces".into(),
+        String::new(),
+        ns.to_string(),
+    );
+    match store.get(&key) {
+        None => Err(ApiError::namespace_not_found(ns)),
+        Some(n) if n["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(
+            ctx.rt,
+            name,
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 fn spec_changed(a: &Value, b: &Value) -> bool {
@@ -159,6 +177,25 @@ fn spec_changed(a: &Value, b: &Value) -> bool {
         v
     };
     strip(a) != strip(b)
+}
+
+/// Remove a terminating namespace and all objects in it.
+pub fn finalize_namespace(store: &mut Store, name: &str) {
+    let keys: Vec<Key> = store
+        .objects
+        .keys()
+        .filter(|k| k.2 == name)
+        .cloned()
+        .collect();
+    for k in keys {
+        store.delete(&k);
+    }
+    store.delete(&(
+        String::new(),
+        "namespaces".into(),
+        String::new(),
+        name.to_string(),
+    ));
 }
 
 /// Store a new object (shared by POST and create-via-apply).
@@ -211,7 +248,7 @@ pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outco
         ));
     }
     if ctx.rt.resource != "namespaces" {
-        ensure_namespace(store, ctx)?;
+        ensure_namespace(store, ctx, name_of(&body))?;
     }
     if let Some(m) = body["metadata"].as_object_mut() {
         for k in [
@@ -488,7 +525,7 @@ pub fn patch(
                 return Err(ApiError::not_found(ctx.rt, name));
             }
             if ctx.rt.resource != "namespaces" {
-                ensure_namespace(store, ctx)?;
+                ensure_namespace(store, ctx, name)?;
             }
             let mut skeleton =
                 json!({"apiVersion": av, "kind": ctx.rt.kind, "metadata": {"name": name}});
@@ -567,18 +604,20 @@ pub fn delete(
     if ctx.dry_run {
         return Ok(ok(response, 200));
     }
-    store.delete(&key);
     if ctx.rt.resource == "namespaces" && !ctx.rt.custom {
-        let keys: Vec<Key> = store
-            .objects
-            .keys()
-            .filter(|k| k.2 == name)
-            .cloned()
-            .collect();
-        for k in keys {
-            store.delete(&k);
+        // Like the real server: the namespace turns Terminating at once and disappears, with its
+        // content, a moment later, so deletes of its objects right after still succeed.
+        if old["metadata"]["deletionTimestamp"].is_string() {
+            return Ok(ok(old, 200));
         }
+        let stored = store.put(key, response, EventType::Modified);
+        return Ok(Outcome {
+            object: stored,
+            code: 200,
+            followups: vec![Followup::FinalizeNamespace(name.to_string())],
+        });
     }
+    store.delete(&key);
     if ctx.rt.resource == "customresourcedefinitions" && !ctx.rt.custom {
         store.registry.unregister_crd(&old);
         let group = old["spec"]["group"]

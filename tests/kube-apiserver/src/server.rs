@@ -26,7 +26,10 @@ pub struct ServerOptions {
     pub crd_establish_delay: Duration,
     /// Time between a Deployment write and the server filling in its status.
     pub deployment_ready_delay: Duration,
+    /// Time a deleted namespace stays Terminating before it and its content are removed.
+    pub namespace_finalize_delay: Duration,
     /// Refuse requests without an `Authorization: Bearer` header (401), as a real cluster would.
+    /// Off by default: client-go (kubectl) never sends a bearer token over plain HTTP.
     pub require_token: bool,
     /// How many past events a watch can resume from.
     pub watch_history: usize,
@@ -40,7 +43,8 @@ impl Default for ServerOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             crd_establish_delay: Duration::ZERO,
             deployment_ready_delay: Duration::ZERO,
-            require_token: true,
+            namespace_finalize_delay: Duration::from_millis(200),
+            require_token: false,
             watch_history: 100_000,
             record_requests: true,
         }
@@ -119,6 +123,7 @@ impl Shared {
             let delay = match f {
                 ops::Followup::DeploymentStatus(_) => self.opts.deployment_ready_delay,
                 ops::Followup::EstablishCrd(_) => self.opts.crd_establish_delay,
+                ops::Followup::FinalizeNamespace(_) => self.opts.namespace_finalize_delay,
             };
             if delay.is_zero() {
                 self.run_followup(&f);
@@ -141,6 +146,7 @@ impl Shared {
             ops::Followup::EstablishCrd(name) => {
                 crate::controllers::establish_crd(&mut store, name);
             }
+            ops::Followup::FinalizeNamespace(name) => ops::finalize_namespace(&mut store, name),
         }
     }
 }

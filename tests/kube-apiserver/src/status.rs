@@ -116,6 +116,16 @@ impl ApiError {
         .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes_json}))
     }
 
+    /// HTTP 403: `<res> "<name>" is forbidden: <why>`.
+    pub fn forbidden(rt: &ResourceType, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", rt.qualified()),
+        )
+        .with_details(json!({"name": name, "group": rt.group, "kind": rt.resource}))
+    }
+
     /// HTTP 400 with reason `BadRequest`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -123,16 +123,6 @@ impl Store {
         self.objects.get(key)
     }
 
-    /// Whether a namespace exists.
-    pub fn namespace_exists(&self, ns: &str) -> bool {
-        self.objects.contains_key(&(
-            String::new(),
-            "namespaces".into(),
-            String::new(),
-            ns.to_string(),
-        ))
-    }
-
     /// Store `obj` under `key` with a fresh resourceVersion and tell watchers; returns the stored object.
     pub fn put(&mut self, key: Key, mut obj: Value, kind: EventType) -> Value {
         self.rv += 1;
