@@ -3,6 +3,7 @@
 //! Every test that needs etcd skips loudly (prints why) when the `etcd` or
 //! `etcdctl` binaries are absent; `scripts/test` installs them.
 
+mod cli;
 mod common;
 mod failures;
 mod restore;

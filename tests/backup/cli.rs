@@ -1,0 +1,123 @@
+//! `keelson backup now|list|verify` end to end through the binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::common::{TestEtcd, files_with_suffix};
+use crate::require_etcd;
+
+fn keelson(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .arg("backup")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("keelson runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_list_verify_through_the_cli() {
+    require_etcd!();
+    let etcd = TestEtcd::start().await;
+    etcd.fill(12, 50).await;
+    etcd.client()
+        .await
+        .put(b"/registry/namespaces/default", b"ns")
+        .await
+        .unwrap();
+    let root = etcd.tmp.path();
+    let config = root.join("keelson.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"apiVersion: keelson.dev/v1
+kind: Config
+stateDir: {state}
+clusters:
+  prod-eu:
+    context: prod-eu
+    etcd:
+      endpoints: ["{url}"]
+      schedule: "0 */12 * * *"
+      retain: 3
+      copyTo: {copy}
+      restoreCheckKey: /registry/namespaces/default
+  staging:
+    context: staging
+"#,
+            state = root.join("state").display(),
+            url = etcd.url(),
+            copy = root.join("copy").display(),
+        ),
+    )
+    .unwrap();
+
+    let out = keelson(&config, &["now"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let primary = root.join("state/snapshots");
+    let dbs = files_with_suffix(&primary, ".db");
+    assert_eq!(dbs.len(), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("saved {}", dbs[0].display())),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(files_with_suffix(&root.join("copy"), ".db").len(), 1);
+
+    let out = keelson(&config, &["list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = listing.lines().collect();
+    assert!(lines[0].starts_with("CLUSTER"), "{listing}");
+    assert!(
+        lines[0].contains("REVISION")
+            && lines[0].contains("VERIFIED")
+            && lines[0].contains("LOCATION")
+    );
+    assert_eq!(lines.len(), 3, "one row per destination: {listing}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("on-demand") && l.contains("sha256")),
+        "{listing}"
+    );
+
+    let out = keelson(&config, &["verify", "--all", "--restore-check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert_eq!(t.matches("OK ").count(), 2, "{t}");
+    assert!(t.contains("restore check passed: 13 keys"), "{t}");
+    assert!(t.contains("/registry/namespaces/default"), "{t}");
+    let out = keelson(&config, &["list", "--cluster", "prod-eu"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("restored"),
+        "{}",
+        text(&out)
+    );
+
+    // A damaged file fails verify with exit code 1.
+    let mut bytes = std::fs::read(&dbs[0]).unwrap();
+    bytes[8192] ^= 0x10;
+    let bad = root.join("bad.db");
+    std::fs::write(&bad, bytes).unwrap();
+    let out = keelson(&config, &["verify", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("sha256"), "{}", text(&out));
+
+    // Clear errors for a cluster without etcd and for a missing config.
+    let out = keelson(&config, &["now", "--cluster", "staging"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no `etcd` section"), "{}", text(&out));
+    let out = keelson(&root.join("missing.yaml"), &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("missing.yaml"), "{}", text(&out));
+}
