@@ -10,4 +10,5 @@ mod restore;
 mod retention;
 mod schedule;
 mod snapshot;
+mod tls;
 mod verify;
