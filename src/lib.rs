@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod diag;
+pub mod plan;
 pub mod rancher;
 pub mod record;
 pub mod render;

@@ -1,0 +1,268 @@
+//! Comparing a desired object with its live version without phantom drift.
+//!
+//! Live objects carry much that keelson never set: server defaults, status,
+//! webhook-injected sidecars, fields other controllers own. Keelson compares
+//! only what it manages: the desired fields, plus fields it applied before
+//! (from managedFields) so that a removal is still seen. Equivalent forms
+//! (`1000m` = `1`, `1Gi` = `1024Mi`, `8080` = `"8080"`, empty = absent) are
+//! equal.
+
+use serde_json::{Map, Value as Json};
+
+use super::fields::{FieldTree, Owners, item_key, merge_keys};
+use crate::render::quantity;
+
+/// Remove the fields other controllers own from `desired`, so keelson does
+/// not fight over them (an HPA's `spec.replicas`). Returns the pointers
+/// dropped, for the plan's notes.
+pub fn drop_foreign(desired: &mut Json, owners: &Owners) -> Vec<String> {
+    let mut dropped = Vec::new();
+    drop_in(
+        desired,
+        Some(&owners.others),
+        owners.keelson.as_ref(),
+        "",
+        "",
+        &mut dropped,
+    );
+    dropped
+}
+
+fn drop_in(
+    d: &mut Json,
+    others: Option<&FieldTree>,
+    mine: Option<&FieldTree>,
+    field: &str,
+    at: &str,
+    dropped: &mut Vec<String>,
+) {
+    let Some(others) = others else { return };
+    match d {
+        Json::Object(m) => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            for k in keys {
+                if at.is_empty() && (k == "apiVersion" || k == "kind")
+                    || at == "/metadata" && (k == "name" || k == "namespace")
+                {
+                    continue;
+                }
+                let key = format!("f:{k}");
+                let theirs = others.child(&key);
+                let ours = mine.and_then(|t| t.child(&key));
+                let path = format!("{at}/{k}");
+                let child = m.get_mut(&k).expect("key exists");
+                let is_leaf = !matches!(child, Json::Object(_)) && !is_keyed_list(&k, child);
+                if theirs.is_some_and(FieldTree::is_empty) && is_leaf && ours.is_none() {
+                    m.remove(&k);
+                    dropped.push(path);
+                } else if theirs.is_some() {
+                    drop_in(child, theirs, ours, &k, &path, dropped);
+                }
+            }
+        }
+        Json::Array(items) => {
+            if let Some(keys) = merge_keys(field, items) {
+                for item in items.iter_mut() {
+                    let key = item_key(item, keys);
+                    let theirs = others.child(&key);
+                    let ours = mine.and_then(|t| t.child(&key));
+                    drop_in(item, theirs, ours, "", &format!("{at}/{key}"), dropped);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_keyed_list(field: &str, v: &Json) -> bool {
+    matches!(v, Json::Array(items) if merge_keys(field, items).is_some())
+}
+
+/// Remove the fields at `pointers` (ignore rules) from `v`.
+pub fn remove_pointers(v: &mut Json, pointers: &[String]) {
+    for p in pointers {
+        let Some((parent, last)) = p.rsplit_once('/') else {
+            continue;
+        };
+        let last = last.replace("~1", "/").replace("~0", "~");
+        let target = if parent.is_empty() {
+            Some(&mut *v)
+        } else {
+            v.pointer_mut(parent)
+        };
+        match target {
+            Some(Json::Object(m)) => {
+                m.remove(&last);
+            }
+            Some(Json::Array(a)) => {
+                if let Ok(i) = last.parse::<usize>() {
+                    if i < a.len() {
+                        a.remove(i);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `live` seen through `desired`: the fields desired sets, plus fields
+/// keelson applied before (per `mine`) that desired no longer sets. Merge-key
+/// lists are aligned to desired's order. What is left is directly comparable
+/// with desired.
+pub fn project(live: &Json, desired: &Json, mine: Option<&FieldTree>, field: &str) -> Json {
+    match (live, desired) {
+        (Json::Object(l), Json::Object(d)) => {
+            let mut out = Map::new();
+            for (k, dv) in d {
+                if let Some(lv) = l.get(k) {
+                    let sub = mine.and_then(|t| t.child(&format!("f:{k}")));
+                    out.insert(k.clone(), project(lv, dv, sub, k));
+                }
+            }
+            if let Some(mine) = mine {
+                for (k, lv) in l {
+                    if !d.contains_key(k) && mine.child(&format!("f:{k}")).is_some() {
+                        out.insert(k.clone(), lv.clone());
+                    }
+                }
+            }
+            Json::Object(out)
+        }
+        (Json::Array(l), Json::Array(d)) => match merge_keys(field, d) {
+            Some(keys) => {
+                let mut out = Vec::new();
+                for di in d {
+                    let key = item_key(di, keys);
+                    if let Some(li) = l.iter().find(|li| item_key(li, keys) == key) {
+                        let sub = mine.and_then(|t| t.child(&key));
+                        out.push(project(li, di, sub, ""));
+                    }
+                }
+                for li in l {
+                    let key = item_key(li, keys);
+                    let in_desired = d.iter().any(|di| item_key(di, keys) == key);
+                    if !in_desired && mine.is_some_and(|t| t.child(&key).is_some()) {
+                        out.push(li.clone());
+                    }
+                }
+                Json::Array(out)
+            }
+            None => live.clone(),
+        },
+        _ => live.clone(),
+    }
+}
+
+/// Whether a projected live value and a desired value mean the same.
+pub fn same(live: &Json, desired: &Json, field: &str) -> bool {
+    match (live, desired) {
+        (Json::String(a), Json::String(b)) => {
+            a == b || (quantity_field(field) && quantity::equal(a, b))
+        }
+        (Json::Number(a), Json::Number(b)) => a.as_f64() == b.as_f64(),
+        (Json::Number(n), Json::String(s)) | (Json::String(s), Json::Number(n)) => {
+            &n.to_string() == s || (quantity_field(field) && quantity::equal(&n.to_string(), s))
+        }
+        (Json::Object(l), Json::Object(d)) => {
+            d.iter().all(|(k, dv)| match l.get(k) {
+                Some(lv) => same(lv, dv, k),
+                None => is_empty(dv),
+            }) && l.iter().all(|(k, lv)| d.contains_key(k) || is_empty(lv))
+        }
+        (Json::Array(l), Json::Array(d)) => {
+            l.len() == d.len() && l.iter().zip(d).all(|(a, b)| same(a, b, field))
+        }
+        (Json::Null, d) => is_empty(d),
+        (l, Json::Null) => is_empty(l),
+        (a, b) => a == b,
+    }
+}
+
+fn is_empty(v: &Json) -> bool {
+    match v {
+        Json::Null => true,
+        Json::Object(m) => m.is_empty(),
+        Json::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Fields whose string values are Kubernetes quantities.
+fn quantity_field(field: &str) -> bool {
+    matches!(
+        field,
+        "cpu" | "memory" | "storage" | "ephemeral-storage" | "pods"
+    ) || field.starts_with("requests.")
+        || field.starts_with("limits.")
+        || field.starts_with("hugepages-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn server_defaults_and_status_are_not_drift() {
+        let desired = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [
+            {"name": "web", "image": "x:1", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+        ]}}}});
+        let live = json!({"spec": {"replicas": 2, "progressDeadlineSeconds": 600, "template": {"spec": {
+            "dnsPolicy": "ClusterFirst",
+            "containers": [
+                {"name": "istio-proxy", "image": "istio"},
+                {"name": "web", "image": "x:1", "imagePullPolicy": "IfNotPresent",
+                 "resources": {"limits": {"cpu": "1000m", "memory": "1024Mi"}}}
+            ]}}}, "status": {"replicas": 2}});
+        let p = project(&live, &desired, None, "");
+        assert!(same(&p, &desired, ""), "{p}");
+    }
+
+    #[test]
+    fn a_changed_image_is_drift() {
+        let desired = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "x:2"}]}}}});
+        let live = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "x:1"}]}}}});
+        assert!(!same(&project(&live, &desired, None, ""), &desired, ""));
+    }
+
+    #[test]
+    fn a_field_keelson_set_before_and_removed_from_the_spec_is_drift() {
+        let desired = json!({"metadata": {"labels": {"a": "1"}}});
+        let live = json!({"metadata": {"labels": {"a": "1", "b": "2", "c": "3"}}});
+        let mine = FieldTree::parse(&json!({"f:metadata": {"f:labels": {"f:a": {}, "f:b": {}}}}));
+        let p = project(&live, &desired, Some(&mine), "");
+        assert_eq!(
+            p,
+            json!({"metadata": {"labels": {"a": "1", "b": "2"}}}),
+            "label c is someone else's"
+        );
+        assert!(!same(&p, &desired, ""));
+    }
+
+    #[test]
+    fn foreign_fields_are_dropped_from_what_keelson_applies() {
+        let mut desired = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "x:1"}]}}}});
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "keelson", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}},
+            {"manager": "hpa-controller", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+        ]}});
+        let dropped = drop_foreign(&mut desired, &Owners::of(&live, "keelson"));
+        assert_eq!(dropped, ["/spec/replicas"]);
+        assert!(desired.pointer("/spec/replicas").is_none());
+        assert_eq!(
+            desired
+                .pointer("/spec/template/spec/containers/0/image")
+                .unwrap(),
+            "x:1"
+        );
+    }
+
+    #[test]
+    fn ignore_pointers_are_removed() {
+        let mut v = json!({"spec": {"replicas": 3, "a/b": 1}});
+        remove_pointers(&mut v, &["/spec/replicas".into(), "/spec/a~1b".into()]);
+        assert_eq!(v, json!({"spec": {}}));
+    }
+}

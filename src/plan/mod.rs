@@ -1,0 +1,408 @@
+//! Plan: desired objects against live ones → create / update / delete /
+//! unchanged, with a diff per change. A pure function: no I/O, so every rule
+//! here (ownership, pruning, the mass-deletion guard, create-only, ignore
+//! rules, other managers' fields) is tested without a cluster.
+
+pub mod compare;
+pub mod diff;
+pub mod fields;
+pub mod inventory;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use globset::Glob;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::render::objects::{APPLY_ANNOTATION, ENV_LABEL, MANAGED_BY, PRUNE_ANNOTATION};
+use crate::spec::{IgnoreRule, PruneSpec};
+use fields::Owners;
+pub use inventory::Inventory;
+
+/// The field manager keelson applies with.
+pub const FIELD_MANAGER: &str = "keelson";
+
+/// Default share of an environment a plan may delete.
+pub const DEFAULT_MAX_DELETE_PERCENT: u32 = 50;
+
+/// Identity of an object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectId {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// Namespace, empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectId {
+    /// The id of an object.
+    pub fn of(o: &Json) -> ObjectId {
+        let s = |p: &str| {
+            o.pointer(p)
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        ObjectId {
+            api_version: s("/apiVersion"),
+            kind: s("/kind"),
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name"),
+        }
+    }
+
+    /// API group (empty for core).
+    pub fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+
+    /// Whether two ids name the same object regardless of API version.
+    pub fn same_object(&self, other: &ObjectId) -> bool {
+        self.group() == other.group()
+            && self.kind == other.kind
+            && self.namespace == other.namespace
+            && self.name == other.name
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind, self.name)
+        } else {
+            write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// What will happen to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Does not exist yet.
+    Create,
+    /// Exists and differs.
+    Update,
+    /// Exists, no longer desired, owned by keelson.
+    Delete,
+    /// Exists and matches.
+    Unchanged,
+    /// Left alone (create-only, prune disabled, or not keelson's).
+    Skip,
+}
+
+/// One object's change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// What.
+    pub action: Action,
+    /// Which object.
+    pub id: ObjectId,
+    /// Why (for skips) or notes (fields left to other managers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Unified diff (Secret values masked), empty when unchanged.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+    /// What to apply (desired minus ignored and foreign fields).
+    #[serde(skip)]
+    pub apply: Option<Json>,
+}
+
+/// The plan of one environment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Environment.
+    pub environment: String,
+    /// Changes, in apply order (deletions last, in reverse order).
+    pub changes: Vec<Change>,
+    /// Set when the mass-deletion guard (or another safety rule) refuses
+    /// the plan; nothing of it may be applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// The inventory to record after a successful apply.
+    #[serde(skip)]
+    pub inventory: Inventory,
+}
+
+/// Counts per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Creates.
+    pub create: usize,
+    /// Updates.
+    pub update: usize,
+    /// Deletes.
+    pub delete: usize,
+    /// Unchanged.
+    pub unchanged: usize,
+    /// Skipped.
+    pub skip: usize,
+}
+
+impl Plan {
+    /// Counts per action.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Delete => s.delete += 1,
+                Action::Unchanged => s.unchanged += 1,
+                Action::Skip => s.skip += 1,
+            }
+        }
+        s
+    }
+
+    /// Whether anything would be written.
+    pub fn has_changes(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|c| matches!(c.action, Action::Create | Action::Update | Action::Delete))
+    }
+}
+
+/// What the plan needs to know of the environment.
+#[derive(Debug, Clone)]
+pub struct DesiredEnv {
+    /// Environment name.
+    pub name: String,
+    /// Rendered objects, in apply order.
+    pub objects: Vec<Json>,
+    /// Ignore rules.
+    pub ignore: Vec<IgnoreRule>,
+    /// Prune settings.
+    pub prune: PruneSpec,
+    /// Adopt existing unlabelled objects.
+    pub adopt: bool,
+}
+
+/// What is live for the environment.
+#[derive(Debug, Clone, Default)]
+pub struct LiveEnv {
+    /// Objects labelled for this environment, from LISTs.
+    pub owned: Vec<Json>,
+    /// Desired objects that exist but are not labelled for this environment.
+    pub foreign: Vec<Json>,
+    /// The recorded inventory, if any.
+    pub inventory: Option<Inventory>,
+}
+
+/// Plan one environment.
+pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
+    let mut changes = Vec::new();
+    let mut desired_ids = BTreeSet::new();
+    let owned: BTreeMap<ObjectId, &Json> = live
+        .owned
+        .iter()
+        .filter(|o| !inventory::is_inventory(o))
+        .map(|o| (ObjectId::of(o), o))
+        .collect();
+    let find_owned = |id: &ObjectId| {
+        owned
+            .iter()
+            .find(|(k, _)| k.same_object(id))
+            .map(|(_, v)| *v)
+    };
+
+    for d in &desired.objects {
+        let id = ObjectId::of(d);
+        desired_ids.insert(id.clone());
+        let mut want = d.clone();
+        compare::remove_pointers(&mut want, &ignored_pointers(&desired.ignore, &id));
+        let live_obj = find_owned(&id).or_else(|| {
+            live.foreign
+                .iter()
+                .find(|o| ObjectId::of(o).same_object(&id))
+        });
+        let Some(l) = live_obj else {
+            changes.push(Change {
+                action: Action::Create,
+                diff: diff::unified(&id, None, Some(&want)),
+                id,
+                notes: Vec::new(),
+                apply: Some(want),
+            });
+            continue;
+        };
+        let labelled = label(l, ENV_LABEL) == Some(desired.name.as_str())
+            && label(l, MANAGED_BY) == Some("keelson");
+        if !labelled && !desired.adopt {
+            let owner = label(l, ENV_LABEL).map_or_else(
+                || "it is not managed by keelson".to_string(),
+                |e| format!("it belongs to environment `{e}`"),
+            );
+            changes.push(Change {
+                action: Action::Skip,
+                id,
+                notes: vec![format!(
+                    "exists but {owner}; set `adopt: true` in environment.yaml to take it over"
+                )],
+                diff: String::new(),
+                apply: None,
+            });
+            continue;
+        }
+        if annotation(d, APPLY_ANNOTATION) == Some("create-only") {
+            changes.push(Change {
+                action: Action::Unchanged,
+                id,
+                notes: vec!["create-only: exists, never updated".into()],
+                diff: String::new(),
+                apply: None,
+            });
+            continue;
+        }
+        let owners = Owners::of(l, FIELD_MANAGER);
+        let dropped = compare::drop_foreign(&mut want, &owners);
+        let mut live_view = compare::project(l, &want, owners.keelson.as_ref(), "");
+        compare::remove_pointers(&mut live_view, &ignored_pointers(&desired.ignore, &id));
+        let mut notes: Vec<String> = dropped
+            .iter()
+            .map(|p| format!("{p} is owned by another controller; left alone"))
+            .collect();
+        let action = if compare::same(&live_view, &want, "") && labelled {
+            Action::Unchanged
+        } else {
+            if !labelled {
+                notes.push("adopting an existing object".into());
+            }
+            Action::Update
+        };
+        changes.push(Change {
+            action,
+            diff: if action == Action::Update {
+                diff::unified(&id, Some(&live_view), Some(&want))
+            } else {
+                String::new()
+            },
+            id,
+            notes,
+            apply: (action == Action::Update).then_some(want),
+        });
+    }
+
+    // Prune: labelled for this environment, recorded in the inventory, and
+    // no longer desired.
+    let mut deletes = Vec::new();
+    for (id, l) in &owned {
+        if desired_ids.iter().any(|d| d.same_object(id)) {
+            continue;
+        }
+        let in_inventory = live.inventory.as_ref().is_some_and(|inv| inv.contains(id));
+        let note = if !in_inventory {
+            Some("labelled for this environment but not in keelson's inventory; not pruned")
+        } else if annotation(l, PRUNE_ANNOTATION) == Some("disabled") {
+            Some("keelson.dev/prune: disabled; not pruned")
+        } else if !desired.prune.enabled {
+            Some("pruning is disabled for this environment")
+        } else {
+            None
+        };
+        match note {
+            Some(n) => changes.push(Change {
+                action: Action::Skip,
+                id: id.clone(),
+                notes: vec![n.into()],
+                diff: String::new(),
+                apply: None,
+            }),
+            None => deletes.push(Change {
+                action: Action::Delete,
+                diff: diff::unified(id, Some(&diff::strip_server_fields(l)), None),
+                id: id.clone(),
+                notes: Vec::new(),
+                apply: None,
+            }),
+        }
+    }
+    deletes.sort_by_key(|c| std::cmp::Reverse(crate::render::kind_rank(&c.id.kind)));
+
+    let managed = live
+        .inventory
+        .as_ref()
+        .map_or(0, |i| i.objects.len())
+        .max(owned.len());
+    let refused = guard(&desired.prune, deletes.len(), managed);
+    changes.extend(deletes);
+
+    // After apply, keelson owns what it created, updated or left unchanged,
+    // plus what it kept from the old inventory without pruning.
+    let was_recorded = |id: &ObjectId| live.inventory.as_ref().is_some_and(|i| i.contains(id));
+    let inventory = Inventory {
+        objects: changes
+            .iter()
+            .filter(|c| match c.action {
+                Action::Create | Action::Update | Action::Unchanged => true,
+                Action::Skip => was_recorded(&c.id),
+                Action::Delete => false,
+            })
+            .map(|c| c.id.clone())
+            .collect(),
+        allow_delete_all: desired.prune.allow_delete_all,
+        max_delete_percent: desired.prune.max_delete_percent,
+    };
+    Plan {
+        environment: desired.name.clone(),
+        changes,
+        refused,
+        inventory,
+    }
+}
+
+/// The mass-deletion guard.
+pub fn guard(prune: &PruneSpec, deletes: usize, managed: usize) -> Option<String> {
+    if deletes == 0 || managed == 0 {
+        return None;
+    }
+    if deletes >= managed && !prune.allow_delete_all {
+        return Some(format!(
+            "refusing to delete all {managed} objects of the environment; set `prune.allowDeleteAll: true` in environment.yaml to allow it"
+        ));
+    }
+    let max = prune
+        .max_delete_percent
+        .unwrap_or(DEFAULT_MAX_DELETE_PERCENT);
+    if deletes < managed && deletes * 100 > max as usize * managed {
+        return Some(format!(
+            "refusing to delete {deletes} of {managed} objects ({}%), over the {max}% limit; raise `prune.maxDeletePercent` in environment.yaml to allow it",
+            deletes * 100 / managed
+        ));
+    }
+    None
+}
+
+fn ignored_pointers(rules: &[IgnoreRule], id: &ObjectId) -> Vec<String> {
+    rules
+        .iter()
+        .filter(|r| r.kind.as_ref().is_none_or(|k| k == &id.kind))
+        .filter(|r| {
+            r.name.as_ref().is_none_or(|n| {
+                Glob::new(n)
+                    .map(|g| g.compile_matcher().is_match(&id.name))
+                    .unwrap_or(false)
+            })
+        })
+        .flat_map(|r| r.pointers.iter().cloned())
+        .collect()
+}
+
+fn label<'a>(o: &'a Json, key: &str) -> Option<&'a str> {
+    o.pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Json::as_str)
+}
+
+fn annotation<'a>(o: &'a Json, key: &str) -> Option<&'a str> {
+    o.pointer("/metadata/annotations")
+        .and_then(|l| l.get(key))
+        .and_then(Json::as_str)
+}
