@@ -1,0 +1,254 @@
+//! kubectl verbs beyond apply: dry runs, patches, labels, CRDs, rollout status (watch).
+
+use std::time::Duration;
+
+use kube_apiserver::ServerOptions;
+use serde_json::json;
+
+use super::fixtures;
+use super::harness::{Kubectl, managed_entry, manifests_dir};
+
+#[test]
+fn server_dry_run_stores_nothing() {
+    let Some(k) = Kubectl::start() else { return };
+    let dir = manifests_dir(&k);
+    let ns = k.write("ns.yaml", fixtures::NAMESPACE);
+    k.run(&["apply", "--server-side", "-f", &ns]).ok();
+    k.srv.reset_requests();
+    let out = k
+        .run(&["apply", "--server-side", "--dry-run=server", "-f", &dir])
+        .ok();
+    assert!(
+        out.stdout
+            .contains("deployment.apps/web serverside-applied (server dry run)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        k.srv.write_count(),
+        0,
+        "dry run must not count as a write: {:?}",
+        k.srv.requests()
+    );
+    assert!(
+        k.srv
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.dry_run)
+    );
+    assert!(
+        k.object("apps/v1/deployments", Some("shop"), "web")
+            .is_none()
+    );
+}
+
+#[test]
+fn patch_label_and_scale_like_edits_are_update_managers() {
+    let Some(k) = Kubectl::start() else { return };
+    let dir = manifests_dir(&k);
+    k.run(&["apply", "--server-side", "-f", &dir]).ok();
+    k.run(&[
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":3}}"#,
+    ])
+    .ok();
+    k.run(&[
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        "shop",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/minReadySeconds","value":5}]"#,
+    ])
+    .ok();
+    k.run(&[
+        "patch", "deploy", "web", "-n", "shop", "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","env":[{"name":"EXTRA","value":"1"}]}]}}}}"#,
+    ])
+    .ok();
+    k.run(&["label", "deploy", "web", "-n", "shop", "team=payments"])
+        .ok();
+    let d = k.get_json(&["deploy", "web", "-n", "shop"]);
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["spec"]["minReadySeconds"], 5);
+    let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(
+        env,
+        &json!([{"name": "JAVA_OPTS", "value": "-Xmx307m"}, {"name": "EXTRA", "value": "1"}])
+    );
+    assert_eq!(d["metadata"]["labels"]["team"], "payments");
+    assert_eq!(
+        d["metadata"]["generation"], 4,
+        "three spec patches bump generation; the label does not"
+    );
+    let patcher =
+        managed_entry(&d, "kubectl-patch").expect("kubectl patch records an Update manager");
+    assert_eq!(patcher["operation"], "Update");
+    assert!(patcher["fieldsV1"]["f:spec"]["f:replicas"].is_object());
+    assert!(managed_entry(&d, "kubectl-label").is_some());
+
+    // The applier drops env EXTRA? It never owned it, so a re-apply keeps it.
+    k.run(&["apply", "--server-side", "--force-conflicts", "-f", &dir])
+        .ok();
+    let d = k.get_json(&["deploy", "web", "-n", "shop"]);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"][1]["name"],
+        "EXTRA"
+    );
+    assert_eq!(d["spec"]["replicas"], 2);
+}
+
+#[test]
+fn crd_becomes_served_once_established() {
+    let opts = ServerOptions {
+        crd_establish_delay: Duration::from_millis(300),
+        ..ServerOptions::default()
+    };
+    let Some(k) = Kubectl::start_with(opts) else {
+        return;
+    };
+    let ns = k.write("ns.yaml", fixtures::NAMESPACE);
+    k.run(&["apply", "--server-side", "-f", &ns]).ok();
+    let crd = k.write("crd.yaml", fixtures::CRD);
+    k.run(&["apply", "--server-side", "-f", &crd]).ok();
+    let early = k.run(&["get", "widgets", "-A"]);
+    assert_eq!(
+        early.code, 1,
+        "not served before Established: {}",
+        early.stdout
+    );
+    k.run(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=10s",
+    ])
+    .ok();
+    let widget = k.write("widget.yaml", fixtures::WIDGET);
+    k.run(&["apply", "--server-side", "-f", &widget]).ok();
+    let w = k.get_json(&["wdg", "blue", "-n", "shop"]);
+    assert_eq!(w["spec"]["size"], 3);
+    assert_eq!(w["kind"], "Widget");
+    let names = k.run(&["get", "widgets", "-A", "-o", "name"]).ok().stdout;
+    assert_eq!(names.trim(), "widget.example.com/blue");
+    k.run(&["delete", "crd", "widgets.example.com"]).ok();
+    // kubectl still has the type in its discovery cache; the server no longer serves it.
+    let gone = k.run(&["get", "widgets", "-A"]);
+    assert_eq!(gone.code, 1);
+    assert!(
+        gone.stderr
+            .contains("the server could not find the requested resource"),
+        "{}",
+        gone.stderr
+    );
+}
+
+#[test]
+fn rollout_status_watches_until_ready_and_reports_unhealthy() {
+    let Some(k) = Kubectl::start() else { return };
+    let dir = manifests_dir(&k);
+    k.run(&["apply", "--server-side", "-f", &dir]).ok();
+    let out = k
+        .run(&[
+            "rollout",
+            "status",
+            "deploy/web",
+            "-n",
+            "shop",
+            "--timeout=10s",
+        ])
+        .ok();
+    assert!(
+        out.stdout
+            .contains("deployment \"web\" successfully rolled out"),
+        "{}",
+        out.stdout
+    );
+
+    k.srv.set_deployment_healthy("shop", "web", false);
+    let bad = k.run(&[
+        "rollout",
+        "status",
+        "deploy/web",
+        "-n",
+        "shop",
+        "--timeout=10s",
+    ]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr
+            .contains("deployment \"web\" exceeded its progress deadline"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn label_selector_lists_page_with_chunk_size() {
+    let Some(k) = Kubectl::start() else { return };
+    let ns = k.write("ns.yaml", fixtures::NAMESPACE);
+    k.run(&["apply", "--server-side", "-f", &ns]).ok();
+    let mut docs = String::new();
+    for i in 0..7 {
+        let tier = if i % 2 == 0 { "a" } else { "b" };
+        docs.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n  namespace: shop\n  labels:\n    tier: {tier}\n"
+        ));
+    }
+    let f = k.write("cms.yaml", &docs);
+    k.run(&["apply", "--server-side", "-f", &f]).ok();
+    k.srv.reset_requests();
+    let names = k
+        .run(&[
+            "get",
+            "cm",
+            "-n",
+            "shop",
+            "-l",
+            "tier in (a)",
+            "--chunk-size=2",
+            "-o",
+            "name",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        [
+            "configmap/cm-0",
+            "configmap/cm-2",
+            "configmap/cm-4",
+            "configmap/cm-6"
+        ]
+    );
+    let lists: Vec<_> = k
+        .srv
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v1/namespaces/shop/configmaps")
+        .collect();
+    assert_eq!(lists.len(), 2, "{lists:?}");
+    assert!(lists[1].query.contains("continue="), "{lists:?}");
+    let none = k
+        .run(&[
+            "get",
+            "cm",
+            "-n",
+            "shop",
+            "-l",
+            "tier notin (a,b)",
+            "-o",
+            "name",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(none.trim(), "");
+}
