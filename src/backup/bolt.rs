@@ -378,3 +378,116 @@ impl Walker<'_> {
         Ok(())
     }
 }
+
+/// The highest main revision in etcd's `key` bucket, found by descending the
+/// right edge of the tree: a handful of page reads even for a large file.
+pub fn last_revision(file: &File, meta: &Meta) -> Result<Option<i64>, BoltError> {
+    let ps = u64::from(meta.page_size);
+    let read = |id: u64| -> Result<Vec<u8>, BoltError> {
+        if id < 2 || id >= meta.pgid {
+            return Err(BoltError::Page {
+                page: id,
+                reason: format!("id outside 2..{}", meta.pgid),
+            });
+        }
+        let mut header = [0u8; PAGE_HEADER];
+        file.read_exact_at(&mut header, id * ps)
+            .map_err(|e| BoltError::Io(e.to_string()))?;
+        let overflow = u64::from(u32_at(&header, 12));
+        if id + overflow >= meta.pgid {
+            return Err(BoltError::Page {
+                page: id,
+                reason: format!("overflow {overflow} runs past the end"),
+            });
+        }
+        let mut page = vec![0u8; ((overflow + 1) * ps) as usize];
+        file.read_exact_at(&mut page, id * ps)
+            .map_err(|e| BoltError::Io(e.to_string()))?;
+        Ok(page)
+    };
+    let bad = |page: u64, reason: &str| BoltError::Page {
+        page,
+        reason: reason.to_string(),
+    };
+    // Find the `key` bucket's header in the root bucket.
+    let mut id = meta.root;
+    let header: Vec<u8> = loop {
+        let page = read(id)?;
+        let flags = u16_at(&page, 8);
+        let count = usize::from(u16_at(&page, 10));
+        if PAGE_HEADER + count * ELEMENT > page.len() {
+            return Err(bad(id, "elements overrun the page"));
+        }
+        let key_at = |i: usize| -> Option<&[u8]> {
+            let el = PAGE_HEADER + i * ELEMENT;
+            let (pos, ksize) = if flags & BRANCH != 0 {
+                (u32_at(&page, el) as usize, u32_at(&page, el + 4) as usize)
+            } else {
+                (
+                    u32_at(&page, el + 4) as usize,
+                    u32_at(&page, el + 8) as usize,
+                )
+            };
+            page.get(el + pos..el + pos + ksize)
+        };
+        if flags & BRANCH != 0 {
+            // The last child whose first key is <= "key".
+            let mut child = None;
+            for i in 0..count {
+                match key_at(i) {
+                    Some(k) if k <= b"key".as_slice() => {
+                        child = Some(u64_at(&page, PAGE_HEADER + i * ELEMENT + 8));
+                    }
+                    Some(_) => break,
+                    None => return Err(bad(id, "element points past the page")),
+                }
+            }
+            match child {
+                Some(c) => id = c,
+                None => return Ok(None),
+            }
+            continue;
+        }
+        let mut found = None;
+        for i in 0..count {
+            let el = PAGE_HEADER + i * ELEMENT;
+            if key_at(i) == Some(b"key".as_slice()) && u32_at(&page, el) & BUCKET_LEAF_FLAG != 0 {
+                let pos = u32_at(&page, el + 4) as usize;
+                let vsize = u32_at(&page, el + 12) as usize;
+                let start = el + pos + 3;
+                found = page.get(start..start + vsize).map(<[u8]>::to_vec);
+            }
+        }
+        match found {
+            Some(h) if h.len() >= 16 => break h,
+            Some(_) => return Err(bad(id, "short bucket header")),
+            None => return Ok(None),
+        }
+    };
+    let last_key = |page: &[u8]| -> Option<i64> {
+        let count = usize::from(u16_at(page, 10));
+        let el = PAGE_HEADER + count.checked_sub(1)? * ELEMENT;
+        let pos = u32_at(page, el + 4) as usize;
+        let key = page.get(el + pos..el + pos + 8)?;
+        Some(i64::from_be_bytes(key.try_into().ok()?))
+    };
+    let root = u64_at(&header, 0);
+    if root == 0 {
+        return Ok(last_key(&header[16..]));
+    }
+    let mut id = root;
+    for _ in 0..64 {
+        let page = read(id)?;
+        let flags = u16_at(&page, 8);
+        let count = usize::from(u16_at(&page, 10));
+        if count == 0 || PAGE_HEADER + count * ELEMENT > page.len() {
+            return Ok(None);
+        }
+        if flags & BRANCH != 0 {
+            id = u64_at(&page, PAGE_HEADER + (count - 1) * ELEMENT + 8);
+            continue;
+        }
+        return Ok(last_key(&page));
+    }
+    Err(bad(id, "tree deeper than 64 levels"))
+}

@@ -129,22 +129,26 @@ pub async fn take_snapshot(
 
     let mut client = EtcdClient::connect(cfg).await?;
     let status = client.status().await?;
-    let revision = status
+    let status_revision = status
         .header
         .as_ref()
         .map(|h| h.revision)
         .unwrap_or_default();
-    let name = SnapshotName {
+    let mut name = SnapshotName {
         cluster: cluster.to_string(),
         time: now,
-        revision,
+        revision: status_revision,
     };
-    let path = dir.join(name.file_name());
     let started = Instant::now();
-    let saved = save_stream(&mut client, &path).await?;
+    let saved = save_stream(&mut client, &dir.join(name.file_name())).await?;
     let duration = started.elapsed();
+    // Writes between `Status` and the snapshot move the revision on; the
+    // database itself says which revision it holds.
+    name.revision = saved.revision.unwrap_or(status_revision);
+    let revision = name.revision;
+    let path = dir.join(name.file_name());
 
-    let mut meta = SnapshotMeta {
+    let meta = SnapshotMeta {
         cluster: cluster.to_string(),
         file: name.file_name(),
         created_at: now,
@@ -166,7 +170,6 @@ pub async fn take_snapshot(
         source,
     })?;
     finish_rename(&saved.part, &path)?;
-    meta.file = name.file_name();
 
     let mut copies = Vec::new();
     if let Some(dest) = &cfg.copy_to {
@@ -201,6 +204,7 @@ struct Saved {
     part: PathBuf,
     file_len: u64,
     sha256: [u8; 32],
+    revision: Option<i64>,
 }
 
 /// Removes the `.part` file unless the snapshot completed.
@@ -264,7 +268,13 @@ async fn save_stream(client: &mut EtcdClient, path: &Path) -> Result<Saved, Snap
                         format!("no data for {}s", IDLE_TIMEOUT.as_secs()),
                     ));
                 }
-                Ok(Err(status)) => return Err(broke(received, error_chain(&status))),
+                Ok(Err(status)) => {
+                    let mut reason = status.message().to_string();
+                    if let Some(source) = std::error::Error::source(&status) {
+                        reason = format!("{reason}: {}", error_chain(source));
+                    }
+                    return Err(broke(received, reason));
+                }
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(msg))) => msg,
             };
@@ -332,16 +342,18 @@ async fn save_stream(client: &mut EtcdClient, path: &Path) -> Result<Saved, Snap
             actual: hex::encode(written.sha256),
         });
     }
-    bolt::check_head(&written.head, written.len)?;
+    let bolt_meta = bolt::check_head(&written.head, written.len)?;
 
     let mut file = written.file;
     file.write_all(&expected).map_err(write_err)?;
     file.sync_all().map_err(write_err)?;
+    let revision = bolt::last_revision(&file, &bolt_meta)?;
     guard.armed = false;
     Ok(Saved {
         part,
         file_len: written.len + 32,
         sha256: written.sha256,
+        revision,
     })
 }
 

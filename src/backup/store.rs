@@ -154,6 +154,7 @@ pub fn part_path(path: &Path) -> PathBuf {
 /// Creates (truncating) a file readable by its owner only: snapshots hold secrets.
 pub fn create_private(path: &Path) -> io::Result<File> {
     OpenOptions::new()
+        .read(true)
         .write(true)
         .create(true)
         .truncate(true)

@@ -121,3 +121,44 @@ clusters:
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("missing.yaml"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_failure_mid_snapshot_leaves_no_file() {
+    require_etcd!();
+    let etcd = TestEtcd::start().await;
+    etcd.fill(20, 256 * 1024).await; // ~5 MB database
+    let root = etcd.tmp.path();
+    let config = root.join("keelson.yaml");
+    let snaps = root.join("snaps");
+    std::fs::write(
+        &config,
+        format!(
+            "clusters:\n  full:\n    etcd:\n      endpoints: [\"{}\"]\n      dir: {}\n",
+            etcd.url(),
+            snaps.display()
+        ),
+    )
+    .unwrap();
+    // A file-size limit makes writes fail like a full disk does; SIGXFSZ is
+    // ignored so the write returns an error instead of killing the process.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 2048; exec \"{}\" backup --config \"{}\" now",
+        env!("CARGO_BIN_EXE_keelson"),
+        config.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("cannot write"), "{t}");
+    assert!(
+        t.contains("free disk space"),
+        "tells the user what to do: {t}"
+    );
+    assert!(files_with_suffix(&snaps, ".db").is_empty(), "{t}");
+    assert!(files_with_suffix(&snaps, ".part").is_empty(), "{t}");
+
+    // Without the limit the next run succeeds.
+    let out = keelson(&config, &["now"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(files_with_suffix(&snaps, ".db").len(), 1);
+}

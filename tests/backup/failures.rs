@@ -116,11 +116,13 @@ async fn etcd_killed_mid_stream_leaves_no_snapshot() {
     let dir = cfg.dir.clone().unwrap();
     match result {
         Err(err) => {
+            eprintln!("etcd killed mid-stream: {err}");
             assert!(matches!(err, SnapshotError::Stream { .. }), "{err}");
             assert!(files_with_suffix(&dir, ".db").is_empty());
         }
         // etcd can finish sending before the kill lands; then the file must be whole.
         Ok(record) => {
+            eprintln!("etcd finished the stream before the kill landed");
             keelson::backup::verify_file(&record.path).expect("a completed snapshot verifies");
         }
     }
