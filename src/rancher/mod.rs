@@ -15,6 +15,7 @@ mod apply;
 mod client;
 mod desired;
 mod error;
+mod from_spec;
 mod plan;
 pub mod quantity;
 mod render;
