@@ -269,7 +269,7 @@ fn parse_target(
     if (!rt.namespaced && ns.is_some()) || (rt.namespaced && ns.is_none() && name.is_some()) {
         return Err(ApiError::path_not_found());
     }
-    if !sub.is_empty() && !(sub == "status" && rt.has_status) {
+    if !(sub.is_empty() || (sub == "status" && rt.has_status)) {
         return Err(ApiError::path_not_found());
     }
     Ok(Target {

@@ -1,0 +1,244 @@
+//! Server-side apply over HTTP: YAML bodies, create-via-apply, merge keys, field removal,
+//! conflicts with their Status, forced takeover, and dryRun.
+
+use kube_apiserver::{Gvr, TestServer};
+use serde_json::json;
+
+use super::http::{apply, get, request};
+use super::namespace;
+
+const WEB: &str = "/apis/apps/v1/namespaces/shop/deployments/web";
+
+fn manifest(image: &str, env: &[(&str, &str)], replicas: Option<u32>) -> String {
+    let mut s = String::from(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\n  labels:\n    app: web\nspec:\n",
+    );
+    if let Some(r) = replicas {
+        s.push_str(&format!("  replicas: {r}\n"));
+    }
+    s.push_str("  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n");
+    s.push_str(&format!(
+        "      - name: web\n        image: {image}\n        env:\n"
+    ));
+    for (k, v) in env {
+        s.push_str(&format!("        - name: {k}\n          value: \"{v}\"\n"));
+    }
+    s.push_str("      - name: sidecar\n        image: envoy:1\n");
+    s
+}
+
+#[test]
+fn apply_creates_merges_by_key_and_removes_dropped_fields() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let url = format!("{WEB}?fieldManager=keelson");
+    let r = apply(
+        srv.url(),
+        &url,
+        &manifest("web:1", &[("A", "1"), ("B", "2")], Some(2)),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        r.json()["metadata"]["managedFields"][0]["operation"],
+        "Apply"
+    );
+
+    // Another manager adds an env var to the same container (merge key: name).
+    let other = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        env:\n        - name: C\n          value: \"3\"\n";
+    let r = apply(srv.url(), &format!("{WEB}?fieldManager=injector"), other);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let env = r.json()["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    assert_eq!(
+        env,
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "C", "value": "3"}])
+    );
+
+    // keelson drops B and the replicas: B goes, C (owned by the injector) stays, and replicas,
+    // owned by nobody now, is removed and defaulted back to 1 (the real server's HPA gotcha).
+    let r = apply(srv.url(), &url, &manifest("web:2", &[("A", "1")], None));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let d = r.json();
+    let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(
+        env,
+        &json!([{"name": "A", "value": "1"}, {"name": "C", "value": "3"}])
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][1]["name"],
+        "sidecar"
+    );
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(
+        d["metadata"]["generation"], 3,
+        "both spec changes bumped generation"
+    );
+    let keelson = d["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "keelson")
+        .unwrap();
+    assert!(keelson["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+}
+
+#[test]
+fn conflict_status_lists_fields_and_force_moves_ownership() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    apply(
+        srv.url(),
+        &format!("{WEB}?fieldManager=keelson"),
+        &manifest("web:1", &[("A", "1")], Some(2)),
+    );
+    let hpa = "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\"},\"spec\":{\"replicas\":4,\"template\":{\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":\"web:9\"}]}}}}";
+    let r = apply(
+        srv.url(),
+        &format!("{WEB}?fieldManager=hpa-controller"),
+        hpa,
+    );
+    assert_eq!(r.status, 409);
+    let s = r.json();
+    assert_eq!(s["reason"], "Conflict");
+    assert_eq!(
+        s["message"],
+        "Apply failed with 2 conflicts: conflicts with \"keelson\":\n- .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image"
+    );
+    assert_eq!(
+        s["details"]["causes"][0],
+        json!({"type": "FieldManagerConflict", "message": "conflict with \"keelson\"", "field": ".spec.replicas"})
+    );
+
+    let r = apply(
+        srv.url(),
+        &format!("{WEB}?fieldManager=hpa-controller&force=true"),
+        hpa,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["spec"]["replicas"], 4);
+    // keelson re-applying its own values now conflicts the other way round.
+    let r = apply(
+        srv.url(),
+        &format!("{WEB}?fieldManager=keelson"),
+        &manifest("web:1", &[("A", "1")], Some(2)),
+    );
+    assert_eq!(r.status, 409);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("conflicts with \"hpa-controller\"")
+    );
+}
+
+#[test]
+fn dry_run_answers_fully_and_stores_nothing() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let rv = srv.resource_version();
+    srv.reset_requests();
+    let r = apply(
+        srv.url(),
+        &format!("{WEB}?fieldManager=keelson&dryRun=All"),
+        &manifest("web:1", &[], Some(1)),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["metadata"]["generation"], 1);
+    assert_eq!(
+        r.json()["spec"]["strategy"]["type"],
+        "RollingUpdate",
+        "defaults are applied in a dry run too"
+    );
+    assert_eq!(get(srv.url(), WEB).status, 404);
+    assert_eq!(srv.resource_version(), rv);
+    assert_eq!(srv.write_count(), 0);
+
+    apply(
+        srv.url(),
+        &format!("{WEB}?fieldManager=keelson"),
+        &manifest("web:1", &[], Some(1)),
+    );
+    let stored = srv
+        .get_object(&Gvr::parse("apps/v1/deployments"), Some("shop"), "web")
+        .unwrap();
+    let rv = srv.resource_version();
+    for (method, ct, body) in [
+        (
+            "PATCH",
+            "application/merge-patch+json",
+            "{\"spec\":{\"replicas\":5}}",
+        ),
+        (
+            "PATCH",
+            "application/json-patch+json",
+            "[{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":5}]",
+        ),
+        (
+            "PATCH",
+            "application/strategic-merge-patch+json",
+            "{\"spec\":{\"replicas\":5}}",
+        ),
+        ("DELETE", "application/json", "{}"),
+    ] {
+        let r = request(
+            srv.url(),
+            method,
+            &format!("{WEB}?dryRun=All"),
+            Some(ct),
+            body,
+        );
+        assert_eq!(r.status, 200, "{method} {ct}: {}", r.text());
+        if method == "PATCH" {
+            assert_eq!(r.json()["spec"]["replicas"], 5);
+            assert_eq!(r.json()["metadata"]["generation"], 2);
+        }
+    }
+    assert_eq!(srv.resource_version(), rv);
+    assert_eq!(
+        srv.get_object(&Gvr::parse("apps/v1/deployments"), Some("shop"), "web")
+            .unwrap(),
+        stored
+    );
+    assert_eq!(
+        srv.write_count(),
+        1,
+        "only the real apply counts: {:?}",
+        srv.requests()
+    );
+}
+
+#[test]
+fn update_managers_are_recorded_for_patches_and_a_noop_apply_does_not_write() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let url = format!("{WEB}?fieldManager=keelson");
+    apply(srv.url(), &url, &manifest("web:1", &[], Some(1)));
+    let r = request(
+        srv.url(),
+        "PATCH",
+        &format!("{WEB}?fieldManager=scaler"),
+        Some("application/merge-patch+json"),
+        "{\"spec\":{\"replicas\":3}}",
+    );
+    let mf = r.json()["metadata"]["managedFields"].clone();
+    let scaler = mf
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "scaler")
+        .unwrap();
+    assert_eq!(scaler["operation"], "Update");
+    assert_eq!(scaler["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+
+    let before = srv.resource_version();
+    let again = apply(srv.url(), &url, &manifest("web:1", &[], None));
+    assert_eq!(again.status, 200);
+    let after_first = srv.resource_version();
+    let r = apply(srv.url(), &url, &manifest("web:1", &[], None));
+    assert_eq!(r.status, 200);
+    assert!(after_first >= before);
+    assert_eq!(
+        srv.resource_version(),
+        after_first,
+        "an identical apply must not bump resourceVersion"
+    );
+}
