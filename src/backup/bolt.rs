@@ -491,3 +491,22 @@ pub fn last_revision(file: &File, meta: &Meta) -> Result<Option<i64>, BoltError>
     }
     Err(bad(id, "tree deeper than 64 levels"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv64a_matches_reference_vectors() {
+        assert_eq!(fnv64a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv64a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv64a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn short_heads_are_rejected() {
+        assert_eq!(check_head(&[0u8; 100], 100), Err(BoltError::TooShort(100)));
+        let err = check_head(&[0u8; 8192], 8192).unwrap_err();
+        assert!(matches!(err, BoltError::Meta { page: 0, .. }), "{err}");
+    }
+}

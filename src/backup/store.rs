@@ -312,3 +312,36 @@ impl ClusterLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn names_round_trip_even_with_dashes_in_the_cluster() {
+        let name = SnapshotName {
+            cluster: "prod-eu-2".into(),
+            time: Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 5).unwrap()
+                + chrono::Duration::milliseconds(42),
+            revision: 48213,
+        };
+        let file = name.file_name();
+        assert_eq!(file, "prod-eu-2-20261123T120005.042Z-rev48213.db");
+        assert_eq!(SnapshotName::parse(&file), Some(name));
+    }
+
+    #[test]
+    fn foreign_names_are_ignored() {
+        for bad in [
+            "prod.db",
+            "prod-rev1.db",
+            "-20261123T120005.042Z-rev1.db",
+            "prod-20261123T120005.042Z-revX.db",
+            "prod-20261399T120005.042Z-rev1.db",
+            "prod-20261123T120005.042Z-rev1.db.part",
+        ] {
+            assert_eq!(SnapshotName::parse(bad), None, "{bad}");
+        }
+    }
+}
