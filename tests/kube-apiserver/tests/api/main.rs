@@ -2,6 +2,7 @@
 //! watch and fault injection.
 
 mod http;
+mod kube_client;
 mod ssa;
 mod streams;
 
