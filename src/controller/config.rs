@@ -339,7 +339,7 @@ impl Checker<'_> {
             );
         }
         let branch = r.branch.clone().unwrap_or_else(|| "main".into());
-        if git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) == false {
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
             self.error(
                 "/controller/repository/branch",
                 format!("`{branch}` is not a valid branch name"),

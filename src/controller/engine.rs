@@ -392,9 +392,9 @@ async fn advance<R: EnvReconciler>(
             }
         }
     }
-    for env in new_slots {
-        let good = last_good_checkout(shared, source, &env).await;
-        let slot = Arc::new(EnvSlot::new(&env));
+    for env in &new_slots {
+        let good = last_good_checkout(shared, source, env).await;
+        let slot = Arc::new(EnvSlot::new(env));
         shared
             .envs
             .lock()
@@ -405,7 +405,7 @@ async fn advance<R: EnvReconciler>(
     }
     let envs = shared.envs.lock().unwrap_or_else(|p| p.into_inner());
     for (name, slot) in envs.iter() {
-        if affected.contains(name) {
+        if affected.contains(name) && !new_slots.contains(name) {
             slot.set_target(checkout.clone());
         }
     }

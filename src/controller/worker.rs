@@ -179,15 +179,18 @@ async fn sync<R: EnvReconciler>(
     if !apps.is_empty() {
         status.apps = apps;
     }
-    status.last_attempt = Some(Attempt {
+    let attempt = Some(Attempt {
         commit: commit.id.clone(),
         at: at.clone(),
         trigger,
         outcome: outcome.clone(),
     });
-    if let Err(e) = shared.store.put_status(&status) {
-        warn!(env, error = %e, "cannot record the environment status");
+    if trigger == Trigger::Drift {
+        status.last_drift_check = attempt;
+    } else {
+        status.last_attempt = attempt;
     }
+    // History first: once status shows an attempt, its history entry exists.
     // Periodic checks that found nothing are not history.
     if trigger != Trigger::Drift || !matches!(outcome, Outcome::NoChange) {
         let record = SyncRecord {
@@ -205,6 +208,9 @@ async fn sync<R: EnvReconciler>(
             warn!(env, error = %e, "cannot record the sync in the history");
         }
     }
+    if let Err(e) = shared.store.put_status(&status) {
+        warn!(env, error = %e, "cannot record the environment status");
+    }
     match &outcome {
         Outcome::Invalid { diagnostics } => {
             warn!(env, commit = %commit.id, errors = diagnostics.len(), "commit has spec errors; not applied, the last good commit stays in place");
@@ -219,13 +225,12 @@ async fn sync<R: EnvReconciler>(
             info!(env, commit = %commit.id, trigger = trigger.as_str(), took_ms = took.as_millis() as u64, "{}", o.summary())
         }
     }
-    if trigger != Trigger::Drift {
-        if let Some(reporter) = &shared.reporter {
-            if let Err(e) = reporter.post(&commit.id, env, &outcome).await {
-                shared.metrics.observe_commit_status_error();
-                warn!(env, error = %e, "cannot post the commit status");
-            }
-        }
+    if trigger != Trigger::Drift
+        && let Some(reporter) = &shared.reporter
+        && let Err(e) = reporter.post(&commit.id, env, &outcome).await
+    {
+        shared.metrics.observe_commit_status_error();
+        warn!(env, error = %e, "cannot post the commit status");
     }
     outcome
 }

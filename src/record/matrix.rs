@@ -146,6 +146,7 @@ mod tests {
                 trigger: Trigger::Commit,
                 outcome: Outcome::NoChange,
             }),
+            last_drift_check: None,
             drift: 0,
             apps: vec![AppStatus {
                 name: "api".into(),

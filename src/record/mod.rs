@@ -4,6 +4,10 @@
 //! Values are stored as JSON so that the on-disk format is readable with any
 //! tool and survives field additions (`#[serde(default)]`).
 
+// `redb::Error` is large; the closures that return it hand it straight to
+// `Store::err`, so boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 pub mod matrix;
 
 use std::path::{Path, PathBuf};
@@ -64,9 +68,14 @@ pub struct EnvStatus {
     /// Last commit that was applied (or found in sync) successfully.
     #[serde(default)]
     pub last_applied: Option<CommitRef>,
-    /// The most recent sync or drift check, successful or not.
+    /// The most recent sync of a commit (first try or retry), successful or
+    /// not. Drift checks do not replace it, so a bad commit's errors stay
+    /// visible until a newer commit is synced.
     #[serde(default)]
     pub last_attempt: Option<Attempt>,
+    /// The most recent drift check.
+    #[serde(default)]
+    pub last_drift_check: Option<Attempt>,
     /// Objects that differ from the spec at the last drift check.
     #[serde(default)]
     pub drift: u64,

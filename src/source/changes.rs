@@ -36,10 +36,10 @@ pub fn affected_environments<S: AsRef<str>>(paths: &[S]) -> Affected {
         if p.starts_with("policies/") || p.starts_with("schema/") {
             return Affected::All;
         }
-        if let Some(rest) = p.strip_prefix("environments/") {
-            if let Some((env, _)) = rest.split_once('/') {
-                envs.insert(env.to_string());
-            }
+        if let Some(rest) = p.strip_prefix("environments/")
+            && let Some((env, _)) = rest.split_once('/')
+        {
+            envs.insert(env.to_string());
         }
     }
     Affected::Some(envs)

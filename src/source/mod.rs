@@ -338,10 +338,10 @@ impl GitSource {
         let mut paths = Vec::new();
         for delta in diff.deltas() {
             for file in [delta.old_file(), delta.new_file()] {
-                if let Some(p) = file.path().and_then(Path::to_str) {
-                    if !paths.iter().any(|x| x == p) {
-                        paths.push(p.to_string());
-                    }
+                if let Some(p) = file.path().and_then(Path::to_str)
+                    && !paths.iter().any(|x| x == p)
+                {
+                    paths.push(p.to_string());
                 }
             }
         }
@@ -354,21 +354,21 @@ fn credentials(
     user_from_url: Option<&str>,
     allowed: CredentialType,
 ) -> Result<Cred, git2::Error> {
-    if allowed.contains(CredentialType::SSH_KEY) {
-        if let Some(key) = &auth.ssh_key {
-            return Cred::ssh_key(
-                user_from_url.unwrap_or("git"),
-                None,
-                key,
-                auth.ssh_passphrase.as_ref().map(Secret::expose),
-            );
-        }
+    if allowed.contains(CredentialType::SSH_KEY)
+        && let Some(key) = &auth.ssh_key
+    {
+        return Cred::ssh_key(
+            user_from_url.unwrap_or("git"),
+            None,
+            key,
+            auth.ssh_passphrase.as_ref().map(Secret::expose),
+        );
     }
-    if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-        if let Some(token) = &auth.token {
-            let user = auth.username.as_deref().unwrap_or("x-access-token");
-            return Cred::userpass_plaintext(user, token.expose());
-        }
+    if allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
+        && let Some(token) = &auth.token
+    {
+        let user = auth.username.as_deref().unwrap_or("x-access-token");
+        return Cred::userpass_plaintext(user, token.expose());
     }
     if allowed.contains(CredentialType::USERNAME) {
         return Cred::username(user_from_url.unwrap_or("git"));

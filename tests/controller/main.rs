@@ -1,0 +1,13 @@
+//! Integration tests of the controller (`keelson run`): real Git
+//! repositories, real HTTP on loopback, a recording fake of the reconcile
+//! pipeline (and the real binary where noted).
+
+mod support;
+
+mod binary;
+mod drift;
+mod report;
+mod source;
+mod status;
+mod sync;
+mod webhook;

@@ -1,0 +1,202 @@
+//! `/status`, `keelson status`, `/metrics`, `/healthz`, `/readyz`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_which_version_runs_where() {
+    let (repo, _) = two_env_repo();
+    repo.set_tag("prod", "1.4.2");
+    repo.set_tag("dev", "1.5.0");
+    repo.commit("versions");
+    let state = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let running = start(
+        settings(&repo.path().display().to_string(), state.path()),
+        &fake,
+    )
+    .await;
+    let st = wait_status(&running, "both synced", |st| st["ready"] == true).await;
+    assert_eq!(st["matrix"]["apps"]["web"]["prod"]["version"], "1.4.2");
+    assert_eq!(st["matrix"]["apps"]["web"]["dev"]["version"], "1.5.0");
+    assert_eq!(st["matrix"]["apps"]["web"]["prod"]["health"], "healthy");
+
+    let server = format!("http://{}", running.addr());
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["status", "--server", &server])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let web = text
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = web
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells,
+        ["web", "1.5.0 (healthy)", "1.4.2 (healthy)"],
+        "{text}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["status", "--server", &server, "--history", "--env", "prod"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("applied: 1 created, 0 updated, 0 deleted"),
+        "{text}"
+    );
+    assert!(text.contains("Dev Eloper <dev@example.com>"), "{text}");
+    assert!(!text.contains(" dev "), "only prod was asked for: {text}");
+
+    running.shutdown();
+    running.wait().await;
+    // With the controller stopped, the store is read directly.
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["status", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("web") && l.contains("1.4.2 (healthy)")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_move_with_syncs() {
+    let (repo, _) = two_env_repo();
+    let state = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let running = start(
+        settings(&repo.path().display().to_string(), state.path()),
+        &fake,
+    )
+    .await;
+    wait_status(&running, "ready", |st| st["ready"] == true).await;
+
+    let scrape = || async {
+        let (code, text) = get(&running, "/metrics").await;
+        assert_eq!(code, 200);
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        prometheus_parse::Scrape::parse(lines).unwrap()
+    };
+    let value =
+        |scrape: &prometheus_parse::Scrape, name: &str, env: &str, outcome: Option<&str>| -> f64 {
+            scrape
+                .samples
+                .iter()
+                .filter(|s| s.metric == name && s.labels.get("env") == Some(env))
+                .filter(|s| outcome.is_none_or(|o| s.labels.get("outcome") == Some(o)))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                    prometheus_parse::Value::Untyped(v) => v,
+                    _ => 0.0,
+                })
+                .sum()
+        };
+    let before = scrape().await;
+    assert_eq!(
+        value(
+            &before,
+            "keelson_sync_results_total",
+            "prod",
+            Some("applied")
+        ),
+        1.0
+    );
+    let applied_at = value(
+        &before,
+        "keelson_last_successful_sync_timestamp_seconds",
+        "prod",
+        None,
+    );
+    assert!(applied_at > 1.0e9, "a unix timestamp: {applied_at}");
+    let histogram = before
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "keelson_sync_duration_seconds" && s.labels.get("env") == Some("prod")
+        })
+        .expect("duration histogram for prod");
+    match &histogram.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(buckets.last().unwrap().count, 1.0);
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+
+    repo.set_tag("prod", "1.1.0");
+    repo.commit("prod 1.1.0");
+    running.trigger();
+    wait_metric(
+        &running,
+        "keelson_sync_results_total",
+        &["env=\"prod\"", "outcome=\"applied\""],
+        2.0,
+    )
+    .await;
+    let after = scrape().await;
+    assert_eq!(
+        value(
+            &after,
+            "keelson_sync_results_total",
+            "prod",
+            Some("applied")
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(&after, "keelson_apply_requests_total", "prod", None),
+        2.0
+    );
+    assert_eq!(
+        value(&after, "keelson_sync_results_total", "dev", None),
+        1.0
+    );
+    running.shutdown();
+    running.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_the_first_sync_of_every_environment() {
+    let (repo, _) = two_env_repo();
+    let state = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    fake.set_delay(Duration::from_millis(400));
+    let mut s = settings(&repo.path().display().to_string(), state.path());
+    s.max_parallel = 1;
+    let running = start(s, &fake).await;
+    let (code, _) = get(&running, "/healthz").await;
+    assert_eq!(code, 200);
+    let (code, body) = get(&running, "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    wait_until("both synced", || {
+        fake.tag("dev").is_some() && fake.tag("prod").is_some()
+    })
+    .await;
+    wait_status(&running, "ready", |st| st["ready"] == true).await;
+    let (code, _) = get(&running, "/readyz").await;
+    assert_eq!(code, 200);
+    running.shutdown();
+    running.wait().await;
+}
