@@ -5,14 +5,17 @@
 //! `controller`, `rancher` and `backup`. Pure stages take values and return
 //! values; I/O sits behind small traits at the edges.
 
+pub mod apply;
 pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod diag;
+pub mod observe;
 pub mod plan;
 pub mod rancher;
+pub mod reconcile;
 pub mod record;
 pub mod render;
 pub mod source;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod reconcile;
 pub mod specs;
 
 /// Keelson: declarative GitOps for Kubernetes and Rancher, with verified etcd snapshots.
@@ -24,6 +25,9 @@ pub enum Command {
     Render(specs::RenderArgs),
     /// Set an app's image tag (or digest) in pipeline.yaml, keeping comments.
     SetImage(specs::SetImageArgs),
+    /// Plan and apply every environment (`--dry-run` to plan only).
+    /// Exit 0: nothing to change, 2: changes planned or applied, 1: error.
+    Reconcile(reconcile::ReconcileArgs),
     /// Take, list and verify etcd snapshots.
     Backup(crate::backup::cli::BackupArgs),
     /// Run the controller: sync on push, poll, re-check drift, serve status.
@@ -34,11 +38,14 @@ pub enum Command {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Several crates bring rustls; pick one crypto provider for all of them.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => specs::validate(args),
         Command::Render(args) => specs::render(args),
         Command::SetImage(args) => specs::set_image(args),
+        Command::Reconcile(args) => reconcile::run(args),
         Command::Backup(args) => crate::backup::cli::run(args),
         Command::Run(args) => crate::controller::cli::run(args),
         Command::Status(args) => crate::controller::cli::status(args),

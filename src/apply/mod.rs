@@ -1,0 +1,251 @@
+//! Apply a plan: server-side apply in dependency order (namespaces and CRDs
+//! first, waiting for each CRD to be Established; then config, services,
+//! workloads), deletions in reverse, bounded parallelism within a step,
+//! retries with backoff, and a wait for workload health.
+
+pub mod health;
+
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::observe::{Cluster, ClusterError};
+use crate::plan::{Action, Change, ObjectId, Plan};
+use crate::render::kind_rank;
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Objects applied at once within one step.
+    pub parallelism: usize,
+    /// Attempts per request on retryable errors.
+    pub attempts: u32,
+    /// First backoff; doubles per attempt.
+    pub backoff: Duration,
+    /// How long to wait for CRDs and workloads.
+    pub timeout: Duration,
+    /// Wait for workload health after applying.
+    pub wait_health: bool,
+    /// How often to poll while waiting.
+    pub poll: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            parallelism: 8,
+            attempts: 5,
+            backoff: Duration::from_millis(200),
+            timeout: Duration::from_secs(300),
+            wait_health: true,
+            poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The result of one object's write.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectResult {
+    /// Which object.
+    pub id: ObjectId,
+    /// What was done.
+    pub action: Action,
+    /// The error, if it failed or was not attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Requests made (more than one when retried).
+    pub attempts: u32,
+}
+
+/// The result of applying a plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    /// One entry per write, in the order they finished.
+    pub results: Vec<ObjectResult>,
+    /// Health of the workloads touched.
+    pub health: Vec<health::Health>,
+}
+
+impl ApplyReport {
+    /// Whether any write failed or any workload is unhealthy.
+    pub fn failed(&self) -> bool {
+        self.results.iter().any(|r| r.error.is_some()) || self.health.iter().any(|h| !h.healthy)
+    }
+
+    /// A one-line account of failures, for summaries.
+    pub fn failure_summary(&self) -> Option<String> {
+        let errors: Vec<String> = self
+            .results
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.id)))
+            .chain(
+                self.health
+                    .iter()
+                    .filter(|h| !h.healthy)
+                    .map(|h| format!("{} unhealthy: {}", h.id, h.reason)),
+            )
+            .collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+}
+
+/// Run `f` with retries on retryable errors.
+pub async fn with_retries<T, F, Fut>(
+    opts: &ApplyOptions,
+    mut f: F,
+) -> (Result<T, ClusterError>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f().await {
+            Err(e) if e.retryable() && attempt < opts.attempts => {
+                let delay = opts.backoff * 2u32.saturating_pow(attempt - 1);
+                tracing::debug!(error = %e, attempt, "retrying after {delay:?}");
+                tokio::time::sleep(delay).await;
+            }
+            other => return (other, attempt),
+        }
+    }
+}
+
+/// Apply `plan` (which must not be refused).
+pub async fn apply_plan<C: Cluster>(cluster: &C, plan: &Plan, opts: &ApplyOptions) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let mut writes: Vec<&Change> = plan.changes.iter().filter(|c| c.apply.is_some()).collect();
+    writes.sort_by_key(|c| kind_rank(&c.id.kind));
+    let mut deletes: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .collect();
+    deletes.sort_by_key(|c| std::cmp::Reverse(kind_rank(&c.id.kind)));
+
+    let mut failed = false;
+    for step in steps(&writes) {
+        if failed {
+            report.results.extend(step.iter().map(|c| not_attempted(c)));
+            continue;
+        }
+        let results: Vec<ObjectResult> =
+            stream::iter(step.iter().map(|c| write_one(cluster, c, opts)))
+                .buffer_unordered(opts.parallelism.max(1))
+                .collect()
+                .await;
+        failed = results.iter().any(|r| r.error.is_some());
+        report.results.extend(results);
+        if !failed {
+            for crd in step
+                .iter()
+                .filter(|c| c.id.kind == "CustomResourceDefinition")
+            {
+                if let Err(e) = health::wait_crd_established(cluster, &crd.id.name, opts).await {
+                    failed = true;
+                    report.results.push(ObjectResult {
+                        id: crd.id.clone(),
+                        action: crd.action,
+                        error: Some(e),
+                        attempts: 0,
+                    });
+                }
+            }
+        }
+    }
+    for step in steps(&deletes) {
+        if failed {
+            report.results.extend(step.iter().map(|c| not_attempted(c)));
+            continue;
+        }
+        let results: Vec<ObjectResult> =
+            stream::iter(step.iter().map(|c| delete_one(cluster, c, opts)))
+                .buffer_unordered(opts.parallelism.max(1))
+                .collect()
+                .await;
+        failed = results.iter().any(|r| r.error.is_some());
+        report.results.extend(results);
+    }
+    if opts.wait_health && !failed {
+        let workloads: Vec<&ObjectId> = writes
+            .iter()
+            .filter(|c| health::is_workload(&c.id.kind))
+            .map(|c| &c.id)
+            .collect();
+        let checks = workloads
+            .iter()
+            .map(|id| health::wait_workload(cluster, id, opts));
+        report.health = futures::future::join_all(checks).await;
+    }
+    report
+}
+
+/// Consecutive changes of the same kind rank form one step.
+fn steps<'a>(changes: &[&'a Change]) -> Vec<Vec<&'a Change>> {
+    let mut out: Vec<Vec<&Change>> = Vec::new();
+    for c in changes {
+        match out.last_mut() {
+            Some(step) if kind_rank(&step[0].id.kind) == kind_rank(&c.id.kind) => step.push(c),
+            _ => out.push(vec![c]),
+        }
+    }
+    out
+}
+
+fn not_attempted(c: &Change) -> ObjectResult {
+    ObjectResult {
+        id: c.id.clone(),
+        action: c.action,
+        error: Some("not attempted: an earlier step failed".into()),
+        attempts: 0,
+    }
+}
+
+async fn write_one<C: Cluster>(cluster: &C, c: &Change, opts: &ApplyOptions) -> ObjectResult {
+    let body = c.apply.as_ref().expect("writes have a body");
+    let (result, attempts) = with_retries(opts, || async {
+        let res = cluster.resource(&c.id.api_version, &c.id.kind).await?;
+        cluster.apply(&res, body, false).await
+    })
+    .await;
+    ObjectResult {
+        id: c.id.clone(),
+        action: c.action,
+        error: result.err().map(|e| e.to_string()),
+        attempts,
+    }
+}
+
+async fn delete_one<C: Cluster>(cluster: &C, c: &Change, opts: &ApplyOptions) -> ObjectResult {
+    let (result, attempts) = with_retries(opts, || async {
+        let res = cluster.resource(&c.id.api_version, &c.id.kind).await?;
+        let ns = res.namespaced.then_some(c.id.namespace.as_str());
+        cluster.delete(&res, ns, &c.id.name, false).await
+    })
+    .await;
+    ObjectResult {
+        id: c.id.clone(),
+        action: Action::Delete,
+        error: result.err().map(|e| e.to_string()),
+        attempts,
+    }
+}
+
+/// The server-side dry-run result of applying `body`, stripped of server
+/// fields, for exact comparison with live (`--server-dry-run`).
+pub async fn server_dry_run<C: Cluster>(
+    cluster: &C,
+    id: &ObjectId,
+    body: &Json,
+    opts: &ApplyOptions,
+) -> Result<Json, ClusterError> {
+    let (r, _) = with_retries(opts, || async {
+        let res = cluster.resource(&id.api_version, &id.kind).await?;
+        cluster.apply(&res, body, true).await
+    })
+    .await;
+    r.map(|o| crate::plan::diff::strip_server_fields(&o))
+}

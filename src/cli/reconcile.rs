@@ -1,0 +1,308 @@
+//! `keelson reconcile [--dry-run]`: plan (and apply) every environment, print
+//! the plan as text, markdown (a merge-request comment) or JSON. Exit codes
+//! as `terraform plan -detailed-exitcode`: 0 nothing to change, 2 changes
+//! planned or applied, 1 error.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::specs::{Color, report_diagnostics, selected_envs};
+use crate::check;
+use crate::plan::{Action, Plan};
+use crate::reconcile::{self, Clusters, EnvResult, Options};
+
+/// Output format of `reconcile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Human text with coloured diffs.
+    Text,
+    /// A merge-request comment, one collapsible section per object.
+    Markdown,
+    /// Machine-readable.
+    Json,
+}
+
+/// Arguments of `keelson reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The environments repository.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Only these environments (repeatable); all when absent.
+    #[arg(long = "env", short = 'e')]
+    pub envs: Vec<String>,
+    /// Plan only; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirm each update with a server-side dry-run apply (exact, slower).
+    #[arg(long)]
+    pub server_dry_run: bool,
+    /// Compare against captured objects in DIR instead of a cluster (implies --dry-run).
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
+    /// The keelson config file (clusters → kubeconfig contexts). Without it,
+    /// an environment's `cluster` is taken as a kubeconfig context name.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+    /// Colour.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Objects applied at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallelism: usize,
+    /// Seconds to wait for workloads to become healthy.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Do not wait for workload health after applying.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// `keelson reconcile`.
+pub fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let report = check::check_repo(&args.repo);
+    report_diagnostics(&report, args.color);
+    let envs = selected_envs(&report, &args.envs)?;
+    let config_path = args.config.clone().or_else(|| {
+        let default = args.repo.join("keelson.yaml");
+        default.is_file().then_some(default)
+    });
+    let config = match &config_path {
+        Some(p) => Some(crate::config::load_config(p)?),
+        None => None,
+    };
+    let dry_run = args.dry_run || args.against.is_some();
+    let opts = Options {
+        dry_run,
+        server_dry_run: args.server_dry_run,
+        apply: crate::apply::ApplyOptions {
+            parallelism: args.parallelism,
+            timeout: Duration::from_secs(args.timeout),
+            wait_health: !args.no_wait,
+            ..Default::default()
+        },
+    };
+    let clusters = Clusters::new(config, args.against.clone())?;
+
+    // Environments run concurrently; one failing does not stop the others.
+    let mut blocked = Vec::new();
+    let mut tasks = Vec::new();
+    for name in &envs {
+        match report.ready.get(name) {
+            Some(env) => tasks.push(async {
+                match clusters.get(&env.cluster).await {
+                    Ok(c) => reconcile::reconcile_env(c.as_ref(), env, &opts).await,
+                    Err(e) => EnvResult {
+                        environment: env.name.clone(),
+                        cluster: env.cluster.clone(),
+                        namespace: env.namespace.clone(),
+                        plan: None,
+                        apply: None,
+                        error: Some(e.to_string()),
+                        apps: Vec::new(),
+                    },
+                }
+            }),
+            None => blocked.push(name.clone()),
+        }
+    }
+    let mut results = futures::future::join_all(tasks).await;
+
+    // Environments whose folder was removed, on the clusters in use.
+    if args.envs.is_empty() {
+        let known: BTreeSet<String> = report.repo.environments.keys().cloned().collect();
+        let used: BTreeSet<&String> = report.ready.values().map(|e| &e.cluster).collect();
+        for name in used {
+            if let Ok(c) = clusters.get(name).await {
+                results.extend(reconcile::retired_envs(c.as_ref(), name, &known, &opts).await);
+            }
+        }
+    }
+
+    let color = args.color.enabled(std::io::stdout().is_terminal());
+    let out = match args.output {
+        PlanFormat::Text => text(&results, &blocked, dry_run, color),
+        PlanFormat::Markdown => markdown(&results, &blocked),
+        PlanFormat::Json => {
+            serde_json::to_string_pretty(&serde_json::json!({
+                "dryRun": dry_run,
+                "blocked": blocked,
+                "environments": results,
+            }))? + "\n"
+        }
+    };
+    print!("{out}");
+    let failed = !blocked.is_empty() || results.iter().any(EnvResult::failed);
+    let changed = results.iter().any(EnvResult::changed);
+    Ok(ExitCode::from(if failed {
+        1
+    } else if changed {
+        2
+    } else {
+        0
+    }))
+}
+
+fn sign(a: Action) -> (&'static str, &'static str) {
+    match a {
+        Action::Create => ("+", "create"),
+        Action::Update => ("~", "update"),
+        Action::Delete => ("-", "delete"),
+        Action::Unchanged => ("=", "unchanged"),
+        Action::Skip => ("!", "skip"),
+    }
+}
+
+/// One line: `prod: 2 to create, 1 to update, 0 to delete` (or, after an
+/// apply, `prod: 2 created, 1 updated, 0 deleted`).
+pub fn summary_line(env: &str, plan: &Plan, dry_run: bool) -> String {
+    let s = plan.summary();
+    let mut line = if dry_run {
+        format!(
+            "{env}: {} to create, {} to update, {} to delete",
+            s.create, s.update, s.delete
+        )
+    } else {
+        format!(
+            "{env}: {} created, {} updated, {} deleted",
+            s.create, s.update, s.delete
+        )
+    };
+    if s.skip > 0 {
+        let _ = write!(line, ", {} skipped", s.skip);
+    }
+    line
+}
+
+fn colorize(diff: &str, color: bool) -> String {
+    if !color {
+        return diff.to_string();
+    }
+    diff.lines()
+        .map(|l| {
+            if l.starts_with("+++") || l.starts_with("---") {
+                format!("\x1b[1m{l}\x1b[0m")
+            } else if l.starts_with('+') {
+                format!("\x1b[32m{l}\x1b[0m")
+            } else if l.starts_with('-') {
+                format!("\x1b[31m{l}\x1b[0m")
+            } else if l.starts_with("@@") {
+                format!("\x1b[36m{l}\x1b[0m")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn text(results: &[EnvResult], blocked: &[String], dry_run: bool, color: bool) -> String {
+    let mut out = String::new();
+    for r in results {
+        let _ = writeln!(
+            out,
+            "== {} (cluster {}, namespace {})",
+            r.environment, r.cluster, r.namespace
+        );
+        if let Some(e) = &r.error {
+            let _ = writeln!(out, "error: {e}\n");
+            continue;
+        }
+        let Some(plan) = &r.plan else { continue };
+        for c in plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Unchanged || !c.notes.is_empty())
+        {
+            let (s, word) = sign(c.action);
+            let _ = writeln!(out, "{s} {word} {}", c.id);
+            for n in &c.notes {
+                let _ = writeln!(out, "    note: {n}");
+            }
+            if !c.diff.is_empty() {
+                out.push_str(&colorize(&c.diff, color));
+            }
+        }
+        if let Some(reason) = &plan.refused {
+            let _ = writeln!(out, "REFUSED: {reason}");
+        }
+        if let Some(a) = &r.apply {
+            if let Some(f) = a.failure_summary() {
+                let _ = writeln!(out, "apply failed: {f}");
+            }
+            for h in &a.health {
+                let _ = writeln!(out, "health {}: {}", h.id, h.reason);
+            }
+        }
+        let _ = writeln!(out, "{}\n", summary_line(&r.environment, plan, dry_run));
+    }
+    for b in blocked {
+        let _ = writeln!(out, "{b}: not planned: the spec has errors (see above)\n");
+    }
+    out
+}
+
+fn markdown(results: &[EnvResult], blocked: &[String]) -> String {
+    let mut out = String::from("## keelson plan\n\n");
+    for r in results {
+        match (&r.error, &r.plan) {
+            (Some(e), _) => {
+                let _ = writeln!(out, "### ❌ {}\n\n```\n{e}\n```\n", r.environment);
+            }
+            (None, Some(plan)) => {
+                let _ = writeln!(out, "### {}\n", summary_line(&r.environment, plan, true));
+                if let Some(reason) = &plan.refused {
+                    let _ = writeln!(out, "> **Refused:** {reason}\n");
+                }
+                for c in plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.action != Action::Unchanged)
+                {
+                    let (s, word) = sign(c.action);
+                    let _ = writeln!(
+                        out,
+                        "<details><summary><code>{s} {word} {}</code></summary>\n",
+                        c.id
+                    );
+                    for n in &c.notes {
+                        let _ = writeln!(out, "- {n}");
+                    }
+                    if !c.diff.is_empty() {
+                        let _ = writeln!(
+                            out,
+                            "\n```diff\n{}```\n",
+                            c.diff.replace("```", "`\u{200b}``")
+                        );
+                    }
+                    out.push_str("</details>\n\n");
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    for b in blocked {
+        let _ = writeln!(
+            out,
+            "### ❌ {b}\n\nNot planned: the spec has errors (run `keelson validate`).\n"
+        );
+    }
+    out
+}

@@ -1,0 +1,217 @@
+//! [`Cluster`] over kube-rs: kubeconfig contexts or in-cluster config, TLS
+//! verified as the kubeconfig says, discovery cached per kind.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+use serde_json::Value as Json;
+
+use super::{Cluster, ClusterError, Resource, builtin};
+use crate::plan::FIELD_MANAGER;
+
+/// A live cluster.
+pub struct KubeCluster {
+    client: kube::Client,
+    cache: Mutex<HashMap<(String, String), Resource>>,
+    /// Page size for LISTs.
+    pub page_size: u32,
+}
+
+impl KubeCluster {
+    /// Connect with a kubeconfig (`path`, else KUBECONFIG / ~/.kube/config)
+    /// and `context` (else the current one), or in-cluster.
+    pub async fn connect(
+        path: Option<&Path>,
+        context: Option<&str>,
+        in_cluster: bool,
+    ) -> Result<Self, ClusterError> {
+        let config = if in_cluster {
+            kube::Config::incluster()
+                .map_err(|e| ClusterError::Config(format!("in-cluster config: {e}")))?
+        } else {
+            let options = KubeConfigOptions {
+                context: context.map(str::to_string),
+                ..KubeConfigOptions::default()
+            };
+            match path {
+                Some(p) => {
+                    let kc = Kubeconfig::read_from(p).map_err(|e| {
+                        ClusterError::Config(format!("reading kubeconfig {}: {e}", p.display()))
+                    })?;
+                    kube::Config::from_custom_kubeconfig(kc, &options).await
+                }
+                None => kube::Config::from_kubeconfig(&options).await,
+            }
+            .map_err(|e| {
+                ClusterError::Config(format!(
+                    "kubeconfig{}: {e}",
+                    context
+                        .map(|c| format!(" context `{c}`"))
+                        .unwrap_or_default()
+                ))
+            })?
+        };
+        let client = kube::Client::try_from(config)
+            .map_err(|e| ClusterError::Config(format!("kube client: {e}")))?;
+        Ok(KubeCluster {
+            client,
+            cache: Mutex::new(HashMap::new()),
+            page_size: 500,
+        })
+    }
+
+    fn api(&self, res: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
+        let ar = ApiResource {
+            group: res.group.clone(),
+            version: res.version.clone(),
+            api_version: res.api_version(),
+            kind: res.kind.clone(),
+            plural: res.plural.clone(),
+        };
+        match namespace {
+            Some(ns) if res.namespaced => Api::namespaced_with(self.client.clone(), ns, &ar),
+            _ => Api::all_with(self.client.clone(), &ar),
+        }
+    }
+}
+
+fn what(res: &Resource, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{} {ns}/{name}", res.kind),
+        None => format!("{} {name}", res.kind),
+    }
+}
+
+fn map_err(verb: &str, what: String, e: kube::Error) -> ClusterError {
+    match e {
+        kube::Error::Api(s) => ClusterError::Api {
+            verb: verb.into(),
+            what,
+            code: s.code,
+            reason: s.reason.clone(),
+            message: s.message.clone(),
+        },
+        other => ClusterError::Transport {
+            verb: verb.into(),
+            what,
+            message: other.to_string(),
+        },
+    }
+}
+
+fn to_json(o: DynamicObject) -> Json {
+    serde_json::to_value(o).unwrap_or(Json::Null)
+}
+
+impl Cluster for KubeCluster {
+    async fn resource(&self, api_version: &str, kind: &str) -> Result<Resource, ClusterError> {
+        if let Some(r) = builtin(api_version, kind) {
+            return Ok(r);
+        }
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(r) = self.cache.lock().expect("lock").get(&key) {
+            return Ok(r.clone());
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| {
+                ClusterError::UnknownKind(format!(
+                    "{kind} ({api_version}) is not served by the cluster: {e}"
+                ))
+            })?;
+        let r = Resource {
+            group: ar.group,
+            version: ar.version,
+            kind: ar.kind,
+            plural: ar.plural,
+            namespaced: matches!(caps.scope, Scope::Namespaced),
+        };
+        self.cache.lock().expect("lock").insert(key, r.clone());
+        Ok(r)
+    }
+
+    async fn list(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Json>, ClusterError> {
+        let api = self.api(res, namespace);
+        let mut out = Vec::new();
+        let mut params = ListParams::default().labels(selector).limit(self.page_size);
+        loop {
+            let page = api
+                .list(&params)
+                .await
+                .map_err(|e| map_err("list", what(res, namespace, "*"), e))?;
+            let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+            for mut o in page.items {
+                // Lists omit kind/apiVersion on items; put them back.
+                o.types = Some(kube::core::TypeMeta {
+                    api_version: res.api_version(),
+                    kind: res.kind.clone(),
+                });
+                out.push(to_json(o));
+            }
+            match next {
+                Some(c) => params = params.continue_token(&c),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn get(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Json>, ClusterError> {
+        self.api(res, namespace)
+            .get_opt(name)
+            .await
+            .map(|o| o.map(to_json))
+            .map_err(|e| map_err("get", what(res, namespace, name), e))
+    }
+
+    async fn apply(&self, res: &Resource, obj: &Json, dry_run: bool) -> Result<Json, ClusterError> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let namespace = obj.pointer("/metadata/namespace").and_then(Json::as_str);
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        self.api(res, namespace)
+            .patch(name, &params, &Patch::Apply(obj))
+            .await
+            .map(to_json)
+            .map_err(|e| map_err("apply", what(res, namespace, name), e))
+    }
+
+    async fn delete(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<(), ClusterError> {
+        let mut params = DeleteParams::background();
+        if dry_run {
+            params = params.dry_run();
+        }
+        match self.api(res, namespace).delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(map_err("delete", what(res, namespace, name), e)),
+        }
+    }
+}

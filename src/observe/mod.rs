@@ -1,0 +1,299 @@
+//! Observe: read what is live. The [`Cluster`] trait is the I/O edge that
+//! observe and apply stand on; `kube.rs` implements it over kube-rs and
+//! `dir.rs` over a folder of captured objects (`reconcile --against DIR`).
+
+pub mod dir;
+pub mod kube;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use serde_json::Value as Json;
+
+use crate::plan::{LiveEnv, ObjectId, inventory};
+use crate::render::objects::{CLUSTER_SCOPED, ENV_LABEL, MANAGED_BY};
+
+/// Where an API resource lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// API group, empty for core.
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+}
+
+impl Resource {
+    /// `group/version` or `version`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+/// An error talking to a cluster.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// The API server answered with an error status.
+    #[error("{verb} {what}: {code} {reason}: {message}")]
+    Api {
+        /// What was attempted.
+        verb: String,
+        /// On what.
+        what: String,
+        /// HTTP status.
+        code: u16,
+        /// Status reason (`Conflict`, `NotFound`…).
+        reason: String,
+        /// Status message.
+        message: String,
+    },
+    /// The server could not be reached or the answer could not be read.
+    #[error("{verb} {what}: {message}")]
+    Transport {
+        /// What was attempted.
+        verb: String,
+        /// On what.
+        what: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// The kind is not served by the cluster.
+    #[error("{0}")]
+    UnknownKind(String),
+    /// The cluster cannot be written (captured state).
+    #[error("{0}")]
+    ReadOnly(String),
+    /// Client configuration failed (kubeconfig, context).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ClusterError {
+    /// Whether retrying may help (throttling, server errors, transient
+    /// conflicts, network trouble).
+    pub fn retryable(&self) -> bool {
+        match self {
+            ClusterError::Api { code, reason, .. } => {
+                matches!(code, 429 | 500 | 502 | 503 | 504)
+                    || (*code == 409 && reason == "Conflict" && !is_field_conflict(self))
+            }
+            ClusterError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+fn is_field_conflict(e: &ClusterError) -> bool {
+    matches!(e, ClusterError::Api { message, .. } if message.contains("conflict with"))
+}
+
+/// What keelson needs from a cluster.
+pub trait Cluster: Send + Sync {
+    /// Resolve a kind to its resource (discovery, cached).
+    fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> impl Future<Output = Result<Resource, ClusterError>> + Send;
+    /// LIST with a label selector, in a namespace or cluster-wide.
+    fn list(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> impl Future<Output = Result<Vec<Json>, ClusterError>> + Send;
+    /// GET one object; `None` when it does not exist.
+    fn get(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Json>, ClusterError>> + Send;
+    /// Server-side apply with field manager `keelson` (force), optionally as a dry run.
+    fn apply(
+        &self,
+        res: &Resource,
+        obj: &Json,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<Json, ClusterError>> + Send;
+    /// DELETE one object (background propagation).
+    fn delete(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+}
+
+/// A resource for a well-known kind, without asking the cluster.
+pub fn builtin(api_version: &str, kind: &str) -> Option<Resource> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "Namespace" => "namespaces",
+        "ConfigMap" => "configmaps",
+        "Secret" => "secrets",
+        "Service" => "services",
+        "ServiceAccount" => "serviceaccounts",
+        "PersistentVolumeClaim" => "persistentvolumeclaims",
+        "ResourceQuota" => "resourcequotas",
+        "LimitRange" => "limitranges",
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "DaemonSet" => "daemonsets",
+        "Job" => "jobs",
+        "CronJob" => "cronjobs",
+        "Ingress" => "ingresses",
+        "IngressClass" => "ingressclasses",
+        "NetworkPolicy" => "networkpolicies",
+        "PodDisruptionBudget" => "poddisruptionbudgets",
+        "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
+        "Role" => "roles",
+        "RoleBinding" => "rolebindings",
+        "ClusterRole" => "clusterroles",
+        "ClusterRoleBinding" => "clusterrolebindings",
+        "CustomResourceDefinition" => "customresourcedefinitions",
+        "StorageClass" => "storageclasses",
+        "PriorityClass" => "priorityclasses",
+        _ => return None,
+    };
+    let known_group = matches!(
+        group,
+        "" | "apps"
+            | "batch"
+            | "networking.k8s.io"
+            | "policy"
+            | "autoscaling"
+            | "rbac.authorization.k8s.io"
+            | "apiextensions.k8s.io"
+            | "storage.k8s.io"
+            | "scheduling.k8s.io"
+    );
+    known_group.then(|| Resource {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        namespaced: !CLUSTER_SCOPED.contains(&kind),
+    })
+}
+
+/// The label selector of an environment's objects.
+pub fn env_selector(env: &str) -> String {
+    format!("{MANAGED_BY}=keelson,{ENV_LABEL}={env}")
+}
+
+/// Read the inventory of an environment, if its namespace has one.
+pub async fn read_inventory<C: Cluster>(
+    cluster: &C,
+    namespace: &str,
+) -> Result<Option<inventory::Inventory>, ClusterError> {
+    let cm = builtin("v1", "ConfigMap").expect("builtin");
+    Ok(cluster
+        .get(&cm, Some(namespace), inventory::NAME)
+        .await?
+        .and_then(|o| inventory::Inventory::from_configmap(&o)))
+}
+
+/// Observe an environment: one LIST per (kind, namespace) by the ownership
+/// labels, then a GET only for desired objects the lists did not return (to
+/// find objects that exist but are not keelson's).
+pub async fn observe<C: Cluster>(
+    cluster: &C,
+    env: &str,
+    namespace: &str,
+    desired: &[Json],
+) -> Result<LiveEnv, ClusterError> {
+    let inventory = read_inventory(cluster, namespace).await?;
+    let mut kinds: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut add = |api_version: &str, kind: &str, ns: &str| {
+        kinds
+            .entry((api_version.to_string(), kind.to_string()))
+            .or_default()
+            .insert(ns.to_string());
+    };
+    for o in desired {
+        let id = ObjectId::of(o);
+        add(&id.api_version, &id.kind, &id.namespace);
+    }
+    for id in inventory.iter().flat_map(|i| i.objects.iter()) {
+        add(&id.api_version, &id.kind, &id.namespace);
+    }
+    let selector = env_selector(env);
+    let mut owned = Vec::new();
+    let mut unresolved = BTreeSet::new();
+    for ((api_version, kind), namespaces) in &kinds {
+        let res = match cluster.resource(api_version, kind).await {
+            Ok(r) => r,
+            Err(ClusterError::UnknownKind(_)) => {
+                // A custom resource whose CRD is not installed yet: nothing of
+                // it can be live.
+                unresolved.insert(kind.clone());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if res.namespaced {
+            for ns in namespaces {
+                owned.extend(cluster.list(&res, Some(ns), &selector).await?);
+            }
+        } else {
+            owned.extend(cluster.list(&res, None, &selector).await?);
+        }
+    }
+    let owned_ids: Vec<ObjectId> = owned.iter().map(ObjectId::of).collect();
+    let missing_namespaces: BTreeSet<String> = desired
+        .iter()
+        .filter(|o| o.get("kind").and_then(Json::as_str) == Some("Namespace"))
+        .map(ObjectId::of)
+        .filter(|id| !owned_ids.iter().any(|o| o.same_object(id)))
+        .map(|id| id.name)
+        .collect();
+    let mut absent_namespaces = BTreeSet::new();
+    for ns in &missing_namespaces {
+        if !namespace_exists(cluster, ns).await? {
+            absent_namespaces.insert(ns.clone());
+        }
+    }
+    let mut foreign = Vec::new();
+    for o in desired {
+        let id = ObjectId::of(o);
+        if owned_ids.iter().any(|x| x.same_object(&id)) || unresolved.contains(&id.kind) {
+            continue;
+        }
+        let res = cluster.resource(&id.api_version, &id.kind).await?;
+        // Nothing exists in a namespace that does not exist, nor does the
+        // namespace itself.
+        let in_absent = if res.namespaced {
+            &id.namespace
+        } else {
+            &id.name
+        };
+        if absent_namespaces.contains(in_absent) && (res.namespaced || id.kind == "Namespace") {
+            continue;
+        }
+        let ns = res.namespaced.then_some(id.namespace.as_str());
+        if let Some(live) = cluster.get(&res, ns, &id.name).await? {
+            foreign.push(live);
+        }
+    }
+    Ok(LiveEnv {
+        owned,
+        foreign,
+        inventory,
+    })
+}
+
+async fn namespace_exists<C: Cluster>(cluster: &C, name: &str) -> Result<bool, ClusterError> {
+    let ns = builtin("v1", "Namespace").expect("builtin");
+    Ok(cluster.get(&ns, None, name).await?.is_some())
+}

@@ -1,0 +1,453 @@
+//! Reconcile: the stages wired together for one environment — render,
+//! observe, plan, (server dry-run), apply, record the inventory — and the
+//! clusters they run against. Used by `keelson reconcile` and the controller.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value as Json;
+use tokio::sync::Mutex;
+
+use crate::apply::{self, ApplyOptions, ApplyReport, health};
+use crate::config::Config;
+use crate::observe::dir::DirCluster;
+use crate::observe::kube::KubeCluster;
+use crate::observe::{self, Cluster, ClusterError, Resource};
+use crate::plan::{self, Action, DesiredEnv, Inventory, ObjectId, Plan, diff, inventory};
+use crate::render::{self, ResolvedEnv};
+use crate::spec::PruneSpec;
+
+/// How to reconcile.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Plan only.
+    pub dry_run: bool,
+    /// Confirm each planned change with a server-side dry-run apply.
+    pub server_dry_run: bool,
+    /// How to apply.
+    pub apply: ApplyOptions,
+}
+
+/// Per app: version and health as observed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AppState {
+    /// App name.
+    pub name: String,
+    /// Image tag (or digest prefix) desired.
+    pub version: String,
+    /// Whether the workload is healthy (None when not observed).
+    pub healthy: Option<bool>,
+    /// What was seen.
+    pub reason: String,
+}
+
+/// The result of reconciling one environment.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvResult {
+    /// Environment.
+    pub environment: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The plan, when observing worked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// What apply did (not in dry runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply: Option<ApplyReport>,
+    /// Why the environment failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Per app state.
+    pub apps: Vec<AppState>,
+}
+
+impl EnvResult {
+    /// Whether this environment failed (error, refusal, failed apply).
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+            || self.plan.as_ref().is_some_and(|p| p.refused.is_some())
+            || self.apply.as_ref().is_some_and(ApplyReport::failed)
+    }
+
+    /// Whether the plan has changes.
+    pub fn changed(&self) -> bool {
+        self.plan.as_ref().is_some_and(Plan::has_changes)
+    }
+
+    fn error(env: &str, cluster: &str, namespace: &str, error: String) -> EnvResult {
+        EnvResult {
+            environment: env.into(),
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            plan: None,
+            apply: None,
+            error: Some(error),
+            apps: Vec::new(),
+        }
+    }
+}
+
+/// Any cluster keelson can talk to.
+pub enum AnyCluster {
+    /// A live cluster.
+    Kube(KubeCluster),
+    /// Captured state.
+    Dir(DirCluster),
+}
+
+impl Cluster for AnyCluster {
+    async fn resource(&self, api_version: &str, kind: &str) -> Result<Resource, ClusterError> {
+        match self {
+            AnyCluster::Kube(c) => c.resource(api_version, kind).await,
+            AnyCluster::Dir(c) => c.resource(api_version, kind).await,
+        }
+    }
+    async fn list(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        sel: &str,
+    ) -> Result<Vec<Json>, ClusterError> {
+        match self {
+            AnyCluster::Kube(c) => c.list(res, ns, sel).await,
+            AnyCluster::Dir(c) => c.list(res, ns, sel).await,
+        }
+    }
+    async fn get(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Json>, ClusterError> {
+        match self {
+            AnyCluster::Kube(c) => c.get(res, ns, name).await,
+            AnyCluster::Dir(c) => c.get(res, ns, name).await,
+        }
+    }
+    async fn apply(&self, res: &Resource, obj: &Json, dry_run: bool) -> Result<Json, ClusterError> {
+        match self {
+            AnyCluster::Kube(c) => c.apply(res, obj, dry_run).await,
+            AnyCluster::Dir(c) => c.apply(res, obj, dry_run).await,
+        }
+    }
+    async fn delete(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<(), ClusterError> {
+        match self {
+            AnyCluster::Kube(c) => c.delete(res, ns, name, dry_run).await,
+            AnyCluster::Dir(c) => c.delete(res, ns, name, dry_run).await,
+        }
+    }
+}
+
+/// Connections to the clusters environments name, made once and shared.
+pub struct Clusters {
+    config: Option<Config>,
+    against: Option<Arc<AnyCluster>>,
+    open: Mutex<HashMap<String, Arc<AnyCluster>>>,
+}
+
+impl Clusters {
+    /// Clusters from the keelson config (`None`: cluster names are kubeconfig
+    /// contexts), or captured state for every environment.
+    pub fn new(config: Option<Config>, against: Option<PathBuf>) -> Result<Self, ClusterError> {
+        let against = match against {
+            Some(dir) => Some(Arc::new(AnyCluster::Dir(DirCluster::load(&dir)?))),
+            None => None,
+        };
+        Ok(Clusters {
+            config,
+            against,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The cluster named `name`.
+    pub async fn get(&self, name: &str) -> Result<Arc<AnyCluster>, ClusterError> {
+        if let Some(a) = &self.against {
+            return Ok(a.clone());
+        }
+        let mut open = self.open.lock().await;
+        if let Some(c) = open.get(name) {
+            return Ok(c.clone());
+        }
+        let c = match &self.config {
+            Some(cfg) => {
+                let cc = cfg.clusters.get(name).ok_or_else(|| {
+                    ClusterError::Config(format!(
+                        "cluster `{name}` is not in the keelson config; known clusters: {}",
+                        cfg.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                KubeCluster::connect(
+                    cc.kubeconfig.as_deref(),
+                    cc.context.as_deref().or(Some(name)),
+                    cc.in_cluster,
+                )
+                .await?
+            }
+            None => KubeCluster::connect(None, Some(name), false).await?,
+        };
+        let c = Arc::new(AnyCluster::Kube(c));
+        open.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
+}
+
+/// The plan input of an environment.
+pub fn desired_env(env: &ResolvedEnv) -> DesiredEnv {
+    DesiredEnv {
+        name: env.name.clone(),
+        objects: render::render_env(env),
+        ignore: env.ignore.clone(),
+        prune: env.prune.clone(),
+        adopt: env.adopt,
+    }
+}
+
+/// Reconcile one environment on `cluster`.
+pub async fn reconcile_env<C: Cluster>(
+    cluster: &C,
+    env: &ResolvedEnv,
+    opts: &Options,
+) -> EnvResult {
+    let desired = desired_env(env);
+    run(
+        cluster,
+        desired,
+        &env.cluster,
+        &env.namespace,
+        versions(env),
+        opts,
+    )
+    .await
+}
+
+fn versions(env: &ResolvedEnv) -> Vec<(String, String)> {
+    env.apps
+        .iter()
+        .map(|a| (a.name.clone(), a.version()))
+        .collect()
+}
+
+async fn run<C: Cluster>(
+    cluster: &C,
+    desired: DesiredEnv,
+    cluster_name: &str,
+    namespace: &str,
+    versions: Vec<(String, String)>,
+    opts: &Options,
+) -> EnvResult {
+    let env = desired.name.clone();
+    let live = match observe::observe(cluster, &env, namespace, &desired.objects).await {
+        Ok(l) => l,
+        Err(e) => {
+            return EnvResult::error(
+                &env,
+                cluster_name,
+                namespace,
+                format!("observing the cluster: {e}"),
+            );
+        }
+    };
+    let mut plan = plan::plan(&desired, &live);
+    if opts.server_dry_run && plan.refused.is_none() {
+        if let Err(e) = confirm_with_server(cluster, &mut plan, &live, &opts.apply).await {
+            return EnvResult::error(
+                &env,
+                cluster_name,
+                namespace,
+                format!("server-side dry run: {e}"),
+            );
+        }
+    }
+    let apps = app_states(&versions, &live.owned, &env);
+    let mut result = EnvResult {
+        environment: env.clone(),
+        cluster: cluster_name.into(),
+        namespace: namespace.into(),
+        plan: None,
+        apply: None,
+        error: None,
+        apps,
+    };
+    if opts.dry_run || plan.refused.is_some() {
+        result.plan = Some(plan);
+        return result;
+    }
+    let mut report = apply::apply_plan(cluster, &plan, &opts.apply).await;
+    let retiring_namespace = plan
+        .changes
+        .iter()
+        .any(|c| c.action == Action::Delete && c.id.kind == "Namespace" && c.id.name == namespace);
+    if !report.failed()
+        && !retiring_namespace
+        && !same_inventory(live.inventory.as_ref(), &plan.inventory)
+    {
+        if let Err(e) =
+            write_inventory(cluster, &env, namespace, &plan.inventory, &opts.apply).await
+        {
+            result.error = Some(format!("recording the inventory: {e}"));
+        }
+    }
+    for h in &report.health {
+        if let Some(a) = result.apps.iter_mut().find(|a| a.name == h.id.name) {
+            a.healthy = Some(h.healthy);
+            a.reason = h.reason.clone();
+        }
+    }
+    report.results.sort_by(|a, b| a.id.cmp(&b.id));
+    result.apply = Some(report);
+    result.plan = Some(plan);
+    result
+}
+
+fn app_states(versions: &[(String, String)], owned: &[Json], env: &str) -> Vec<AppState> {
+    versions
+        .iter()
+        .map(|(name, version)| {
+            let live = owned.iter().find(|o| {
+                o.get("kind").and_then(Json::as_str) == Some("Deployment")
+                    && o.pointer("/metadata/name").and_then(Json::as_str) == Some(name)
+            });
+            let (healthy, reason) = match live {
+                Some(o) => {
+                    let (h, r) = health::judge(o);
+                    (Some(h), r)
+                }
+                None => (None, format!("not deployed in {env}")),
+            };
+            AppState {
+                name: name.clone(),
+                version: version.clone(),
+                healthy,
+                reason,
+            }
+        })
+        .collect()
+}
+
+fn same_inventory(old: Option<&Inventory>, new: &Inventory) -> bool {
+    let Some(old) = old else { return false };
+    let a: BTreeSet<&ObjectId> = old.objects.iter().collect();
+    let b: BTreeSet<&ObjectId> = new.objects.iter().collect();
+    a == b
+        && old.allow_delete_all == new.allow_delete_all
+        && old.max_delete_percent == new.max_delete_percent
+}
+
+async fn write_inventory<C: Cluster>(
+    cluster: &C,
+    env: &str,
+    namespace: &str,
+    inv: &Inventory,
+    opts: &ApplyOptions,
+) -> Result<(), ClusterError> {
+    let cm = inv.to_configmap(env, namespace);
+    let res = observe::builtin("v1", "ConfigMap").expect("builtin");
+    let (r, _) = apply::with_retries(opts, || cluster.apply(&res, &cm, false)).await;
+    r.map(|_| ())
+}
+
+/// Replace the client-side verdict of each update with the server's: apply
+/// with `dryRun=All` and compare the result with live, exactly.
+async fn confirm_with_server<C: Cluster>(
+    cluster: &C,
+    plan: &mut Plan,
+    live: &plan::LiveEnv,
+    opts: &ApplyOptions,
+) -> Result<(), ClusterError> {
+    for c in plan
+        .changes
+        .iter_mut()
+        .filter(|c| c.action == Action::Update)
+    {
+        let body = c.apply.as_ref().expect("updates have a body");
+        let after = apply::server_dry_run(cluster, &c.id, body, opts).await?;
+        let before = live
+            .owned
+            .iter()
+            .chain(&live.foreign)
+            .find(|o| ObjectId::of(o).same_object(&c.id))
+            .map(diff::strip_server_fields);
+        if before.as_ref() == Some(&after) {
+            c.action = Action::Unchanged;
+            c.diff.clear();
+            c.apply = None;
+        } else {
+            c.diff = diff::unified(&c.id, before.as_ref(), Some(&after));
+        }
+    }
+    Ok(())
+}
+
+/// Environments that have an inventory on a cluster but no folder any more:
+/// they are retired, which deletes everything they owned — only when their
+/// last applied spec allowed deleting everything.
+pub async fn retired_envs<C: Cluster>(
+    cluster: &C,
+    cluster_name: &str,
+    known: &BTreeSet<String>,
+    opts: &Options,
+) -> Vec<EnvResult> {
+    let cm = observe::builtin("v1", "ConfigMap").expect("builtin");
+    let inventories = match cluster
+        .list(&cm, None, &format!("{}=true", inventory::LABEL))
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            return vec![EnvResult::error(
+                "(retired environments)",
+                cluster_name,
+                "",
+                format!("listing inventories: {e}"),
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    for inv_cm in inventories {
+        let env = inv_cm
+            .pointer("/metadata/labels/keelson.dev~1environment")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if env.is_empty() || known.contains(&env) {
+            continue;
+        }
+        let namespace = inv_cm
+            .pointer("/metadata/namespace")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let inv = Inventory::from_configmap(&inv_cm).unwrap_or_default();
+        let desired = DesiredEnv {
+            name: env.clone(),
+            objects: Vec::new(),
+            ignore: Vec::new(),
+            prune: PruneSpec {
+                enabled: true,
+                max_delete_percent: inv.max_delete_percent,
+                allow_delete_all: inv.allow_delete_all,
+            },
+            adopt: false,
+        };
+        // Observe by the inventory's kinds; an empty desired set plans deletes.
+        let mut r = run(cluster, desired, cluster_name, &namespace, Vec::new(), opts).await;
+        if let Some(p) = &mut r.plan {
+            if let Some(reason) = &p.refused {
+                p.refused = Some(format!("environment folder removed: {reason}"));
+            }
+        }
+        out.push(r);
+    }
+    out
+}

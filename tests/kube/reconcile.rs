@@ -1,0 +1,387 @@
+//! The scenarios of the Kubernetes issue.
+
+use std::time::Duration;
+
+use kube_apiserver::{Fault, ServerOptions};
+use serde_json::json;
+
+use crate::Harness;
+
+const DEPLOY: &str = "apps/v1/deployments";
+
+#[test]
+fn fresh_apply_creates_everything_and_a_second_run_writes_nothing() {
+    let h = Harness::new();
+    let (code, out, err) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 2, "changes applied → exit 2\n{out}\n{err}");
+    assert!(
+        out.contains("prod: 16 created, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    let orders = h
+        .get(DEPLOY, Some("shop-prod"), "orders")
+        .expect("orders deployed");
+    assert_eq!(
+        orders["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "keelson"
+    );
+    assert_eq!(
+        orders["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/shop/orders:1.42.0"
+    );
+    let managers: Vec<_> = orders["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].clone())
+        .collect();
+    assert!(managers.contains(&json!("keelson")), "{managers:?}");
+    let inv = h
+        .get("v1/configmaps", Some("shop-prod"), "keelson-inventory")
+        .expect("inventory recorded");
+    assert!(
+        inv["data"]["inventory"]
+            .as_str()
+            .unwrap()
+            .contains("\"name\":\"orders\"")
+    );
+
+    h.srv.reset_requests();
+    let (code, out, err) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 0, "no change → exit 0\n{out}\n{err}");
+    assert_eq!(
+        h.srv.write_count(),
+        0,
+        "second run wrote: {:?}",
+        h.srv
+            .requests()
+            .iter()
+            .filter(|r| r.is_write())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        out.contains("prod: 0 created, 0 updated, 0 deleted"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_tag_bump_updates_only_that_deployment() {
+    let h = Harness::new();
+    assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
+    h.edit(
+        "environments/prod/pipeline.yaml",
+        "\"1.42.0\"",
+        "\"1.43.0\"",
+    );
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod", "--dry-run"]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("~ update Deployment/shop-prod/orders"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-          image: registry.example.com/shop/orders:1.42.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+          image: registry.example.com/shop/orders:1.43.0"),
+        "{out}"
+    );
+    h.srv.reset_requests();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 2, "{out}");
+    let writes: Vec<_> = h
+        .srv
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_write())
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(
+        writes[0]
+            .path
+            .ends_with("/namespaces/shop-prod/deployments/orders"),
+        "{writes:?}"
+    );
+    let orders = h.get(DEPLOY, Some("shop-prod"), "orders").unwrap();
+    assert_eq!(
+        orders["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/shop/orders:1.43.0"
+    );
+    assert_eq!(orders["metadata"]["generation"], 2);
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let h = Harness::new();
+    h.srv.reset_requests();
+    let (code, out, _) = h.keelson(&["reconcile", "--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(h.srv.write_count(), 0);
+    assert!(
+        out.contains("dev: 11 to create, 0 to update, 0 to delete"),
+        "{out}"
+    );
+    assert!(h.get("v1/namespaces", None, "shop-prod").is_none());
+}
+
+#[test]
+fn a_removed_app_is_pruned_but_unlabelled_objects_are_never_touched() {
+    let h = Harness::new();
+    assert_eq!(h.keelson(&["reconcile", "--env", "staging"]).0, 2);
+    // Someone else's objects in the namespace: one with a name keelson
+    // will want, one keelson knows nothing about.
+    h.srv
+        .create_object(
+            &kube_apiserver::Gvr::parse("v1/configmaps"),
+            "someone",
+            json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "mailer", "namespace": "shop-staging"}, "data": {"owner": "ops"}}),
+        )
+        .unwrap();
+    let env = std::fs::read_to_string(h.path("environments/staging/environment.yaml")).unwrap();
+    let cut = env.find("    - name: mailer").unwrap();
+    std::fs::write(h.path("environments/staging/environment.yaml"), &env[..cut]).unwrap();
+    h.edit(
+        "environments/staging/pipeline.yaml",
+        "    mailer:\n      tag: \"2.3.0\"\n",
+        "",
+    );
+    let (code, out, err) = h.keelson(&["reconcile", "--env", "staging"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        out.contains("- delete Deployment/shop-staging/mailer"),
+        "{out}"
+    );
+    assert!(
+        h.get(DEPLOY, Some("shop-staging"), "mailer").is_none(),
+        "pruned"
+    );
+    assert!(h.get(DEPLOY, Some("shop-staging"), "orders").is_some());
+    let cm = h
+        .get("v1/configmaps", Some("shop-staging"), "mailer")
+        .expect("someone else's object survives");
+    assert_eq!(cm["data"]["owner"], "ops");
+}
+
+#[test]
+fn an_existing_unlabelled_object_is_not_adopted() {
+    let h = Harness::new();
+    h.srv
+        .create_object(
+            &kube_apiserver::Gvr::parse("v1/namespaces"),
+            "someone",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop-dev"}}),
+        )
+        .unwrap();
+    h.srv
+        .create_object(&kube_apiserver::Gvr::parse("v1/services"), "someone", json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "orders", "namespace": "shop-dev"},
+            "spec": {"ports": [{"port": 1, "name": "x"}]}}))
+        .unwrap();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("! skip Service/shop-dev/orders"), "{out}");
+    assert!(
+        out.contains("is not managed by keelson; set `adopt: true`"),
+        "{out}"
+    );
+    let svc = h.get("v1/services", Some("shop-dev"), "orders").unwrap();
+    assert_eq!(svc["spec"]["ports"][0]["port"], 1, "untouched");
+}
+
+#[test]
+fn mass_deletion_is_refused() {
+    let h = Harness::new();
+    assert_eq!(h.keelson(&["reconcile", "--env", "dev"]).0, 2);
+    let env = std::fs::read_to_string(h.path("environments/dev/environment.yaml")).unwrap();
+    let cut = env.find("    - name: storefront").unwrap();
+    std::fs::write(h.path("environments/dev/environment.yaml"), &env[..cut]).unwrap();
+    for app in ["storefront", "payments", "mailer"] {
+        let p = std::fs::read_to_string(h.path("environments/dev/pipeline.yaml")).unwrap();
+        let start = p.find(&format!("    {app}:")).unwrap();
+        let end = p[start + 5..]
+            .find("\n    ")
+            .map_or(p.len(), |i| start + 5 + i + 1);
+        std::fs::write(
+            h.path("environments/dev/pipeline.yaml"),
+            format!("{}{}", &p[..start], &p[end..]),
+        )
+        .unwrap();
+    }
+    h.srv.reset_requests();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("REFUSED: refusing to delete"), "{out}");
+    assert!(out.contains("prune.maxDeletePercent"), "{out}");
+    assert_eq!(h.srv.write_count(), 0);
+    assert!(h.get(DEPLOY, Some("shop-dev"), "payments").is_some());
+}
+
+#[test]
+fn replicas_owned_by_an_hpa_are_not_reverted() {
+    let h = Harness::new();
+    assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
+    // The HPA controller scales storefront to 7 through server-side apply.
+    let client = reqwest_like_patch(
+        &h,
+        "/apis/apps/v1/namespaces/shop-prod/deployments/storefront?fieldManager=hpa-controller&force=true",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "storefront", "namespace": "shop-prod"}, "spec": {"replicas": 7}}),
+    );
+    assert_eq!(client, 200);
+    h.srv.reset_requests();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.srv.write_count(), 0);
+    assert_eq!(
+        h.get(DEPLOY, Some("shop-prod"), "storefront").unwrap()["spec"]["replicas"],
+        7
+    );
+}
+
+#[test]
+fn manual_edits_are_drift_and_are_reverted() {
+    let h = Harness::new();
+    assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
+    let status = reqwest_like_patch(
+        &h,
+        "/apis/apps/v1/namespaces/shop-prod/deployments/orders?fieldManager=kubectl-edit",
+        json!({"spec": {"replicas": 9}}),
+    );
+    assert_eq!(status, 200);
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod", "--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("-  replicas: 9\n+  replicas: 3"), "{out}");
+    assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
+    assert_eq!(
+        h.get(DEPLOY, Some("shop-prod"), "orders").unwrap()["spec"]["replicas"],
+        3
+    );
+}
+
+#[test]
+fn server_errors_and_throttling_are_retried() {
+    let h = Harness::new();
+    h.srv
+        .faults()
+        .inject(Fault::status(500).method("PATCH").times(2));
+    h.srv.faults().inject(
+        Fault::too_many_requests(0)
+            .method("PATCH")
+            .path_contains("deployments")
+            .times(1),
+    );
+    let (code, out, err) = h.keelson(&["reconcile", "--env", "dev"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        h.srv.faults().fired() >= 3,
+        "faults fired: {}",
+        h.srv.faults().fired()
+    );
+    assert!(h.get(DEPLOY, Some("shop-dev"), "orders").is_some());
+}
+
+#[test]
+fn persistent_failures_fail_the_environment_but_not_the_others() {
+    let h = Harness::new();
+    h.srv.faults().inject(
+        Fault::status(500)
+            .path_contains("/namespaces/shop-staging/")
+            .times(1000),
+    );
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "staging", "--env", "dev"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("apply failed:") || out.contains("error:"),
+        "{out}"
+    );
+    assert!(out.contains("dev: 11 created"), "{out}");
+    assert!(h.get(DEPLOY, Some("shop-dev"), "orders").is_some());
+}
+
+#[test]
+fn unhealthy_workloads_are_reported_with_the_reason() {
+    let h = Harness::with(ServerOptions {
+        deployment_ready_delay: Duration::from_secs(3600),
+        ..ServerOptions::default()
+    });
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "preview-pr-123", "--timeout", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("health Deployment/shop-preview-pr-123/storefront:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("replicas") || out.contains("generation"),
+        "{out}"
+    );
+}
+
+#[test]
+fn markdown_and_json_outputs_describe_the_plan() {
+    let h = Harness::new();
+    let (code, md, _) = h.keelson(&[
+        "reconcile",
+        "--env",
+        "prod",
+        "--dry-run",
+        "--output",
+        "markdown",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        md.contains("### prod: 16 to create, 0 to update, 0 to delete"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "<details><summary><code>+ create Deployment/shop-prod/orders</code></summary>"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("```diff\n"), "{md}");
+    let (_, js, _) = h.keelson(&[
+        "reconcile",
+        "--env",
+        "prod",
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&js).unwrap();
+    assert_eq!(v["environments"][0]["environment"], "prod");
+    assert_eq!(
+        v["environments"][0]["plan"]["changes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        16
+    );
+}
+
+/// PATCH over plain HTTP/1.1, as another client of the API would.
+fn reqwest_like_patch(h: &Harness, path_and_query: &str, body: serde_json::Value) -> u16 {
+    use std::io::{Read, Write};
+    let ct = if path_and_query.contains("force=true") {
+        "application/apply-patch+yaml"
+    } else {
+        "application/merge-patch+json"
+    };
+    let addr = h.srv.url().trim_start_matches("http://").to_string();
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "PATCH {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
