@@ -16,6 +16,8 @@ use super::error::{ApiError, RancherError};
 
 /// Request timeout when the config names none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries of a read that met a 502/503/504.
+const READ_RETRIES: u32 = 2;
 /// How long apply waits for a project to become `active` by default.
 pub const DEFAULT_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -159,7 +161,9 @@ impl RancherClient {
         &self.base
     }
 
-    /// Sends one request to `path` (starting with `/v3`) and returns the JSON body.
+    /// Sends one request to `path` (starting with `/v3`) and returns the JSON
+    /// body. Reads are retried twice on 502/503/504 (a Rancher behind a load
+    /// balancer restarting); writes never are, as they may have happened.
     pub async fn request(
         &self,
         method: Method,
@@ -167,6 +171,29 @@ impl RancherClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, RancherError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.request_once(&method, path, query, body).await;
+            let transient = matches!(
+                result.as_ref().err().and_then(RancherError::status),
+                Some(502..=504)
+            );
+            if method != Method::GET || !transient || attempt == READ_RETRIES {
+                return result;
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+        }
+    }
+
+    async fn request_once(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, RancherError> {
+        let method = method.clone();
         let mut url = format!("{}{}", self.base, path);
         if !query.is_empty() {
             let pairs: Vec<String> = query

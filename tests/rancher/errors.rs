@@ -125,6 +125,35 @@ async fn rejected_content_is_invalid_with_the_field_rancher_named() {
 }
 
 #[tokio::test]
+async fn reads_are_retried_on_a_gateway_error_but_writes_are_not() {
+    let server = RancherServer::start().await;
+    let client = client(&server);
+    server.fail_nth(1, 503);
+    let p = plan(&client, &desired("prod")).await.unwrap();
+    let first: Vec<(String, u16)> = server
+        .requests()
+        .iter()
+        .take(2)
+        .map(|r| (r.path.clone(), r.status))
+        .collect();
+    assert_eq!(
+        first,
+        vec![
+            ("/v3/projects".to_string(), 503),
+            ("/v3/projects".to_string(), 200)
+        ]
+    );
+
+    server.fail_matching("POST", "/v3/projects", 503, 1);
+    let report = apply(&client, &p).await;
+    let Some(RancherError::Server(api)) = &report.error else {
+        panic!("{}", report.render_text());
+    };
+    assert_eq!(api.status, 503);
+    assert_eq!(server.writes().len(), 1, "a write is sent once");
+}
+
+#[tokio::test]
 async fn forbidden_and_conflict_are_typed() {
     let server = RancherServer::start().await;
     let client = client(&server);

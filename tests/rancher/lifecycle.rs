@@ -97,6 +97,16 @@ async fn second_plan_and_apply_issue_no_writes() {
     let p = plan(&client, &d).await.unwrap();
     assert!(!p.has_changes(), "{}", p.render_text());
     assert!(p.changes.iter().all(|c| c.action == Action::Unchanged));
+    // A converged plan costs three reads: project, namespace, bindings.
+    let reads: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        reads,
+        vec![
+            "/v3/projects".to_string(),
+            "/v3/clusters/c-m-abc12/namespaces/shop-prod".to_string(),
+            "/v3/projectroletemplatebindings".to_string(),
+        ]
+    );
     let report = apply(&client, &p).await;
     assert!(report.is_success());
     assert!(
@@ -110,7 +120,11 @@ async fn second_plan_and_apply_issue_no_writes() {
         vec![],
         "a converged environment must not write"
     );
-    assert!(!server.requests().is_empty(), "the plan did read");
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "apply of a no-op plan sends nothing"
+    );
 }
 
 #[tokio::test]
