@@ -450,6 +450,9 @@ impl Checker<'_> {
         settings.listen = listen;
         settings.webhook_secret = webhook_secret;
         settings.commit_status = commit_status;
+        if config.clusters.values().any(|c| c.etcd.is_some()) {
+            settings.backups = Some(std::sync::Arc::new(config.clone()));
+        }
         Some(settings)
     }
 

@@ -18,6 +18,8 @@ use super::metrics::Metrics;
 use super::report::{Reporter, ReporterConfig};
 use super::worker::{self, EnvSlot};
 use super::{EnvReconciler, server, watch};
+use crate::backup::{BackupStatusHandle, SystemClock, run_schedules};
+use crate::config::Config;
 use crate::record::{Store, StoreError, now_rfc3339};
 use crate::source::{
     Affected, Checkout, CommitInfo, GitSource, RepoSpec, Secret, SourceError, affected_environments,
@@ -50,6 +52,9 @@ pub struct Settings {
     pub commit_status: Option<ReporterConfig>,
     /// Watch a local repository for changes (ignored for remote URLs).
     pub watch_local: bool,
+    /// The whole config, when some cluster has an etcd backup schedule: the
+    /// schedules then run inside the controller.
+    pub backups: Option<Arc<Config>>,
 }
 
 impl Settings {
@@ -68,6 +73,7 @@ impl Settings {
             webhook_secret: None,
             commit_status: None,
             watch_local: true,
+            backups: None,
         }
     }
 }
@@ -129,6 +135,7 @@ pub(crate) struct Shared {
     pub head_known: AtomicBool,
     pub permits: Semaphore,
     pub reporter: Option<Reporter>,
+    pub backups: Option<BackupStatusHandle>,
 }
 
 impl Shared {
@@ -220,6 +227,7 @@ impl<R: EnvReconciler> Controller<R> {
             head_known: AtomicBool::new(false),
             permits: Semaphore::new(settings.max_parallel.max(1)),
             reporter: settings.commit_status.clone().map(Reporter::new),
+            backups: settings.backups.as_ref().map(|_| BackupStatusHandle::new()),
             store,
             settings,
         });
@@ -237,6 +245,18 @@ impl<R: EnvReconciler> Controller<R> {
         };
         info!(%addr, url = %shared.settings.repo.url, branch = %shared.settings.repo.branch, "keelson controller started");
         let server = tokio::spawn(server::serve(listener, shared.clone()));
+        let backups = match (&shared.settings.backups, &shared.backups) {
+            (Some(config), Some(handle)) => {
+                info!("running the etcd backup schedules");
+                Some(tokio::spawn(run_schedules(
+                    config.clone(),
+                    Arc::new(SystemClock),
+                    handle.clone(),
+                    shared.shutdown.clone(),
+                )))
+            }
+            _ => None,
+        };
         let looped = tokio::spawn(source_loop(
             shared.clone(),
             Arc::new(self.reconciler),
@@ -247,6 +267,9 @@ impl<R: EnvReconciler> Controller<R> {
             let _ = server.await;
             if let Some(w) = watcher {
                 let _ = w.await;
+            }
+            if let Some(b) = backups {
+                let _ = b.await;
             }
         });
         Ok(Running { addr, shared, task })

@@ -29,6 +29,9 @@ pub struct StatusReport {
     pub environments: Vec<EnvStatus>,
     /// App × environment → version and health.
     pub matrix: Matrix,
+    /// etcd backup schedules, when the controller runs them.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub backups: serde_json::Value,
 }
 
 pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
@@ -81,6 +84,11 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
         ready: s.is_ready().is_ok(),
         source: s.source.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         matrix: Matrix::from_status(&environments),
+        backups: s
+            .backups
+            .as_ref()
+            .and_then(|b| serde_json::to_value(b.snapshot()).ok())
+            .unwrap_or_default(),
         environments,
     };
     Json(report).into_response()
