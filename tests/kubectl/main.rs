@@ -274,3 +274,27 @@ fn delete_then_get_is_not_found_and_create_twice_already_exists() {
     assert_eq!(out.stdout.trim(), "namespace \"shop\" deleted");
     assert!(k.object("v1/configmaps", Some("shop"), "extra").is_none());
 }
+
+#[test]
+fn https_with_generated_ca_and_required_token() {
+    let opts = kube_apiserver::ServerOptions {
+        tls: true,
+        require_token: true,
+        ..Default::default()
+    };
+    let Some(k) = Kubectl::start_with(opts) else {
+        return;
+    };
+    assert!(k.srv.url().starts_with("https://127.0.0.1:"));
+    let dir = manifests_dir(&k);
+    k.run(&["apply", "--server-side", "-f", &dir]).ok();
+    assert_eq!(
+        k.get_json(&["deploy", "web", "-n", "shop"])["metadata"]["generation"],
+        1
+    );
+    let requests = k.srv.requests();
+    assert!(
+        !requests.is_empty() && requests.iter().all(|r| r.authenticated),
+        "kubectl sent its token over TLS"
+    );
+}

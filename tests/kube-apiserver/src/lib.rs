@@ -25,6 +25,7 @@ mod server;
 pub mod ssa;
 pub mod status;
 mod store;
+mod tls;
 pub mod util;
 
 pub use faults::{Fault, FaultAction, Faults, RequestRecord};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kube_apiserver::{ServerOptions, TestServer};
 
-const USAGE: &str = "usage: kube-apiserver [--listen 127.0.0.1:0] [--kubeconfig FILE] [--crd-delay-ms N] [--ready-delay-ms N] [--require-token] [--no-request-log]";
+const USAGE: &str = "usage: kube-apiserver [--listen 127.0.0.1:0] [--kubeconfig FILE] [--crd-delay-ms N] [--ready-delay-ms N] [--require-token] [--tls] [--no-request-log]";
 
 fn main() {
     let mut opts = ServerOptions::default();
@@ -37,6 +37,7 @@ fn main() {
             "--crd-delay-ms" => opts.crd_establish_delay = ms(value("--crd-delay-ms")),
             "--ready-delay-ms" => opts.deployment_ready_delay = ms(value("--ready-delay-ms")),
             "--require-token" => opts.require_token = true,
+            "--tls" => opts.tls = true,
             "--no-request-log" => opts.record_requests = false,
             "-h" | "--help" => {
                 println!("{USAGE}");

@@ -35,6 +35,8 @@ pub struct ServerOptions {
     pub watch_history: usize,
     /// Keep a log of requests for [`TestServer::requests`].
     pub record_requests: bool,
+    /// Serve HTTPS with a generated CA (put into the kubeconfig) instead of plain HTTP.
+    pub tls: bool,
 }
 
 impl Default for ServerOptions {
@@ -47,6 +49,7 @@ impl Default for ServerOptions {
             require_token: false,
             watch_history: 100_000,
             record_requests: true,
+            tls: false,
         }
     }
 }
@@ -62,6 +65,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS certificate or configuration could not be made.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The runtime thread of a blocking server failed.
     #[error("cannot start the server's runtime thread: {0}")]
     Runtime(String),
@@ -162,6 +168,7 @@ pub struct TestServer {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     runtime: Option<RuntimeThread>,
+    ca_pem: Option<String>,
 }
 
 impl TestServer {
@@ -188,6 +195,11 @@ impl TestServer {
             addr: opts.listen,
             source,
         })?;
+        let tls = if opts.tls {
+            Some(crate::tls::generate()?)
+        } else {
+            None
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new(opts.watch_history)),
@@ -197,12 +209,16 @@ impl TestServer {
             shutdown: shutdown_rx.clone(),
             addr: addr.to_string(),
         });
-        tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+        let acceptor = tls.map(|t| t.acceptor);
+        tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx, acceptor));
         Ok(TestServer {
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             shared,
             shutdown_tx,
             runtime: None,
+            ca_pem,
         })
     }
 
@@ -260,10 +276,24 @@ impl TestServer {
         &self.url
     }
 
-    /// A kubeconfig whose current context `test` points at this server with a bearer token.
+    /// PEM of the CA that signed the server certificate, when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A kubeconfig whose current context `test` points at this server with a bearer token
+    /// (and, over HTTPS, the CA as `certificate-authority-data`).
     pub fn kubeconfig(&self) -> String {
+        use base64::Engine;
+        let ca = match &self.ca_pem {
+            Some(pem) => format!(
+                "\n    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            ),
+            None => String::new(),
+        };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\ncurrent-context: test\nusers:\n- name: test\n  user:\n    token: keelson-test-token\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}{ca}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\ncurrent-context: test\nusers:\n- name: test\n  user:\n    token: keelson-test-token\n",
             self.url
         )
     }
@@ -405,6 +435,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
         let conn_stop = shutdown.clone();
@@ -414,15 +445,29 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let mut stop = conn_stop;
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(crate::api::handle(shared, req).await) }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop.wait_for(|s| *s) => {}
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else { return };
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stop.wait_for(|s| *s) => {}
+                            }
+                        }
+                        None => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stop.wait_for(|s| *s) => {}
+                            }
+                        }
                     }
                 });
             }

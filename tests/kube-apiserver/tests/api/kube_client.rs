@@ -146,3 +146,49 @@ async fn kube_rs_discovers_applies_lists_and_watches() {
     }
     assert_eq!(deleted.as_deref(), Some("cm-0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_verifies_the_generated_ca_and_sends_its_token() {
+    let opts = kube_apiserver::ServerOptions {
+        tls: true,
+        require_token: true,
+        ..Default::default()
+    };
+    let srv = TestServer::start_with(opts).await.unwrap();
+    assert!(
+        srv.ca_pem()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    let client = client(&srv).await;
+    let nss: Api<Namespace> = Api::all(client);
+    let names: Vec<String> = nss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert!(names.contains(&"default".to_string()), "{names:?}");
+    assert!(srv.requests().iter().all(|r| r.authenticated));
+
+    // A client that does not trust the CA is refused at the TLS layer.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    let no_ca: String = srv
+        .kubeconfig()
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, no_ca).unwrap();
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&path).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let untrusting: Api<Namespace> = Api::all(Client::try_from(config).unwrap());
+    assert!(untrusting.list(&ListParams::default()).await.is_err());
+}
