@@ -236,7 +236,9 @@ fn text(results: &[EnvResult], blocked: &[String], dry_run: bool, color: bool) -
             for n in &c.notes {
                 let _ = writeln!(out, "    note: {n}");
             }
-            if !c.diff.is_empty() {
+            // A deletion's diff is the whole object; the line says enough
+            // here (markdown and JSON carry it).
+            if !c.diff.is_empty() && c.action != Action::Delete {
                 out.push_str(&colorize(&c.diff, color));
             }
         }

@@ -53,9 +53,16 @@ pub fn namespace(env: &ResolvedEnv) -> Json {
     })
 }
 
+/// Labels of an app's objects. Only the Deployment and its pods carry the
+/// version, so a release does not rewrite the Service, Ingress and PDB.
 fn app_labels(env: &ResolvedEnv, app: &ResolvedApp) -> BTreeMap<String, String> {
     let mut l = common_labels(env);
     l.insert("app.kubernetes.io/name".into(), app.name.clone());
+    l
+}
+
+fn versioned_labels(env: &ResolvedEnv, app: &ResolvedApp) -> BTreeMap<String, String> {
+    let mut l = app_labels(env, app);
     l.insert(
         "app.kubernetes.io/version".into(),
         label_safe(&app.version()),
@@ -87,7 +94,7 @@ fn label_safe(v: &str) -> String {
 /// The Deployment of `app`.
 pub fn deployment(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
     let d = &env.defaults;
-    let labels = app_labels(env, app);
+    let labels = versioned_labels(env, app);
     let mut pod_labels = labels.clone();
     pod_labels.extend(app.labels.clone());
     if let Some(region) = &app.region {
