@@ -54,13 +54,10 @@ async fn drift_is_reverted_with_self_heal() {
         fake.tag("prod").as_deref() == Some("1.0.0")
     })
     .await;
-    let (_, body) = get(&running, "/history?env=prod").await;
-    let history: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-    let heal = history
-        .iter()
-        .find(|h| h["trigger"] == "drift")
-        .unwrap_or_else(|| panic!("no drift entry in {body}"));
-    assert_eq!(heal["outcome"]["result"], "applied");
+    wait_history(&running, "prod", "the heal is recorded", |h| {
+        h["trigger"] == "drift" && h["outcome"]["result"] == "applied"
+    })
+    .await;
     assert_eq!(fake.calls("prod", true), 0, "self-heal applies directly");
     running.shutdown();
     running.wait().await;
@@ -88,10 +85,16 @@ async fn drift_checks_use_the_last_good_commit_while_the_head_is_invalid() {
         fake.tag("prod").as_deref() == Some("1.0.0")
     })
     .await;
-    let st = wait_status(&running, "the heal is recorded", |st| {
-        env_status(st, "prod")["lastDriftCheck"]["outcome"]["result"] == "applied"
+    let heal = wait_history(&running, "prod", "the heal is recorded", |h| {
+        h["trigger"] == "drift" && h["outcome"]["result"] == "applied"
     })
     .await;
+    assert_eq!(
+        heal["commit"],
+        good.as_str(),
+        "healed to the last good commit"
+    );
+    let st = status(&running).await;
     let prod = env_status(&st, "prod");
     assert_eq!(prod["lastApplied"]["commit"], good.as_str());
     // The bad commit's error stays visible next to the drift checks.

@@ -339,3 +339,25 @@ pub async fn wait_metric(running: &Running, name: &str, labels: &[&str], min: f6
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Poll `/history?env=E` until some entry satisfies `cond`; returns it.
+pub async fn wait_history(
+    running: &Running,
+    env: &str,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = get(running, &format!("/history?env={env}&limit=1000")).await;
+        let history: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        if let Some(h) = history.into_iter().find(|h| cond(h)) {
+            return h;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
