@@ -101,16 +101,8 @@ pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read the keelson config {}; pass --config or create keelson.yaml",
-            path.display()
-        )
-    })?;
-    let node = crate::yaml::parse_one(&text, crate::yaml::Limits::default())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    serde_json::from_value(node.to_json())
-        .with_context(|| format!("{}: invalid keelson config", path.display()))
+    // The rendered error already names file:line:col with a snippet.
+    Ok(crate::config::load_config(path)?)
 }
 
 /// Clusters with an `etcd` section, or just `only` (an error when it has none).
