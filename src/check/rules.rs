@@ -59,24 +59,32 @@ impl Compiled {
         self.programs.values().all(Result::is_ok)
     }
 
-    /// Evaluate the rules of `env` over its apps.
+    /// Evaluate the rules of `env` over its apps. Each app is converted to a
+    /// CEL value once and shared by every rule.
     pub fn evaluate(&self, env: &ResolvedEnv) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        let env_value = env_json(env);
+        let Ok(env_value) = cel::to_value(env_json(env)) else {
+            return out;
+        };
+        let apps: Vec<(&ResolvedApp, Option<cel::Value>)> = env
+            .apps
+            .iter()
+            .map(|a| (a, cel::to_value(app_json(a)).ok()))
+            .collect();
+        // Building a context registers the standard functions; do it once.
+        let root = Context::default();
         for r in &env.rules {
             let Some(Ok(program)) = self.programs.get(&r.rule.expr) else {
                 continue;
             };
             match r.rule.scope.unwrap_or(RuleScope::App) {
                 RuleScope::Environment => {
-                    if let Some(d) = run(program, r, env, None, &env_value) {
-                        out.push(d);
-                    }
+                    out.extend(run(&root, program, r, env, None, &env_value));
                 }
                 RuleScope::App => {
-                    for app in &env.apps {
-                        if let Some(d) = run(program, r, env, Some(app), &env_value) {
-                            out.push(d);
+                    for (app, value) in &apps {
+                        if let Some(v) = value {
+                            out.extend(run(&root, program, r, env, Some((app, v)), &env_value));
                         }
                     }
                 }
@@ -87,19 +95,21 @@ impl Compiled {
 }
 
 fn run(
+    root: &Context,
     program: &Program,
     r: &SourcedRule,
     env: &ResolvedEnv,
-    app: Option<&ResolvedApp>,
-    env_value: &Json,
+    app: Option<(&ResolvedApp, &cel::Value)>,
+    env_value: &cel::Value,
 ) -> Option<Diagnostic> {
-    let mut ctx = Context::default();
-    ctx.add_variable_from_value("env", cel::to_value(env_value).ok()?);
-    if let Some(app) = app {
-        ctx.add_variable_from_value("app", cel::to_value(app_json(app)).ok()?);
+    let mut ctx = root.new_inner_scope();
+    ctx.add_variable_from_value("env", env_value.clone());
+    if let Some((_, v)) = app {
+        ctx.add_variable_from_value("app", v.clone());
     }
+    let app = app.map(|(a, _)| a);
     let subject = app.map_or_else(String::new, |a| format!(" (app `{}`)", a.name));
-    let span = app.map_or(None, |a| Some(a.span));
+    let span = app.map(|a| a.span);
     match program.execute(&ctx) {
         Ok(cel::Value::Bool(true)) => None,
         Ok(cel::Value::Bool(false)) => {
