@@ -1,13 +1,14 @@
 //! `keelson run` and `keelson status`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use super::pipeline::KubeReconciler;
 use super::server::StatusReport;
-use super::{Controller, EnvOutcome, EnvReconciler, Outcome, config};
+use super::{Controller, Outcome, config};
 use crate::record::{EnvStatus, Matrix, Store, SyncRecord};
 
 /// Log output format.
@@ -31,6 +32,12 @@ pub struct RunArgs {
     /// Listen on this address instead of `controller.listen` (port 0 picks one).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Confirm each update with a server-side dry-run apply (exact, slower).
+    #[arg(long)]
+    pub server_dry_run: bool,
+    /// Do not wait for workloads to become healthy after applying.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 /// Arguments of `keelson status`.
@@ -87,8 +94,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        // TODO(lead): replace with the real reconcile once `keelson reconcile` lands.
-        let running = Controller::new(settings, NotWired).start().await?;
+        let options = crate::reconcile::Options {
+            dry_run: false,
+            server_dry_run: args.server_dry_run,
+            apply: crate::apply::ApplyOptions {
+                wait_health: !args.no_wait,
+                ..Default::default()
+            },
+        };
+        let pipeline = KubeReconciler::new(Some(loaded.config), options)?;
+        let running = Controller::new(settings, pipeline).start().await?;
         println!("listening on http://{}", running.addr());
         wait_for_signal().await;
         tracing::info!("signal received: finishing in-flight syncs");
@@ -96,18 +111,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         running.wait().await;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Stand-in until the Kubernetes reconcile is wired in: every sync fails
-/// with a message that says so.
-struct NotWired;
-
-impl EnvReconciler for NotWired {
-    async fn reconcile(&self, _root: &Path, _env: &str, _dry_run: bool) -> EnvOutcome {
-        EnvOutcome::bare(Outcome::Failed {
-            message: "this build has no reconcile pipeline wired into `keelson run`".into(),
-        })
-    }
 }
 
 async fn wait_for_signal() {

@@ -74,6 +74,9 @@ pub struct RepositoryConfig {
     /// Credentials.
     #[serde(default)]
     pub auth: Option<GitAuthConfig>,
+    /// Watch a local repository for changes (default true; ignored for remote URLs).
+    #[serde(default)]
+    pub watch: Option<bool>,
 }
 
 /// Git credentials, by reference.
@@ -450,6 +453,7 @@ impl Checker<'_> {
         settings.listen = listen;
         settings.webhook_secret = webhook_secret;
         settings.commit_status = commit_status;
+        settings.watch_local = r.watch.unwrap_or(true);
         if config.clusters.values().any(|c| c.etcd.is_some()) {
             settings.backups = Some(std::sync::Arc::new(config.clone()));
         }

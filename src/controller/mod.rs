@@ -14,6 +14,7 @@
 //! - [`server`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/history`, `/hooks/git`;
 //! - [`webhook`]: GitHub and GitLab signature checks;
 //! - [`metrics`]: Prometheus text exposition;
+//! - [`pipeline`]: the real [`EnvReconciler`] (check, render, plan, apply);
 //! - [`report`]: commit statuses posted back to GitHub or GitLab;
 //! - [`watch`]: file-system watching of a local repository.
 
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod metrics;
+pub mod pipeline;
 pub mod report;
 pub mod server;
 pub mod watch;

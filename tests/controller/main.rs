@@ -6,6 +6,7 @@ mod support;
 
 mod binary;
 mod drift;
+mod e2e;
 mod report;
 mod source;
 mod status;

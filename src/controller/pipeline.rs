@@ -1,0 +1,175 @@
+//! The real pipeline behind `keelson run`: check the tree, then reconcile one
+//! environment against its cluster with the same code as `keelson reconcile`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{AppStatus, EnvOutcome, EnvReconciler, Health, Outcome};
+use crate::check;
+use crate::config::Config;
+use crate::diag::Severity;
+use crate::observe::ClusterError;
+use crate::reconcile::{self, AppState, Clusters, EnvResult, Options};
+
+/// Reconciles environments against the clusters of the keelson config.
+pub struct KubeReconciler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clusters: Clusters,
+    options: Options,
+}
+
+impl KubeReconciler {
+    /// Clusters from `config` (or, without one, kubeconfig contexts named as
+    /// the environments' `cluster`), applied with `options`.
+    pub fn new(config: Option<Config>, options: Options) -> Result<Self, ClusterError> {
+        Ok(KubeReconciler {
+            inner: Arc::new(Inner {
+                clusters: Clusters::new(config, None)?,
+                options,
+            }),
+        })
+    }
+}
+
+impl EnvReconciler for KubeReconciler {
+    async fn reconcile(&self, root: &Path, env: &str, dry_run: bool) -> EnvOutcome {
+        // The apply stage's futures are not provably `Send` (closures over
+        // borrowed changes), so each reconcile runs on a blocking thread that
+        // drives it on the same runtime. That also keeps spec checking, which
+        // is CPU work on files, off the async workers.
+        let inner = self.inner.clone();
+        let (root, env) = (root.to_path_buf(), env.to_string());
+        let handle = tokio::runtime::Handle::current();
+        let run = move || handle.block_on(inner.reconcile(&root, &env, dry_run));
+        match tokio::task::spawn_blocking(run).await {
+            Ok(outcome) => outcome,
+            Err(e) => EnvOutcome::bare(Outcome::Failed {
+                message: format!("the reconcile panicked: {e}"),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    async fn reconcile(&self, root: &Path, env: &str, dry_run: bool) -> EnvOutcome {
+        let report = check::check_repo(root);
+        let opts = Options {
+            dry_run,
+            ..self.options.clone()
+        };
+        let Some(resolved) = report.ready.get(env) else {
+            if !report.repo.environments.contains_key(env) {
+                return self.retire(&report, env, &opts).await;
+            }
+            return EnvOutcome::bare(Outcome::Invalid {
+                diagnostics: env_errors(&report, env),
+            });
+        };
+        let result = match self.clusters.get(&resolved.cluster).await {
+            Ok(c) => reconcile::reconcile_env(c.as_ref(), resolved, &opts).await,
+            Err(e) => {
+                return EnvOutcome::bare(Outcome::Failed {
+                    message: format!("cluster `{}`: {e}", resolved.cluster),
+                });
+            }
+        };
+        outcome_of(&result, dry_run)
+    }
+}
+
+impl Inner {
+    /// The folder of `env` is gone: retire it on the clusters the remaining
+    /// environments use (the same rule as `keelson reconcile`).
+    async fn retire(&self, report: &check::Report, env: &str, opts: &Options) -> EnvOutcome {
+        let known: BTreeSet<String> = report.repo.environments.keys().cloned().collect();
+        let used: BTreeSet<&String> = report.ready.values().map(|e| &e.cluster).collect();
+        for name in used {
+            let Ok(c) = self.clusters.get(name).await else {
+                continue;
+            };
+            let results = reconcile::retired_envs(c.as_ref(), name, &known, opts).await;
+            if let Some(r) = results.iter().find(|r| r.environment == env) {
+                return outcome_of(r, opts.dry_run);
+            }
+        }
+        EnvOutcome::bare(Outcome::NoChange)
+    }
+}
+
+/// The error lines that block `env`: its own files, policies and schemas;
+/// all errors when none of those match (e.g. a namespace clash reported on
+/// another environment's file).
+fn env_errors(report: &check::Report, env: &str) -> Vec<String> {
+    let own = Path::new("environments").join(env);
+    let errors: Vec<&crate::diag::Diagnostic> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    let relevant: Vec<String> = errors
+        .iter()
+        .filter(|d| {
+            d.file.starts_with(&own)
+                || d.file.starts_with("policies")
+                || d.file.starts_with("schema")
+        })
+        .map(|d| d.one_line())
+        .collect();
+    if relevant.is_empty() {
+        errors.iter().map(|d| d.one_line()).collect()
+    } else {
+        relevant
+    }
+}
+
+fn outcome_of(result: &EnvResult, dry_run: bool) -> EnvOutcome {
+    let apps = result.apps.iter().map(app_status).collect();
+    let outcome = if result.failed() {
+        let message = result
+            .error
+            .clone()
+            .or_else(|| result.plan.as_ref().and_then(|p| p.refused.clone()))
+            .or_else(|| result.apply.as_ref().and_then(|a| a.failure_summary()))
+            .unwrap_or_else(|| "reconcile failed".into());
+        Outcome::Failed { message }
+    } else {
+        let s = result
+            .plan
+            .as_ref()
+            .map(|p| p.summary())
+            .unwrap_or_default();
+        let changes = (s.create + s.update + s.delete) as u64;
+        if changes == 0 {
+            Outcome::NoChange
+        } else if dry_run {
+            Outcome::Drift { count: changes }
+        } else {
+            Outcome::Applied {
+                created: s.create as u64,
+                updated: s.update as u64,
+                deleted: s.delete as u64,
+            }
+        }
+    };
+    EnvOutcome { outcome, apps }
+}
+
+fn app_status(a: &AppState) -> AppStatus {
+    let health = match a.healthy {
+        Some(true) => Health::Healthy,
+        Some(false) if a.reason.contains("progress") || a.reason.contains("rollout") => {
+            Health::Progressing
+        }
+        Some(false) => Health::Degraded,
+        None => Health::Unknown,
+    };
+    AppStatus {
+        name: a.name.clone(),
+        version: a.version.clone(),
+        health,
+    }
+}
