@@ -126,6 +126,11 @@ pub async fn take_snapshot(
             cluster: cluster.to_string(),
         })?;
     store::clean_stale_parts(&dir, cluster).map_err(dir_err)?;
+    if let Some(copy_dir) = &cfg.copy_to {
+        // A copy interrupted by a crash leaves its `.part` there too; a
+        // missing or unmounted volume is reported later, by the copy itself.
+        let _ = store::clean_stale_parts(copy_dir, cluster);
+    }
 
     let mut client = EtcdClient::connect(cfg).await?;
     let status = client.status().await?;

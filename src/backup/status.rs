@@ -108,7 +108,7 @@ impl BackupStatus {
     /// Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
         type Getter = fn(&ClusterBackupStatus) -> Option<f64>;
-        let metrics: [(&str, &str, &str, Getter); 9] = [
+        let metrics: [(&str, &str, &str, Getter); 10] = [
             (
                 "keelson_etcd_snapshot_last_success_timestamp",
                 "gauge",
@@ -156,6 +156,16 @@ impl BackupStatus {
                 "gauge",
                 "Unix time of the next scheduled etcd snapshot.",
                 |s| s.next_run.map(|t| t.timestamp_millis() as f64 / 1000.0),
+            ),
+            (
+                "keelson_etcd_snapshot_last_restore_check_passed",
+                "gauge",
+                "1 when the latest restore check passed, 0 when it failed.",
+                |s| {
+                    s.last_restore_check
+                        .as_ref()
+                        .map(|r| if r.passed { 1.0 } else { 0.0 })
+                },
             ),
             (
                 "keelson_etcd_snapshot_restore_check_failures_total",

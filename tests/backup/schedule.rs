@@ -229,6 +229,19 @@ async fn schedule_fires_at_cron_slots_and_reports_status() {
     assert_eq!(s.clusters["down"].failures_total, 2);
 
     let text = status.to_prometheus();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text");
+    let good_size = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "keelson_etcd_snapshot_last_size_bytes"
+                && s.labels.get("cluster") == Some("good")
+        })
+        .expect("size sample for good");
+    assert!(
+        matches!(good_size.value, prometheus_parse::Value::Gauge(v) if v as u64 == g.last_size_bytes.unwrap())
+    );
     assert!(text.contains("# TYPE keelson_etcd_snapshot_last_success_timestamp gauge"));
     let ts = at(0, 35, 0).timestamp();
     assert!(
@@ -250,6 +263,10 @@ async fn schedule_fires_at_cron_slots_and_reports_status() {
         "{text}"
     );
     assert!(!text.contains("keelson_etcd_snapshot_last_success_timestamp{cluster=\"down\"}"));
+    assert!(
+        text.contains("keelson_etcd_snapshot_last_restore_check_passed{cluster=\"good\"} 1"),
+        "{text}"
+    );
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(30), runner)
