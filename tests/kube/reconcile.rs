@@ -378,3 +378,66 @@ fn reqwest_like_patch(h: &Harness, path_and_query: &str, body: serde_json::Value
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
 }
+
+#[test]
+fn kubectl_and_keelson_agree_on_the_rendered_example() {
+    if std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: kubectl is not installed");
+        return;
+    }
+    let h = Harness::new();
+    let (code, rendered, err) = h.keelson(&["render", "--env", "prod"]);
+    assert_eq!(code, 0, "{err}");
+    let file = h.path("prod.yaml");
+    std::fs::write(&file, rendered).unwrap();
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(h.path("kubeconfig"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "keelson",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("deployment.apps/orders serverside-applied"),
+        "{out}"
+    );
+    // What kubectl applied is exactly what keelson wants: nothing to update.
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    // keelson records its inventory, then kubectl sees no difference either.
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        h.get("v1/configmaps", Some("shop-prod"), "keelson-inventory")
+            .is_some()
+    );
+    let (code, out, err) = kubectl(&[
+        "diff",
+        "--server-side",
+        "--field-manager",
+        "keelson",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "kubectl diff found differences:\n{out}{err}");
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Benchmarks: keelson against the tools a platform team would otherwise run,
+in the same run on the same machine. Prints tables with ratios.
+
+usage: scripts/bench.py [--apps 1000] [--envs 3] [--runs 5] [--skip-kube]
+
+  validate  keelson validate        vs check-jsonschema (PyPI) on the same files
+  render    keelson render          (no competitor: the merge is keelson's own)
+  apply     keelson reconcile       vs kubectl apply --server-side -f (same objects)
+  no-op     keelson reconcile --dry-run vs kubectl diff --server-side -f
+
+Needs release builds (`cargo build --release --bin keelson -p keelson` and
+`cargo build --release -p kube-apiserver`); it builds them when missing.
+check-jsonschema is installed with pip when missing; kubectl must be on PATH.
+"""
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEELSON = os.path.join(ROOT, "target/release/keelson")
+APISERVER = os.path.join(ROOT, "target/release/kube-apiserver")
+
+
+def run_rss(cmd, **kw):
+    """Run once, measuring the child's own peak RSS via wait4."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    _, status, usage = os.wait4(p.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = p.stderr.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    return elapsed, usage.ru_maxrss / 1024, code, err
+
+
+def median_of(n, cmd, ok=(0,), **kw):
+    times, rss = [], []
+    for _ in range(n):
+        t, r, code, err = run_rss(cmd, **kw)
+        if code not in ok:
+            sys.exit(f"{' '.join(cmd)} exited {code}:\n{err[-2000:]}")
+        times.append(t)
+        rss.append(r)
+    return statistics.median(times), max(rss)
+
+
+def table(title, rows):
+    print(f"\n{title}")
+    print(f"{'what':<44} {'keelson':>10} {'other':>10} {'ratio':>8} {'keelson RSS':>12}")
+    for what, k, o, rss in rows:
+        ratio = f"{o / k:.1f}x" if o else "-"
+        other = f"{o * 1000:.0f} ms" if o else "-"
+        print(f"{what:<44} {k * 1000:>7.0f} ms {other:>10} {ratio:>8} {rss:>9.0f} MiB")
+
+
+def ensure_builds():
+    if not os.path.exists(KEELSON):
+        subprocess.check_call(["cargo", "build", "--release", "-p", "keelson", "--bin", "keelson"], cwd=ROOT)
+    if not os.path.exists(APISERVER):
+        subprocess.check_call(["cargo", "build", "--release", "-p", "kube-apiserver"], cwd=ROOT)
+    if not shutil.which("check-jsonschema"):
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "check-jsonschema"])
+
+
+def start_apiserver(workdir, name):
+    kc = os.path.join(workdir, f"{name}.kubeconfig")
+    p = subprocess.Popen([APISERVER, "--listen", "127.0.0.1:0", "--kubeconfig", kc, "--no-request-log"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p.stdout.readline()  # the URL, once listening
+    return p, kc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--apps", type=int, default=1000)
+    ap.add_argument("--envs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--skip-kube", action="store_true")
+    a = ap.parse_args()
+    ensure_builds()
+    work = tempfile.mkdtemp(prefix="keelson-bench-")
+    repo = os.path.join(work, "repo")
+    subprocess.check_call([sys.executable, os.path.join(ROOT, "scripts/gen-large-repo.py"), repo,
+                           "--apps", str(a.apps), "--envs", str(a.envs)])
+    envs = sorted(os.listdir(os.path.join(repo, "environments")))
+    print(f"repository: {a.apps} apps x {len(envs)} environments, {os.cpu_count()} cores")
+
+    # validate / render
+    kv, kv_rss = median_of(a.runs, [KEELSON, "validate", "--repo", repo])
+    env_files = [os.path.join(repo, "environments", e, "environment.yaml") for e in envs]
+    pipe_files = [os.path.join(repo, "environments", e, "pipeline.yaml") for e in envs]
+    pol_files = [os.path.join(repo, "policies", f) for f in sorted(os.listdir(os.path.join(repo, "policies")))]
+    cj = 0.0
+    for schema, files in (("environment", env_files), ("pipeline", pipe_files), ("policy", pol_files)):
+        t, _ = median_of(max(1, a.runs // 2), ["check-jsonschema", "--schemafile",
+                                               os.path.join(ROOT, "schema", f"{schema}.schema.json"), *files])
+        cj += t
+    kr, kr_rss = median_of(a.runs, [KEELSON, "render", "--repo", repo])
+    table("spec checks (median of runs)", [
+        ("validate (schema + rules) vs check-jsonschema", kv, cj, kv_rss),
+        ("render all environments", kr, 0, kr_rss),
+    ])
+    if a.skip_kube:
+        return
+    if not shutil.which("kubectl"):
+        print("\nkubectl not found: skipping the Kubernetes benchmarks")
+        return
+
+    # Rendered objects for kubectl, in keelson's apply order.
+    rendered = os.path.join(work, "rendered.yaml")
+    with open(rendered, "w") as f:
+        subprocess.check_call([KEELSON, "render", "--repo", repo], stdout=f)
+
+    srv_k, kc_k = start_apiserver(work, "keelson")
+    srv_c, kc_c = start_apiserver(work, "kubectl")
+    try:
+        with open(os.path.join(repo, "keelson.yaml"), "w") as f:
+            f.write(f"apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n  bench:\n    kubeconfig: {kc_k}\n    context: test\n")
+        t_apply, rss_apply = median_of(1, [KEELSON, "reconcile", "--repo", repo, "--no-wait", "--parallelism", "16"], ok=(2,))
+        t_kapply, _ = median_of(1, ["kubectl", "--kubeconfig", kc_c, "apply", "--server-side",
+                                    "--field-manager", "bench", "-f", rendered])
+        t_noop, rss_noop = median_of(a.runs, [KEELSON, "reconcile", "--repo", repo, "--dry-run"])
+        t_kdiff, _ = median_of(max(1, a.runs // 2), ["kubectl", "--kubeconfig", kc_c, "diff", "--server-side",
+                                                     "--field-manager", "bench", "-f", rendered], ok=(0,))
+        objects = sum(1 for line in open(rendered) if line.startswith("kind: "))
+        table(f"Kubernetes ({objects} objects, test API server)", [
+            ("first apply vs kubectl apply --server-side", t_apply, t_kapply, rss_apply),
+            ("no-op dry-run vs kubectl diff --server-side", t_noop, t_kdiff, rss_noop),
+        ])
+    finally:
+        for p in (srv_k, srv_c):
+            p.terminate()
+            p.wait()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
