@@ -85,6 +85,17 @@ fn patch_label_and_scale_like_edits_are_update_managers() {
         &json!([{"name": "JAVA_OPTS", "value": "-Xmx307m"}, {"name": "EXTRA", "value": "1"}])
     );
     assert_eq!(d["metadata"]["labels"]["team"], "payments");
+    k.run(&["scale", "deploy", "web", "-n", "shop", "--replicas=4"])
+        .ok();
+    let scaled = k.get_json(&["deploy", "web", "-n", "shop"]);
+    let scaler = scaled["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["subresource"] == "scale")
+        .unwrap();
+    assert_eq!(scaler["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    assert_eq!(scaled["spec"]["replicas"], 4);
     assert_eq!(
         d["metadata"]["generation"], 4,
         "three spec patches bump generation; the label does not"

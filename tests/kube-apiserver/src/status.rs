@@ -155,13 +155,13 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
-    /// HTTP 415 for a patch content type the server does not know.
-    pub fn unsupported_media_type(ct: &str) -> Self {
+    /// HTTP 415 for a body format the server does not read (it reads JSON, and YAML for apply).
+    pub fn unsupported_media_type(ct: &str, accepted: &str) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {ct}"
+                "the body of the request was in an unknown format - accepted media types include: {accepted}; got {ct:?}"
             ),
         )
     }

@@ -66,7 +66,22 @@ pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
 }
 
 fn subresources(t: &ResourceType) -> Vec<&'static str> {
-    if t.has_status { vec!["status"] } else { vec![] }
+    let mut subs = Vec::new();
+    if t.has_status {
+        subs.push("status");
+    }
+    if crate::ops::has_scale(t) {
+        subs.push("scale");
+    }
+    subs
+}
+
+fn sub_kind(t: &ResourceType, sub: &str) -> Value {
+    if sub == "scale" {
+        json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    } else {
+        json!({"group": t.group, "version": t.version, "kind": t.kind})
+    }
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`.
@@ -92,13 +107,19 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         }
         resources.push(r);
         for sub in subresources(t) {
-            resources.push(json!({
+            let k = sub_kind(t, sub);
+            let mut entry = json!({
                 "name": format!("{}/{sub}", t.resource),
                 "singularName": "",
                 "namespaced": t.namespaced,
-                "kind": t.kind,
+                "kind": k["kind"],
                 "verbs": ["get", "patch", "update"],
-            }));
+            });
+            if sub == "scale" {
+                entry["group"] = k["group"].clone();
+                entry["version"] = k["version"].clone();
+            }
+            resources.push(entry);
         }
     }
     let gv = if group.is_empty() {
@@ -128,7 +149,7 @@ fn aggregated_resource(t: &ResourceType) -> Value {
     }
     let subs: Vec<Value> = subresources(t)
         .into_iter()
-        .map(|s| json!({"subresource": s, "responseKind": kind, "verbs": ["get", "patch", "update"]}))
+        .map(|s| json!({"subresource": s, "responseKind": sub_kind(t, s), "verbs": ["get", "patch", "update"]}))
         .collect();
     if !subs.is_empty() {
         r["subresources"] = json!(subs);

@@ -23,6 +23,8 @@ use crate::server::Shared;
 use crate::status::ApiError;
 use crate::util::Query;
 
+const PATCH_TYPES: &str = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json";
+
 enum Reply {
     Json(u16, Value, &'static str),
     Text(u16, &'static str),
@@ -269,7 +271,10 @@ fn parse_target(
     if (!rt.namespaced && ns.is_some()) || (rt.namespaced && ns.is_none() && name.is_some()) {
         return Err(ApiError::path_not_found());
     }
-    if !(sub.is_empty() || (sub == "status" && rt.has_status)) {
+    if !(sub.is_empty()
+        || (sub == "status" && rt.has_status)
+        || (sub == "scale" && ops::has_scale(&rt)))
+    {
         return Err(ApiError::path_not_found());
     }
     Ok(Target {
@@ -284,6 +289,12 @@ fn parse_target(
 fn parse_body(r: &Req<'_>, yaml_ok: bool) -> Result<Value, ApiError> {
     if r.body.is_empty() {
         return Ok(json!({}));
+    }
+    if r.content_type.contains("protobuf") || r.content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(
+            r.content_type,
+            "application/json, application/yaml",
+        ));
     }
     match serde_json::from_slice::<Value>(&r.body) {
         Ok(v) => Ok(v),
@@ -357,7 +368,7 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
     };
     match (r.method, t.name.as_deref()) {
         ("GET", None) if t.watch || r.q.flag("watch") => {
-            match watch::start(shared, &t.rt, ns, &r.q) {
+            match watch::start(shared, &t.rt, ns, &r.q, r.accept) {
                 Ok(rx) => Reply::Stream(rx),
                 Err(e) => e.into(),
             }
@@ -390,6 +401,7 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
                         r.q.get("includeObject").unwrap_or("Metadata"),
                     ))
                 }
+                Ok(o) if t.sub == "scale" => json_reply(ops::scale_of(&o)),
                 Ok(o) => json_reply(o),
                 Err(e) => e.into(),
             }
@@ -398,13 +410,26 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
             Ok(body) => write(&|s| ops::create(s, &ctx, body.clone())),
             Err(e) => e.into(),
         },
+        ("PUT", Some(name)) if t.sub == "scale" => match parse_body(r, false) {
+            Ok(body) => write(&|s| ops::write_scale(s, &ctx, name, None, body.clone())),
+            Err(e) => e.into(),
+        },
+        ("PATCH", Some(name)) if t.sub == "scale" => {
+            let Some(kind) = PatchKind::from_content_type(r.content_type) else {
+                return ApiError::unsupported_media_type(r.content_type, PATCH_TYPES).into();
+            };
+            match parse_body(r, kind == PatchKind::Apply) {
+                Ok(body) => write(&|s| ops::write_scale(s, &ctx, name, Some(kind), body.clone())),
+                Err(e) => e.into(),
+            }
+        }
         ("PUT", Some(name)) => match parse_body(r, false) {
             Ok(body) => write(&|s| ops::update(s, &ctx, name, body.clone(), &t.sub)),
             Err(e) => e.into(),
         },
         ("PATCH", Some(name)) => {
             let Some(kind) = PatchKind::from_content_type(r.content_type) else {
-                return ApiError::unsupported_media_type(r.content_type).into();
+                return ApiError::unsupported_media_type(r.content_type, PATCH_TYPES).into();
             };
             let force = r.q.flag("force");
             if kind == PatchKind::Apply && r.q.get("fieldManager").is_none_or(str::is_empty) {

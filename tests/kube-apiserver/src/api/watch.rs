@@ -24,9 +24,22 @@ struct Scope {
     rt: ResourceType,
     ns: Option<String>,
     filter: Filter,
+    /// `includeObject` mode when the client asked for Table events (`kubectl get -w`).
+    table: Option<String>,
 }
 
 impl Scope {
+    fn render(&self, obj: &Value) -> Value {
+        let o = present(&self.rt, obj);
+        match &self.table {
+            Some(include) => {
+                let meta = json!({"resourceVersion": o["metadata"]["resourceVersion"]});
+                super::read::table(&self.rt, &[o], meta, include)
+            }
+            None => o,
+        }
+    }
+
     /// The event type this watcher should see for `ev`, if any (objects moving out of the
     /// selector are seen as DELETED, moving in as ADDED, as the real server does).
     fn translate(&self, ev: &Event) -> Option<&'static str> {
@@ -58,11 +71,14 @@ pub fn start(
     rt: &ResourceType,
     ns: Option<&str>,
     q: &Query,
+    accept: &str,
 ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
     let scope = Scope {
         rt: rt.clone(),
         ns: ns.map(String::from),
         filter: Filter::from_query(q)?,
+        table: super::read::wants_table(accept)
+            .then(|| q.get("includeObject").unwrap_or("Metadata").to_string()),
     };
     let timeout = q
         .get("timeoutSeconds")
@@ -92,13 +108,13 @@ pub fn start(
             }
             for ev in store.history.iter().filter(|e| e.rv > rv) {
                 if let Some(kind) = scope.translate(ev) {
-                    first.push(line(kind, &present(rt, &ev.object)));
+                    first.push(line(kind, &scope.render(&ev.object)));
                 }
             }
         } else if send_initial {
             for (_, obj) in store.scan(rt, ns, None) {
                 if scope.filter.matches(obj) {
-                    first.push(line("ADDED", &present(rt, obj)));
+                    first.push(line("ADDED", &scope.render(obj)));
                 }
             }
             if q.flag("sendInitialEvents") && bookmarks {
@@ -132,7 +148,7 @@ pub fn start(
                     Ok(ev) => {
                         if ev.rv <= last_rv { continue; }
                         if let Some(kind) = scope.translate(&ev)
-                            && tx.send(line(kind, &present(&scope.rt, &ev.object))).await.is_err() {
+                            && tx.send(line(kind, &scope.render(&ev.object))).await.is_err() {
                             return;
                         }
                     }

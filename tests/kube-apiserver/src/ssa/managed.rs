@@ -210,7 +210,7 @@ pub fn apply(
 /// Record an `Update` by `w` that turned `old` (None on create) into `new`: the writer gains the
 /// fields it changed, and every other manager loses them.
 pub fn update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
-    let status = !w.subresource.is_empty();
+    let status = w.subresource == "status";
     let mut list = old.map(entries).unwrap_or_default();
     let old_content = old.map(|o| tracked_content(o, status));
     let mut new_content = tracked_content(new, status);
