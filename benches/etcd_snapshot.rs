@@ -110,6 +110,7 @@ async fn main() {
     let ctl_path = tmp.path().join("etcdctl.db");
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
+    let mut verifies = Vec::new();
     let mut size = 0;
     // One untimed warm-up each, then alternate so drift hits both equally.
     for i in 0..=runs {
@@ -119,6 +120,11 @@ async fn main() {
             .expect("keelson snapshot");
         let elapsed = start.elapsed();
         size = record.meta.size;
+        if i > 0 {
+            let start = Instant::now();
+            keelson::backup::verify_file(&record.path).expect("snapshot verifies");
+            verifies.push(start.elapsed());
+        }
         std::fs::remove_file(&record.path).expect("cleanup");
         let _ = std::fs::remove_file(record.path.with_extension("json"));
 
@@ -145,6 +151,7 @@ async fn main() {
     }
     let (o_min, o_med, o_max) = stats(&mut ours);
     let (t_min, t_med, t_max) = stats(&mut theirs);
+    let (v_min, v_med, v_max) = stats(&mut verifies);
     let mib = size as f64 / 1048576.0;
     println!();
     println!("snapshot of {mib:.1} MiB, {runs} runs each (wall time)");
@@ -155,6 +162,12 @@ async fn main() {
     for (name, min, med, max) in [
         ("keelson (stream+sha256 verify+fsync)", o_min, o_med, o_max),
         ("etcdctl snapshot save", t_min, t_med, t_max),
+        (
+            "keelson backup verify (sha256 + bbolt walk)",
+            v_min,
+            v_med,
+            v_max,
+        ),
     ] {
         println!(
             "{:<44} {:>8.3}s {:>8.3}s {:>8.3}s {:>10.1}",

@@ -251,3 +251,17 @@ async fn auth_with_user_and_password() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falls_over_to_the_next_endpoint() {
+    require_etcd!();
+    let etcd = TestEtcd::start().await;
+    etcd.fill(3, 10).await;
+    let dead = format!("http://127.0.0.1:{}", free_port().unwrap());
+    let mut cfg = etcd.config("snaps");
+    cfg.endpoints = vec![dead, etcd.url()];
+    let record = take_snapshot("multi", &cfg, None, Trigger::OnDemand, at(9, 0, 0))
+        .await
+        .expect("second endpoint answers");
+    assert_eq!(record.meta.endpoint, etcd.url());
+}
