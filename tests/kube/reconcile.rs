@@ -217,21 +217,150 @@ fn mass_deletion_is_refused() {
 fn replicas_owned_by_an_hpa_are_not_reverted() {
     let h = Harness::new();
     assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
-    // The HPA controller scales storefront to 7 through server-side apply.
-    let client = reqwest_like_patch(
+    // An HPA controller scales orders (no ignore rule) to 7 through
+    // server-side apply under its own field manager.
+    let status = reqwest_like_patch(
         &h,
-        "/apis/apps/v1/namespaces/shop-prod/deployments/storefront?fieldManager=hpa-controller&force=true",
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "storefront", "namespace": "shop-prod"}, "spec": {"replicas": 7}}),
+        "/apis/apps/v1/namespaces/shop-prod/deployments/orders?fieldManager=hpa-controller&force=true",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "orders", "namespace": "shop-prod"}, "spec": {"replicas": 7}}),
     );
-    assert_eq!(client, 200);
+    assert_eq!(status, 200);
+    h.srv.reset_requests();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.srv.write_count(), 0);
+    assert_eq!(
+        h.get(DEPLOY, Some("shop-prod"), "orders").unwrap()["spec"]["replicas"],
+        7
+    );
+    // A real change to orders is still applied, without taking replicas back.
+    h.edit(
+        "environments/prod/pipeline.yaml",
+        "\"1.42.0\"",
+        "\"1.42.1\"",
+    );
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("note: /spec/replicas is owned by another controller; left alone"),
+        "{out}"
+    );
+    let orders = h.get(DEPLOY, Some("shop-prod"), "orders").unwrap();
+    assert_eq!(orders["spec"]["replicas"], 7);
+    assert_eq!(
+        orders["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/shop/orders:1.42.1"
+    );
+}
+
+#[test]
+fn ignore_rules_hide_fields_from_diff_and_apply() {
+    let h = Harness::new();
+    assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
+    // prod ignores /spec/replicas of storefront; even a manual edit is left alone.
+    let status = reqwest_like_patch(
+        &h,
+        "/apis/apps/v1/namespaces/shop-prod/deployments/storefront?fieldManager=kubectl-edit",
+        json!({"spec": {"replicas": 11}}),
+    );
+    assert_eq!(status, 200);
     h.srv.reset_requests();
     let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(h.srv.write_count(), 0);
     assert_eq!(
         h.get(DEPLOY, Some("shop-prod"), "storefront").unwrap()["spec"]["replicas"],
-        7
+        11
     );
+}
+
+#[test]
+fn server_dry_run_confirms_no_phantom_drift_and_real_changes() {
+    let h = Harness::new();
+    assert_eq!(h.keelson(&["reconcile", "--env", "staging"]).0, 2);
+    h.srv.reset_requests();
+    let (code, out, _) = h.keelson(&[
+        "reconcile",
+        "--env",
+        "staging",
+        "--server-dry-run",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.srv.write_count(), 0);
+    h.edit(
+        "environments/staging/pipeline.yaml",
+        "\"0.20.0\"",
+        "\"0.20.1\"",
+    );
+    let (code, out, _) = h.keelson(&[
+        "reconcile",
+        "--env",
+        "staging",
+        "--server-dry-run",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("+          image: registry.example.com/shop/payments:0.20.1"),
+        "{out}"
+    );
+    assert!(
+        h.srv
+            .requests()
+            .iter()
+            .any(|r| r.query.contains("dryRun=All")),
+        "a server-side dry run was made"
+    );
+    assert_eq!(h.srv.write_count(), 0);
+}
+
+#[test]
+fn a_crd_is_established_before_its_custom_resources_are_applied() {
+    let h = Harness::with(ServerOptions {
+        crd_establish_delay: Duration::from_millis(700),
+        ..ServerOptions::default()
+    });
+    std::fs::create_dir_all(h.path("environments/dev/manifests")).unwrap();
+    std::fs::write(
+        h.path("environments/dev/manifests/widgets.yaml"),
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: blue
+spec:
+  color: blue
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = h.keelson(&["reconcile", "--env", "dev"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    let w = h
+        .get("example.com/v1/widgets", Some("shop-dev"), "blue")
+        .expect("custom resource applied");
+    assert_eq!(w["spec"]["color"], "blue");
+    assert_eq!(w["metadata"]["labels"]["keelson.dev/environment"], "dev");
+    h.srv.reset_requests();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.srv.write_count(), 0);
 }
 
 #[test]
