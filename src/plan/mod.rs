@@ -406,3 +406,126 @@ fn annotation<'a>(o: &'a Json, key: &str) -> Option<&'a str> {
         .and_then(|l| l.get(key))
         .and_then(Json::as_str)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(kind: &str, name: &str, env: Option<&str>, annotations: Json) -> Json {
+        let mut labels = json!({});
+        if let Some(e) = env {
+            labels = json!({MANAGED_BY: "keelson", ENV_LABEL: e});
+        }
+        json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "ns", "labels": labels, "annotations": annotations}, "data": {"a": "1"}})
+    }
+
+    fn desired(objects: Vec<Json>) -> DesiredEnv {
+        DesiredEnv {
+            name: "dev".into(),
+            objects,
+            ignore: Vec::new(),
+            prune: PruneSpec {
+                enabled: true,
+                max_delete_percent: None,
+                allow_delete_all: false,
+            },
+            adopt: false,
+        }
+    }
+
+    fn inventory_of(objects: &[&Json]) -> Option<Inventory> {
+        Some(Inventory {
+            objects: objects.iter().map(|o| ObjectId::of(o)).collect(),
+            ..Inventory::default()
+        })
+    }
+
+    #[test]
+    fn prunes_only_labelled_objects_in_the_inventory() {
+        let keep = obj("ConfigMap", "keep", Some("dev"), json!({}));
+        let gone = obj("ConfigMap", "gone", Some("dev"), json!({}));
+        let stray = obj("ConfigMap", "stray", Some("dev"), json!({}));
+        let pinned = obj(
+            "ConfigMap",
+            "pinned",
+            Some("dev"),
+            json!({PRUNE_ANNOTATION: "disabled"}),
+        );
+        let live = LiveEnv {
+            owned: vec![keep.clone(), gone.clone(), stray.clone(), pinned.clone()],
+            foreign: Vec::new(),
+            inventory: inventory_of(&[&keep, &gone, &pinned]),
+        };
+        let mut d = desired(vec![keep.clone()]);
+        d.prune.max_delete_percent = Some(100);
+        let p = plan(&d, &live);
+        let action = |n: &str| p.changes.iter().find(|c| c.id.name == n).map(|c| c.action);
+        assert_eq!(action("keep"), Some(Action::Unchanged));
+        assert_eq!(action("gone"), Some(Action::Delete));
+        assert_eq!(action("stray"), Some(Action::Skip), "not in the inventory");
+        assert_eq!(action("pinned"), Some(Action::Skip), "prune disabled");
+        assert!(p.refused.is_none());
+        let names: Vec<&str> = p
+            .inventory
+            .objects
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(names, ["keep", "pinned"]);
+    }
+
+    #[test]
+    fn create_only_objects_are_never_updated() {
+        let mut want = obj(
+            "ConfigMap",
+            "seed",
+            Some("dev"),
+            json!({APPLY_ANNOTATION: "create-only"}),
+        );
+        let live_obj = want.clone();
+        want["data"]["a"] = json!("2");
+        let live = LiveEnv {
+            owned: vec![live_obj.clone()],
+            foreign: Vec::new(),
+            inventory: inventory_of(&[&live_obj]),
+        };
+        let p = plan(&desired(vec![want]), &live);
+        assert_eq!(p.changes[0].action, Action::Unchanged);
+        assert!(p.changes[0].apply.is_none());
+    }
+
+    #[test]
+    fn the_guard_refuses_mass_and_total_deletion_unless_allowed() {
+        let spec = |pct: Option<u32>, all: bool| PruneSpec {
+            enabled: true,
+            max_delete_percent: pct,
+            allow_delete_all: all,
+        };
+        assert!(guard(&spec(None, false), 1, 4).is_none());
+        assert!(guard(&spec(None, false), 3, 4).unwrap().contains("75%"));
+        assert!(guard(&spec(Some(80), false), 3, 4).is_none());
+        assert!(
+            guard(&spec(Some(100), false), 4, 4)
+                .unwrap()
+                .contains("allowDeleteAll")
+        );
+        assert!(guard(&spec(None, true), 4, 4).is_none());
+        assert!(guard(&spec(None, false), 0, 0).is_none());
+    }
+
+    #[test]
+    fn objects_of_another_environment_are_not_taken_over() {
+        let want = obj("ConfigMap", "shared", Some("dev"), json!({}));
+        let theirs = obj("ConfigMap", "shared", Some("staging"), json!({}));
+        let live = LiveEnv {
+            owned: Vec::new(),
+            foreign: vec![theirs],
+            inventory: None,
+        };
+        let p = plan(&desired(vec![want]), &live);
+        assert_eq!(p.changes[0].action, Action::Skip);
+        assert!(p.changes[0].notes[0].contains("belongs to environment `staging`"));
+        assert!(p.inventory.objects.is_empty());
+    }
+}
