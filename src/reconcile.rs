@@ -151,6 +151,8 @@ impl Cluster for AnyCluster {
 /// Connections to the clusters environments name, made once and shared.
 pub struct Clusters {
     config: Option<Config>,
+    /// `--kubeconfig` / `--context`: one cluster for every environment.
+    pub override_kubeconfig: Option<(Option<PathBuf>, Option<String>)>,
     against: Option<Arc<AnyCluster>>,
     open: Mutex<HashMap<String, Arc<AnyCluster>>>,
 }
@@ -179,8 +181,11 @@ impl Clusters {
         if let Some(c) = open.get(name) {
             return Ok(c.clone());
         }
-        let c = match &self.config {
-            Some(cfg) => {
+        let c = match (&self.override_kubeconfig, &self.config) {
+            (Some((path, context)), _) => {
+                KubeCluster::connect(path.as_deref(), context.as_deref(), false).await?
+            }
+            (None, Some(cfg)) => {
                 let cc = cfg.clusters.get(name).ok_or_else(|| {
                     ClusterError::Config(format!(
                         "cluster `{name}` is not in the keelson config; known clusters: {}",
@@ -194,7 +199,7 @@ impl Clusters {
                 )
                 .await?
             }
-            None => KubeCluster::connect(None, Some(name), false).await?,
+            (None, None) => KubeCluster::connect(None, Some(name), false).await?,
         };
         let c = Arc::new(AnyCluster::Kube(c));
         open.insert(name.to_string(), c.clone());

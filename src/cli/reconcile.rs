@@ -50,6 +50,12 @@ pub struct ReconcileArgs {
     /// an environment's `cluster` is taken as a kubeconfig context name.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Use this kubeconfig for every environment (default: KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Use this kubeconfig context for every environment, ignoring `cluster:` names.
+    #[arg(long)]
+    pub context: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
@@ -98,7 +104,10 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
     };
-    let clusters = Clusters::new(config, args.against.clone())?;
+    let mut clusters = Clusters::new(config, args.against.clone())?;
+    if args.kubeconfig.is_some() || args.context.is_some() {
+        clusters.override_kubeconfig = Some((args.kubeconfig.clone(), args.context.clone()));
+    }
 
     // Environments run concurrently; one failing does not stop the others.
     let mut blocked = Vec::new();
