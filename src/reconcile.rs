@@ -167,6 +167,7 @@ impl Clusters {
         };
         Ok(Clusters {
             config,
+            override_kubeconfig: None,
             against,
             open: Mutex::new(HashMap::new()),
         })
