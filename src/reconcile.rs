@@ -16,6 +16,7 @@ use crate::observe::dir::DirCluster;
 use crate::observe::kube::KubeCluster;
 use crate::observe::{self, Cluster, ClusterError, Resource};
 use crate::plan::{self, Action, DesiredEnv, Inventory, ObjectId, Plan, diff, inventory};
+use crate::rancher::{self, DesiredRancher, RancherClient};
 use crate::render::{self, ResolvedEnv};
 use crate::spec::PruneSpec;
 
@@ -63,12 +64,37 @@ pub struct EnvResult {
     pub error: Option<String>,
     /// Per app state.
     pub apps: Vec<AppState>,
+    /// Rancher state planned (and applied) beside the objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rancher: Option<RancherOutcome>,
+}
+
+/// The Rancher part of an environment's reconcile.
+#[derive(Debug, Clone, Serialize)]
+pub struct RancherOutcome {
+    /// The Rancher plan (JSON of `rancher::RancherPlan`).
+    pub plan: Json,
+    /// What apply did (JSON of `rancher::ApplyReport`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Json>,
+    /// Whether the plan has changes.
+    pub changed: bool,
+    /// Why the Rancher part failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The plan (and apply) as text.
+    #[serde(skip)]
+    pub text: String,
+    /// The plan as markdown.
+    #[serde(skip)]
+    pub markdown: String,
 }
 
 impl EnvResult {
     /// Whether this environment failed (error, refusal, failed apply).
     pub fn failed(&self) -> bool {
         self.error.is_some()
+            || self.rancher.as_ref().is_some_and(|r| r.error.is_some())
             || self.plan.as_ref().is_some_and(|p| p.refused.is_some())
             || self.apply.as_ref().is_some_and(ApplyReport::failed)
     }
@@ -76,6 +102,7 @@ impl EnvResult {
     /// Whether the plan has changes.
     pub fn changed(&self) -> bool {
         self.plan.as_ref().is_some_and(Plan::has_changes)
+            || self.rancher.as_ref().is_some_and(|r| r.changed)
     }
 
     fn error(env: &str, cluster: &str, namespace: &str, error: String) -> EnvResult {
@@ -87,6 +114,7 @@ impl EnvResult {
             apply: None,
             error: Some(error),
             apps: Vec::new(),
+            rancher: None,
         }
     }
 }
@@ -173,6 +201,21 @@ impl Clusters {
         })
     }
 
+    /// The Rancher client of cluster `name`, when the config names an endpoint.
+    pub fn rancher(&self, name: &str) -> Result<Option<RancherClient>, String> {
+        let Some(ep) = self
+            .config
+            .as_ref()
+            .and_then(|c| c.clusters.get(name))
+            .and_then(|c| c.rancher.as_ref())
+        else {
+            return Ok(None);
+        };
+        RancherClient::from_endpoint(ep)
+            .map(Some)
+            .map_err(|e| format!("Rancher endpoint of cluster `{name}`: {e}"))
+    }
+
     /// The cluster named `name`.
     pub async fn get(&self, name: &str) -> Result<Arc<AnyCluster>, ClusterError> {
         if let Some(a) = &self.against {
@@ -219,14 +262,40 @@ pub fn desired_env(env: &ResolvedEnv) -> DesiredEnv {
     }
 }
 
-/// Reconcile one environment on `cluster`.
+/// Reconcile one environment on `cluster`, and its Rancher state through
+/// `rancher` when the spec has a `rancher:` section. Rancher goes first: the
+/// Namespace carries the project annotation only Rancher can tell.
 pub async fn reconcile_env<C: Cluster>(
     cluster: &C,
     env: &ResolvedEnv,
+    rancher: Option<&RancherClient>,
     opts: &Options,
 ) -> EnvResult {
-    let desired = desired_env(env);
-    run(
+    let mut desired = desired_env(env);
+    let mut outcome = None;
+    if let Some(spec) = &env.rancher {
+        match rancher_step(env, spec, rancher, opts).await {
+            Ok((o, annotation)) => {
+                let failed = o.error.is_some();
+                outcome = Some(o);
+                if failed {
+                    let mut r = EnvResult::error(
+                        &env.name,
+                        &env.cluster,
+                        &env.namespace,
+                        "Rancher apply failed; Kubernetes objects were not applied".into(),
+                    );
+                    r.rancher = outcome;
+                    return r;
+                }
+                if let Some((key, value)) = annotation {
+                    annotate_namespace(&mut desired.objects, &env.namespace, &key, &value);
+                }
+            }
+            Err(e) => return EnvResult::error(&env.name, &env.cluster, &env.namespace, e),
+        }
+    }
+    let mut r = run(
         cluster,
         desired,
         &env.cluster,
@@ -234,7 +303,79 @@ pub async fn reconcile_env<C: Cluster>(
         versions(env),
         opts,
     )
-    .await
+    .await;
+    r.rancher = outcome;
+    r
+}
+
+type Annotation = Option<(String, String)>;
+
+async fn rancher_step(
+    env: &ResolvedEnv,
+    spec: &crate::spec::RancherSpec,
+    client: Option<&RancherClient>,
+    opts: &Options,
+) -> Result<(RancherOutcome, Annotation), String> {
+    let Some(client) = client else {
+        let msg = format!(
+            "environment `{}` has a rancher section but cluster `{}` has no Rancher endpoint in the keelson config",
+            env.name, env.cluster
+        );
+        if opts.dry_run {
+            // Plans without credentials (e.g. --against) still show the
+            // Kubernetes side; the Rancher side is reported as not planned.
+            return Ok((
+                RancherOutcome {
+                    plan: Json::Null,
+                    applied: None,
+                    changed: false,
+                    error: None,
+                    text: format!("Rancher: not planned: {msg}\n"),
+                    markdown: format!("> Rancher: not planned: {msg}\n\n"),
+                },
+                None,
+            ));
+        }
+        return Err(msg);
+    };
+    let desired = DesiredRancher::from_spec(&env.name, &env.namespace, spec)
+        .map_err(|e| format!("rancher: {e}"))?;
+    let plan = rancher::plan(client, &desired)
+        .await
+        .map_err(|e| format!("rancher: {e}"))?;
+    let mut outcome = RancherOutcome {
+        plan: serde_json::to_value(&plan).unwrap_or(Json::Null),
+        applied: None,
+        changed: plan.has_changes(),
+        error: None,
+        text: plan.render_text(),
+        markdown: plan.render_markdown(),
+    };
+    if opts.dry_run {
+        return Ok((outcome, plan.namespace_annotation()));
+    }
+    let report = rancher::apply(client, &plan).await;
+    outcome.applied = serde_json::to_value(&report).ok();
+    outcome.text.push_str(&report.render_text());
+    outcome.error = report.error.as_ref().map(|e| e.to_string());
+    Ok((outcome, report.namespace_annotation()))
+}
+
+fn annotate_namespace(objects: &mut [Json], namespace: &str, key: &str, value: &str) {
+    for o in objects.iter_mut() {
+        if o.get("kind").and_then(Json::as_str) == Some("Namespace")
+            && o.pointer("/metadata/name").and_then(Json::as_str) == Some(namespace)
+        {
+            if let Some(meta) = o.get_mut("metadata").and_then(Json::as_object_mut) {
+                let ann = meta
+                    .entry("annotations")
+                    .or_insert_with(|| Json::Object(Default::default()));
+                if let Some(a) = ann.as_object_mut() {
+                    a.insert(key.to_string(), Json::String(value.to_string()));
+                }
+            }
+        }
+    }
 }
 
 fn versions(env: &ResolvedEnv) -> Vec<(String, String)> {
@@ -284,6 +425,7 @@ async fn run<C: Cluster>(
         apply: None,
         error: None,
         apps,
+        rancher: None,
     };
     if opts.dry_run || plan.refused.is_some() {
         result.plan = Some(plan);

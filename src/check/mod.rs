@@ -168,6 +168,16 @@ fn cross_check(
             );
         }
     }
+    if let Some(r) = &spec.rancher {
+        if let Err(err) = crate::rancher::DesiredRancher::from_spec(&env.name, &spec.namespace, r) {
+            diags.push(Diagnostic::error(
+                "rancher",
+                &e.file,
+                Some(e.node.locate("/spec/rancher", true)),
+                err.to_string(),
+            ));
+        }
+    }
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     for (i, app) in spec.apps.iter().enumerate() {
         if let Some(j) = first_seen.insert(app.name.as_str(), i) {

@@ -115,8 +115,25 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     for name in &envs {
         match report.ready.get(name) {
             Some(env) => tasks.push(async {
+                let rancher = match clusters.rancher(&env.cluster) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return EnvResult {
+                            environment: env.name.clone(),
+                            cluster: env.cluster.clone(),
+                            namespace: env.namespace.clone(),
+                            plan: None,
+                            apply: None,
+                            error: Some(e),
+                            apps: Vec::new(),
+                            rancher: None,
+                        };
+                    }
+                };
                 match clusters.get(&env.cluster).await {
-                    Ok(c) => reconcile::reconcile_env(c.as_ref(), env, &opts).await,
+                    Ok(c) => {
+                        reconcile::reconcile_env(c.as_ref(), env, rancher.as_ref(), &opts).await
+                    }
                     Err(e) => EnvResult {
                         environment: env.name.clone(),
                         cluster: env.cluster.clone(),
@@ -125,6 +142,7 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                         apply: None,
                         error: Some(e.to_string()),
                         apps: Vec::new(),
+                        rancher: None,
                     },
                 }
             }),
@@ -230,6 +248,12 @@ fn text(results: &[EnvResult], blocked: &[String], dry_run: bool, color: bool) -
             "== {} (cluster {}, namespace {})",
             r.environment, r.cluster, r.namespace
         );
+        if let Some(rr) = &r.rancher {
+            out.push_str(&rr.text);
+            if let Some(e) = &rr.error {
+                let _ = writeln!(out, "Rancher error: {e}");
+            }
+        }
         if let Some(e) = &r.error {
             let _ = writeln!(out, "error: {e}\n");
             continue;
@@ -273,6 +297,13 @@ fn text(results: &[EnvResult], blocked: &[String], dry_run: bool, color: bool) -
 fn markdown(results: &[EnvResult], blocked: &[String]) -> String {
     let mut out = String::from("## keelson plan\n\n");
     for r in results {
+        if let Some(rr) = &r.rancher {
+            let _ = writeln!(out, "#### Rancher: {}\n", r.environment);
+            out.push_str(&rr.markdown);
+            if let Some(e) = &rr.error {
+                let _ = writeln!(out, "\n> **Rancher error:** {e}\n");
+            }
+        }
         match (&r.error, &r.plan) {
             (Some(e), _) => {
                 let _ = writeln!(out, "### ❌ {}\n\n```\n{e}\n```\n", r.environment);

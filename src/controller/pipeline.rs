@@ -69,8 +69,12 @@ impl Inner {
                 diagnostics: env_errors(&report, env),
             });
         };
+        let rancher = match self.clusters.rancher(&resolved.cluster) {
+            Ok(r) => r,
+            Err(message) => return EnvOutcome::bare(Outcome::Failed { message }),
+        };
         let result = match self.clusters.get(&resolved.cluster).await {
-            Ok(c) => reconcile::reconcile_env(c.as_ref(), resolved, &opts).await,
+            Ok(c) => reconcile::reconcile_env(c.as_ref(), resolved, rancher.as_ref(), &opts).await,
             Err(e) => {
                 return EnvOutcome::bare(Outcome::Failed {
                     message: format!("cluster `{}`: {e}", resolved.cluster),

@@ -1,6 +1,7 @@
 //! `keelson reconcile` end to end: the real binary, over real HTTP, against
 //! the Kubernetes API test server.
 
+mod rancher;
 mod reconcile;
 
 use std::path::{Path, PathBuf};
