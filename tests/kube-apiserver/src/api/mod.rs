@@ -27,6 +27,7 @@ const PATCH_TYPES: &str = "application/json-patch+json, application/merge-patch+
 
 enum Reply {
     Json(u16, Value, &'static str),
+    Raw(u16, Vec<u8>),
     Text(u16, &'static str),
     Stream(tokio::sync::mpsc::Receiver<Bytes>),
     Error(ApiError),
@@ -135,6 +136,7 @@ pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Respon
 fn render(reply: Reply) -> Response<Body> {
     let (code, body, ct, retry) = match reply {
         Reply::Json(code, v, ct) => (code, Bytes::from(v.to_string()), ct, None),
+        Reply::Raw(code, b) => (code, Bytes::from(b), "application/json", None),
         Reply::Text(code, t) => (
             code,
             Bytes::from_static(t.as_bytes()),
@@ -375,17 +377,23 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
         }
         ("GET", None) => {
             let store = shared.store();
+            if !read::wants_table(r.accept) {
+                return match read::list_bytes(&store, &t.rt, ns, &r.q) {
+                    Ok(b) => Reply::Raw(200, b),
+                    Err(e) => e.into(),
+                };
+            }
             match read::list(&store, &t.rt, ns, &r.q) {
-                Ok(list) if read::wants_table(r.accept) => {
+                Ok(list) => {
                     let items = list["items"].as_array().cloned().unwrap_or_default();
+                    let include = r.q.get("includeObject").unwrap_or("Metadata");
                     json_reply(read::table(
                         &t.rt,
                         &items,
                         list["metadata"].clone(),
-                        r.q.get("includeObject").unwrap_or("Metadata"),
+                        include,
                     ))
                 }
-                Ok(list) => json_reply(list),
                 Err(e) => e.into(),
             }
         }
