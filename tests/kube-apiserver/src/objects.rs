@@ -153,7 +153,9 @@ fn default_pod_spec(spec: Option<&mut Value>) {
 }
 
 /// Fill in the defaults the real API server sets, so clients see (and must tolerate) them.
-pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
+///
+/// `alloc` hands out cluster resources: `alloc("clusterIP")`, `alloc("nodePort")`.
+pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, alloc: &mut dyn FnMut(&str) -> String) {
     if rt.custom {
         return;
     }
@@ -186,18 +188,23 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnc
             set_default(spec, "type", json!("ClusterIP"));
             set_default(spec, "sessionAffinity", json!("None"));
             if spec["type"] != "ExternalName" && spec.get("clusterIP").is_none() {
-                let ip = cluster_ip();
+                let ip = alloc("clusterIP");
                 spec["clusterIP"] = json!(ip);
                 spec["clusterIPs"] = json!([ip]);
             }
             set_default(spec, "ipFamilies", json!(["IPv4"]));
             set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
             set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+            let node_ports = matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"));
             if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports {
                     set_default(p, "protocol", json!("TCP"));
                     let port = p["port"].clone();
                     set_default(p, "targetPort", port);
+                    if node_ports && p.get("nodePort").is_none() {
+                        let np: u64 = alloc("nodePort").parse().unwrap_or(30000);
+                        p["nodePort"] = json!(np);
+                    }
                 }
             }
         }
@@ -210,7 +217,22 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, cluster_ip: impl FnOnc
             set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
             obj["status"] = json!({"phase": "Active"});
         }
-        ("", "Secret") => set_default(obj, "type", json!("Opaque")),
+        ("", "Secret") => {
+            set_default(obj, "type", json!("Opaque"));
+            // stringData is write-only: the server folds it into data, base64-encoded.
+            if let Some(Value::Object(sd)) =
+                obj.as_object_mut().and_then(|m| m.remove("stringData"))
+            {
+                use base64::Engine;
+                if !obj["data"].is_object() {
+                    obj["data"] = json!({});
+                }
+                for (k, v) in sd {
+                    let text = v.as_str().unwrap_or_default().to_string();
+                    obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+                }
+            }
+        }
         ("policy", "PodDisruptionBudget") => {}
         _ => {}
     }

@@ -267,7 +267,7 @@ pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outco
     {
         m.remove("status");
     }
-    apply_defaults(ctx.rt, &mut body, || store.next_cluster_ip());
+    apply_defaults(ctx.rt, &mut body, &mut |what| store.allocate(what));
     let mut w = ctx.writer("");
     let av = ctx.rt.api_version();
     w.api_version = &av;
@@ -381,7 +381,7 @@ fn update_inner(
     }
     carry_system_fields(ctx.rt, old, &mut new, subresource);
     if subresource.is_empty() {
-        apply_defaults(ctx.rt, &mut new, || store.next_cluster_ip());
+        apply_defaults(ctx.rt, &mut new, &mut |what| store.allocate(what));
     }
     match user_managed {
         Some(list) => {
@@ -608,7 +608,7 @@ pub fn patch(
             {
                 m.remove("status");
             }
-            apply_defaults(ctx.rt, &mut obj, || store.next_cluster_ip());
+            apply_defaults(ctx.rt, &mut obj, &mut |what| store.allocate(what));
             finish_create(store, ctx, obj)
         }
         Some(old) => {
@@ -617,7 +617,7 @@ pub fn patch(
             carry_system_fields(ctx.rt, &old, &mut merged, subresource);
             set_type(ctx.rt, &mut merged);
             if subresource.is_empty() {
-                apply_defaults(ctx.rt, &mut merged, || store.next_cluster_ip());
+                apply_defaults(ctx.rt, &mut merged, &mut |what| store.allocate(what));
             }
             finish_update(store, ctx, key, &old, merged)
         }

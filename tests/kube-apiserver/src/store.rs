@@ -69,6 +69,7 @@ pub struct Store {
     /// Deployments (namespace, name) that a test marked unhealthy.
     pub unhealthy: HashSet<(String, String)>,
     next_ip: u32,
+    next_node_port: u32,
 }
 
 impl Store {
@@ -84,6 +85,7 @@ impl Store {
             events,
             unhealthy: HashSet::new(),
             next_ip: 10,
+            next_node_port: 0,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let now = crate::util::now_rfc3339();
@@ -181,8 +183,12 @@ impl Store {
             .take_while(move |(k, _)| k.0 == g && k.1 == r && ns.is_none_or(|n| k.2 == n))
     }
 
-    /// A ClusterIP for a new Service.
-    pub fn next_cluster_ip(&mut self) -> String {
+    /// Hand out a cluster resource: a Service `clusterIP` or a `nodePort` (30000-32767).
+    pub fn allocate(&mut self, what: &str) -> String {
+        if what == "nodePort" {
+            self.next_node_port += 1;
+            return (30000 + self.next_node_port % 2768).to_string();
+        }
         self.next_ip += 1;
         format!("10.96.{}.{}", self.next_ip / 250, self.next_ip % 250 + 1)
     }

@@ -319,3 +319,39 @@ fn discovery_legacy_and_aggregated() {
     assert_eq!(hpa["versions"][0]["resources"][0]["scope"], "Namespaced");
     assert_eq!(get(srv.url(), "/version").json()["major"], "1");
 }
+
+#[test]
+fn server_defaults_secrets_services_and_workloads() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "hunter2"}});
+    let s = post(srv.url(), "/api/v1/namespaces/shop/secrets", &secret).json();
+    assert_eq!(s["type"], "Opaque");
+    assert_eq!(s["data"]["password"], "aHVudGVyMg==");
+    assert!(s.get("stringData").is_none(), "stringData is write-only");
+
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    let s = post(srv.url(), "/api/v1/namespaces/shop/services", &svc).json();
+    let port = &s["spec"]["ports"][0];
+    assert_eq!(port["protocol"], "TCP");
+    assert_eq!(port["targetPort"], 80);
+    let np = port["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&np), "{np}");
+    assert!(
+        s["spec"]["clusterIP"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.96.")
+    );
+
+    let d = post(srv.url(), DEPLOYS, &deployment("web", "nginx")).json();
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always",
+        "untagged image means :latest"
+    );
+    // Defaults are owned by the Update manager that created the object, as on a real server.
+    let mf = &d["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"];
+    assert!(mf["f:revisionHistoryLimit"].is_object(), "{mf}");
+}
