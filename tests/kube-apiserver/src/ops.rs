@@ -165,6 +165,21 @@ fn ensure_namespace(store: &Store, ctx: &Ctx<'_>, name: &str) -> Result<(), ApiE
     }
 }
 
+/// Built-in types drop empty `omitempty` maps when stored; labels and annotations are the ones
+/// clients notice (e.g. after the last label was un-applied).
+fn drop_empty_meta_maps(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["labels", "annotations"] {
+            if meta
+                .get(k)
+                .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()) || v.is_null())
+            {
+                meta.remove(k);
+            }
+        }
+    }
+}
+
 fn spec_changed(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();
@@ -200,6 +215,7 @@ pub fn finalize_namespace(store: &mut Store, name: &str) {
 
 /// Store a new object (shared by POST and create-via-apply).
 fn finish_create(store: &mut Store, ctx: &Ctx<'_>, mut obj: Value) -> Result<Outcome, ApiError> {
+    drop_empty_meta_maps(&mut obj);
     let name = name_of(&obj).to_string();
     let key = Store::key(ctx.rt, ctx.ns, &name);
     if store.get(&key).is_some() {
@@ -298,6 +314,7 @@ fn finish_update(
     old: &Value,
     mut new: Value,
 ) -> Result<Outcome, ApiError> {
+    drop_empty_meta_maps(&mut new);
     let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
     new["metadata"]["generation"] = json!(if spec_changed(old, &new) {
         generation + 1

@@ -161,3 +161,26 @@ fn unchanged_apply_keeps_the_entry_time() {
     let out = apply(&live, &deploy(2, "nginx:1", false), &later, false).unwrap();
     assert_eq!(out, live);
 }
+
+#[test]
+fn update_manager_sets_have_the_real_dot_entries() {
+    let mut obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"replicas": 1, "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+            "template": {"spec": {"containers": [{"name": "web", "image": "nginx", "resources": {},
+                "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}});
+    update(None, &mut obj, &w("kubectl-create"));
+    assert_eq!(
+        obj["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {
+                "f:replicas": {},
+                "f:strategy": {"f:rollingUpdate": {".": {}, "f:maxSurge": {}}, "f:type": {}},
+                "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {
+                    ".": {}, "f:image": {}, "f:name": {}, "f:resources": {},
+                    "f:ports": {".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}, "f:protocol": {}}}
+                }}}}
+            }
+        })
+    );
+}

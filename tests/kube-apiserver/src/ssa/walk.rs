@@ -91,6 +91,24 @@ fn walk_map_apply(m: &Map<String, Value>, names: &mut Vec<String>, node: &mut Fi
     }
 }
 
+/// Structs embedded by value (not behind a pointer): creating them is not an "add" of the
+/// struct itself, so the real server records no `.` for them in an Update manager's set.
+fn is_embedded_struct(names: &[String]) -> bool {
+    matches!(
+        names.last().map(String::as_str),
+        Some(
+            "metadata"
+                | "spec"
+                | "status"
+                | "template"
+                | "strategy"
+                | "resources"
+                | "updateStrategy"
+                | "jobTemplate"
+        )
+    )
+}
+
 /// Fields an update changed: (added or modified paths, removed paths).
 pub fn update_sets(old: Option<&Value>, new: &Value) -> (FieldSet, FieldSet) {
     let mut changed = FieldSet::default();
@@ -113,7 +131,10 @@ fn diff(
     match new {
         Value::Object(nm) if !nm.is_empty() && !atomic_map => {
             let om = old.and_then(Value::as_object);
-            if om.is_none() && !names.is_empty() && is_granular_map(names) {
+            if om.is_none()
+                && !names.is_empty()
+                && (is_granular_map(names) || !is_embedded_struct(names))
+            {
                 changed.owned = true;
             }
             for (k, nv) in nm {
@@ -139,6 +160,11 @@ fn diff(
                         .collect()
                 })
                 .unwrap_or_default();
+            if old.and_then(Value::as_array).is_none()
+                && names.last().is_some_and(|n| n != "containers")
+            {
+                changed.owned = true;
+            }
             let mut new_pes = Vec::new();
             for item in items {
                 let Some(k) = item_key(item, keys) else {
