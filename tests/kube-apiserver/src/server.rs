@@ -389,6 +389,69 @@ impl TestServer {
         Ok(object)
     }
 
+    /// Server-side apply `obj` directly (no HTTP, not logged) as field manager `manager`, e.g. an
+    /// HPA controller taking `spec.replicas`. Conflicts come back as the 409 `ApiError`.
+    pub fn apply_object(
+        &self,
+        gvr: &Gvr,
+        manager: &str,
+        obj: Value,
+        force: bool,
+    ) -> Result<Value, ApiError> {
+        let out = {
+            let mut store = self.shared.store();
+            let rt = store
+                .registry
+                .lookup(&gvr.group, &gvr.version, &gvr.resource)
+                .cloned()
+                .ok_or_else(ApiError::path_not_found)?;
+            let ns = obj["metadata"]["namespace"].as_str().map(String::from);
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let ctx = Ctx {
+                rt: &rt,
+                ns: ns.as_deref(),
+                dry_run: false,
+                manager,
+                now: crate::util::now_rfc3339(),
+            };
+            ops::patch(
+                &mut store,
+                &ctx,
+                &name,
+                ops::PatchKind::Apply,
+                obj,
+                force,
+                "",
+            )?
+        };
+        for f in &out.followups {
+            self.shared.run_followup(f);
+        }
+        Ok(out.object)
+    }
+
+    /// Delete an object directly (no HTTP, not logged); false if it did not exist.
+    pub fn delete_object(&self, gvr: &Gvr, namespace: Option<&str>, name: &str) -> bool {
+        let mut store = self.shared.store();
+        let Some(rt) = store
+            .registry
+            .lookup(&gvr.group, &gvr.version, &gvr.resource)
+            .cloned()
+        else {
+            return false;
+        };
+        let key = Store::key(&rt, namespace, name);
+        if rt.resource == "namespaces" && !rt.custom {
+            let existed = store.get(&key).is_some();
+            ops::finalize_namespace(&mut store, name);
+            return existed;
+        }
+        store.delete(&key).is_some()
+    }
+
     /// Make a Deployment report (un)healthy status: no ready or available replicas, and
     /// `Available=False` / `Progressing=False (ProgressDeadlineExceeded)` conditions.
     pub fn set_deployment_healthy(&self, namespace: &str, name: &str, healthy: bool) {

@@ -242,3 +242,25 @@ fn update_managers_are_recorded_for_patches_and_a_noop_apply_does_not_write() {
         "an identical apply must not bump resourceVersion"
     );
 }
+
+#[test]
+fn direct_hooks_apply_as_another_manager_and_delete() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let gvr = Gvr::parse("apps/v1/deployments");
+    apply(
+        srv.url(),
+        &format!("{WEB}?fieldManager=keelson"),
+        &manifest("web:1", &[], Some(2)),
+    );
+    let hpa = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"replicas": 6}});
+    let err = srv
+        .apply_object(&gvr, "hpa-controller", hpa.clone(), false)
+        .unwrap_err();
+    assert_eq!(err.code, 409);
+    let d = srv.apply_object(&gvr, "hpa-controller", hpa, true).unwrap();
+    assert_eq!(d["spec"]["replicas"], 6);
+    assert!(srv.delete_object(&gvr, Some("shop"), "web"));
+    assert!(!srv.delete_object(&gvr, Some("shop"), "web"));
+    assert_eq!(get(srv.url(), WEB).status, 404);
+}
