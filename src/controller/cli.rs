@@ -44,11 +44,14 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Ask a running controller, e.g. `http://127.0.0.1:8080`.
-    #[arg(long, conflicts_with = "state_dir")]
+    #[arg(long, conflicts_with_all = ["state_dir", "repo"])]
     pub server: Option<String>,
     /// Read the status store of a stopped controller directly.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "repo")]
     pub state_dir: Option<PathBuf>,
+    /// No controller: show the versions an environments repository declares.
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
     /// Without --server or --state-dir: ask the controller at this config's `listen` address.
     #[arg(long, short, default_value = "keelson.yaml", env = "KEELSON_CONFIG")]
     pub config: PathBuf,
@@ -137,13 +140,16 @@ async fn wait_for_signal() {
 
 /// Print the app × environment matrix (or the history).
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.repo {
+        return print_declared(dir, args.env.as_deref(), args.json);
+    }
     if let Some(dir) = &args.state_dir {
         let store = Store::open(dir)?;
         if args.history {
             return print_history(&store.history(args.env.as_deref(), args.limit)?, args.json);
         }
         let envs = store.all_status()?;
-        return print_status(None, &envs, args.env.as_deref(), args.json);
+        return print_status(None, &envs, args.env.as_deref(), args.json, false);
     }
     let server = match &args.server {
         Some(s) => s.trim_end_matches('/').to_string(),
@@ -179,6 +185,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             &report.environments,
             args.env.as_deref(),
             false,
+            false,
         )
     })
 }
@@ -203,6 +210,7 @@ fn print_status(
     envs: &[EnvStatus],
     only: Option<&str>,
     json: bool,
+    declared: bool,
 ) -> anyhow::Result<ExitCode> {
     let envs: Vec<EnvStatus> = envs
         .iter()
@@ -231,7 +239,15 @@ fn print_status(
         }
         println!();
     }
-    print!("{}", Matrix::from_status(&envs).render());
+    let matrix = Matrix::from_status(&envs);
+    print!(
+        "{}",
+        if declared {
+            matrix.render_declared()
+        } else {
+            matrix.render()
+        }
+    );
     let mut problems = false;
     for e in &envs {
         let Some(a) = &e.last_attempt else { continue };
@@ -241,10 +257,14 @@ fn print_status(
                 problems = true;
             }
             println!(
-                "{} at {} ({}): {}",
+                "{} at {}{}: {}",
                 e.env,
                 crate::record::matrix::short(&a.commit),
-                a.at,
+                if a.at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", a.at)
+                },
                 a.outcome.word()
             );
             match &a.outcome {
@@ -278,4 +298,76 @@ fn print_history(records: &[SyncRecord], json: bool) -> anyhow::Result<ExitCode>
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The versions `dir` declares per environment (nothing is observed), and
+/// the errors that would block an environment.
+fn print_declared(
+    dir: &std::path::Path,
+    only: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use super::{AppStatus, Health};
+    use crate::record::{Attempt, CommitRef, Trigger};
+    let report = crate::check::check_repo(dir);
+    let head = git2::Repository::discover(dir)
+        .ok()
+        .and_then(|r| {
+            r.head()
+                .ok()?
+                .peel_to_commit()
+                .ok()
+                .map(|c| c.id().to_string())
+        })
+        .unwrap_or_else(|| "work tree".into());
+    let mut envs = Vec::new();
+    for name in report.repo.environments.keys() {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let mut st = EnvStatus {
+            env: name.clone(),
+            ..EnvStatus::default()
+        };
+        let outcome = match report.ready.get(name) {
+            Some(resolved) => {
+                st.apps = resolved
+                    .apps
+                    .iter()
+                    .map(|a| AppStatus {
+                        name: a.name.clone(),
+                        version: a.version(),
+                        health: Health::Unknown,
+                    })
+                    .collect();
+                st.last_applied = Some(CommitRef {
+                    commit: head.clone(),
+                    at: String::new(),
+                });
+                Outcome::NoChange
+            }
+            None => Outcome::Invalid {
+                diagnostics: report
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == crate::diag::Severity::Error)
+                    .map(|d| d.one_line())
+                    .collect(),
+            },
+        };
+        st.last_attempt = Some(Attempt {
+            commit: head.clone(),
+            at: String::new(),
+            trigger: Trigger::Commit,
+            outcome,
+        });
+        envs.push(st);
+    }
+    if !json {
+        println!(
+            "declared in {} (not observed; ask a controller with --server for live versions and health)\n",
+            dir.display()
+        );
+    }
+    print_status(None, &envs, None, json, true)
 }

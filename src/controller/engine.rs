@@ -457,3 +457,18 @@ async fn last_good_checkout(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (base, max) = (Duration::from_secs(2), Duration::from_secs(30));
+        let delays: Vec<u64> = (1..=6).map(|n| backoff(n, base, max).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 30, 30]);
+        // A huge failure count neither overflows nor exceeds the cap.
+        assert_eq!(backoff(u32::MAX, base, max), max);
+    }
+}

@@ -74,6 +74,16 @@ impl Matrix {
 
     /// A plain-text table, one row per app plus a commit and a result row.
     pub fn render(&self) -> String {
+        self.render_table(true)
+    }
+
+    /// The table for versions declared in a repository: no health, and the
+    /// result row says whether each environment's specs are valid.
+    pub fn render_declared(&self) -> String {
+        self.render_table(false)
+    }
+
+    fn render_table(&self, observed: bool) -> String {
         let mut header = vec!["APP".to_string()];
         header.extend(self.environments.iter().map(|e| e.env.to_uppercase()));
         let mut rows = vec![header];
@@ -81,7 +91,8 @@ impl Matrix {
             let mut row = vec![app.clone()];
             for col in &self.environments {
                 row.push(match cells.get(&col.env) {
-                    Some(c) => format!("{} ({})", c.version, c.health.as_str()),
+                    Some(c) if observed => format!("{} ({})", c.version, c.health.as_str()),
+                    Some(c) => c.version.clone(),
                     None => "-".into(),
                 });
             }
@@ -94,11 +105,14 @@ impl Matrix {
                 .map(|e| e.commit.clone().unwrap_or_else(|| "-".into())),
         );
         rows.push(commit);
-        let mut result = vec!["(last result)".to_string()];
+        let label = if observed { "(last result)" } else { "(specs)" };
+        let mut result = vec![label.to_string()];
         result.extend(
             self.environments
                 .iter()
                 .map(|e| match (&e.result, e.drift) {
+                    (Some(r), _) if !observed && r == "invalid" => r.clone(),
+                    (Some(_), _) if !observed => "valid".into(),
                     (Some(r), 0) => r.clone(),
                     (Some(r), d) => format!("{r}, drift {d}"),
                     (None, _) => "pending".into(),

@@ -23,6 +23,10 @@ const STATUS: TableDefinition<&str, &str> = TableDefinition::new("env_status");
 const HISTORY: TableDefinition<u64, &str> = TableDefinition::new("history");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
+/// History entries kept; older ones are dropped as new ones arrive, so a
+/// controller that runs for years keeps a bounded file.
+pub const HISTORY_LIMIT: u64 = 20_000;
+
 /// Errors of the status store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -254,6 +258,11 @@ impl Store {
             table
                 .insert(record.seq, json.as_str())
                 .map_err(|e| self.err(e))?;
+            if record.seq > HISTORY_LIMIT {
+                table
+                    .remove(record.seq - HISTORY_LIMIT)
+                    .map_err(|e| self.err(e))?;
+            }
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(record.seq)

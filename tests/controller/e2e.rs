@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use keelson::controller::webhook::sign;
 use kube_apiserver::{Gvr, TestServer};
+use rancher_server::{DEFAULT_TOKEN, RancherServer, ServerOptions};
 use serde_json::{Value, json};
 
 use crate::support::GitRepo;
@@ -15,7 +16,7 @@ use crate::support::GitRepo;
 const SECRET: &str = "e2e-webhook-secret";
 const PROD_PIPELINE: &str = "environments/prod/pipeline.yaml";
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -179,7 +180,15 @@ fn replicas(srv: &TestServer) -> Value {
         .clone()
 }
 
-fn config(dir: &Path, repo: &Path, kubeconfig: &Path, controller: &str) -> std::path::PathBuf {
+/// The keelson config: every cluster on the Kubernetes test server, staging
+/// and prod also managed through the Rancher test server at `rancher`.
+fn config(
+    dir: &Path,
+    repo: &Path,
+    kubeconfig: &Path,
+    rancher: &str,
+    controller: &str,
+) -> std::path::PathBuf {
     let mut cfg = format!(
         "apiVersion: keelson.dev/v1\nkind: Config\nstateDir: {}\nclusters:\n",
         dir.join("state").display()
@@ -189,6 +198,12 @@ fn config(dir: &Path, repo: &Path, kubeconfig: &Path, controller: &str) -> std::
             "  {c}:\n    kubeconfig: {}\n    context: test\n",
             kubeconfig.display()
         ));
+        if c != "dev" {
+            cfg.push_str(&format!(
+                "    rancher:\n      url: {rancher}\n      tokenFile: {}\n",
+                dir.join("rancher-token").display()
+            ));
+        }
     }
     cfg.push_str(&format!(
         "controller:\n  repository:\n    url: {}\n    watch: false\n  webhook:\n    secretFile: {}\n{controller}",
@@ -203,7 +218,13 @@ fn config(dir: &Path, repo: &Path, kubeconfig: &Path, controller: &str) -> std::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keelson_run_keeps_the_test_cluster_at_the_repository() {
     let srv = TestServer::start().await;
+    let rancher = RancherServer::start_with(ServerOptions {
+        clusters: vec!["c-m-stag01".into(), "c-m-prod01".into()],
+        ..ServerOptions::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rancher-token"), DEFAULT_TOKEN).unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     srv.write_kubeconfig(&kubeconfig).unwrap();
     std::fs::write(dir.path().join("webhook-secret"), format!("{SECRET}\n")).unwrap();
@@ -219,6 +240,7 @@ async fn keelson_run_keeps_the_test_cluster_at_the_repository() {
         dir.path(),
         repo.path(),
         &kubeconfig,
+        rancher.url(),
         "  pollInterval: 1s\n  driftInterval: 1s\n  selfHeal: true\n",
     );
     let ctl = Controller::start(&cfg, &dir.path().join("run1.log"));
@@ -311,6 +333,7 @@ async fn keelson_run_keeps_the_test_cluster_at_the_repository() {
         dir.path(),
         repo.path(),
         &kubeconfig,
+        rancher.url(),
         "  pollInterval: 1h\n  driftInterval: 1s\n",
     );
     let ctl = Controller::start(&cfg, &dir.path().join("run2.log"));

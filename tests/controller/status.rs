@@ -200,3 +200,67 @@ async fn readyz_waits_for_the_first_sync_of_every_environment() {
     running.shutdown();
     running.wait().await;
 }
+
+#[test]
+fn status_with_repo_shows_the_declared_versions_and_blocking_errors() {
+    let repo = GitRepo::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate::e2e::copy_dir(
+        &root.join("environments"),
+        &repo.path().join("environments"),
+    );
+    crate::e2e::copy_dir(&root.join("policies"), &repo.path().join("policies"));
+    crate::e2e::copy_dir(&root.join("schema"), &repo.path().join("schema"));
+    // orders is the first app of prod's pipeline file.
+    let p = repo.path().join("environments/prod/pipeline.yaml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let tag_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("tag:"))
+        .unwrap();
+    std::fs::write(&p, text.replacen(tag_line, "      tag: \"9.9.9\"", 1)).unwrap();
+    let commit = repo.commit("pin orders");
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["status", "--repo"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("APP"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let prod = header.iter().position(|h| *h == "PROD").unwrap();
+    let orders: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("orders"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(orders[prod], "9.9.9", "{text}");
+    assert!(text.contains(&commit[..12]), "{text}");
+
+    let broken = root.join("tests/fixtures/broken/unknown-field");
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["status", "--repo"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("(specs)") && l.contains("invalid")),
+        "{text}"
+    );
+    assert!(
+        text.contains("environments/dev/environment.yaml:11:7"),
+        "{text}"
+    );
+}
