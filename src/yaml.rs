@@ -189,6 +189,7 @@ pub fn parse_documents(text: &str, limits: Limits) -> Result<Vec<Node>, YamlErro
         alias_nodes: 0,
         limits,
         text,
+        ascii: text.is_ascii(),
     };
     builder.stream()
 }
@@ -221,6 +222,8 @@ struct Builder<'a> {
     alias_nodes: usize,
     limits: Limits,
     text: &'a str,
+    /// Character offsets equal byte offsets (the common case).
+    ascii: bool,
 }
 
 type Ev<'a> = (Event<'a>, saphyr_parser::Span);
@@ -296,7 +299,7 @@ impl<'a> Builder<'a> {
                     // The parser's span for a quoted scalar runs on to the
                     // next token; `set-image` needs exactly the quoted text.
                     ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
-                        quoted_span(self.text, span.start)
+                        quoted_span(self.text, self.ascii, span.start)
                     }
                     _ => span,
                 };
@@ -325,6 +328,8 @@ impl<'a> Builder<'a> {
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<Entry> = Vec::new();
+                let mut seen: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
                 let end = loop {
                     let (ev, s) = self.next()?;
                     if let Event::MappingEnd = ev {
@@ -346,7 +351,14 @@ impl<'a> Builder<'a> {
                     };
                     let (ev, s) = self.next()?;
                     let value = self.node(ev, s, depth + 1)?;
-                    if let Some(prev) = entries.iter().find(|e| e.key == key) {
+                    let duplicate = if entries.len() < 16 {
+                        entries.iter().find(|e| e.key == key)
+                    } else {
+                        // Large mappings (a pipeline of a thousand apps):
+                        // look keys up in an index instead of scanning.
+                        seen.get(key.as_str()).map(|&i| &entries[i])
+                    };
+                    if let Some(prev) = duplicate {
                         return Err(YamlError::at(
                             key_node.span,
                             format!(
@@ -355,6 +367,14 @@ impl<'a> Builder<'a> {
                             ),
                         )
                         .help("YAML keeps only one of them; remove or rename one"));
+                    }
+                    if entries.len() >= 15 {
+                        if seen.is_empty() {
+                            seen.extend(
+                                entries.iter().enumerate().map(|(i, e)| (e.key.clone(), i)),
+                            );
+                        }
+                        seen.insert(key.clone(), entries.len());
                     }
                     entries.push(Entry {
                         key,
@@ -406,8 +426,12 @@ impl<'a> Builder<'a> {
     }
 }
 
-fn quoted_span(text: &str, start: Pos) -> Span {
-    let from = byte_offset(text, start.offset);
+fn quoted_span(text: &str, ascii: bool, start: Pos) -> Span {
+    let from = if ascii {
+        start.offset
+    } else {
+        byte_offset(text, start.offset)
+    };
     let bytes = text.as_bytes();
     let quote = bytes.get(from).copied().unwrap_or(b'"');
     let mut i = from + 1;

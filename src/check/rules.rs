@@ -59,34 +59,39 @@ impl Compiled {
         self.programs.values().all(Result::is_ok)
     }
 
-    /// Evaluate the rules of `env` over its apps. Each app is converted to a
-    /// CEL value once and shared by every rule.
+    /// Evaluate the rules of `env` over its apps. `env` is bound once for
+    /// the environment and each app once, in a scope every rule of that app
+    /// shares: binding converts the whole value, so doing it per rule would
+    /// cost O(apps²).
     pub fn evaluate(&self, env: &ResolvedEnv) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         let Ok(env_value) = cel::to_value(env_json(env)) else {
             return out;
         };
-        let apps: Vec<(&ResolvedApp, Option<cel::Value>)> = env
-            .apps
+        let mut root = Context::default();
+        root.add_variable_from_value("env", env_value);
+        let programs: Vec<(&SourcedRule, &Program)> = env
+            .rules
             .iter()
-            .map(|a| (a, cel::to_value(app_json(a)).ok()))
+            .filter_map(|r| match self.programs.get(&r.rule.expr) {
+                Some(Ok(p)) => Some((r, p.as_ref())),
+                _ => None,
+            })
             .collect();
-        // Building a context registers the standard functions; do it once.
-        let root = Context::default();
-        for r in &env.rules {
-            let Some(Ok(program)) = self.programs.get(&r.rule.expr) else {
+        for (r, program) in &programs {
+            if r.rule.scope == Some(RuleScope::Environment) {
+                out.extend(run(&root, program, r, env, None));
+            }
+        }
+        for app in &env.apps {
+            let Ok(value) = cel::to_value(app_json(app)) else {
                 continue;
             };
-            match r.rule.scope.unwrap_or(RuleScope::App) {
-                RuleScope::Environment => {
-                    out.extend(run(&root, program, r, env, None, &env_value));
-                }
-                RuleScope::App => {
-                    for (app, value) in &apps {
-                        if let Some(v) = value {
-                            out.extend(run(&root, program, r, env, Some((app, v)), &env_value));
-                        }
-                    }
+            let mut ctx = root.new_inner_scope();
+            ctx.add_variable_from_value("app", value);
+            for (r, program) in &programs {
+                if r.rule.scope.unwrap_or(RuleScope::App) == RuleScope::App {
+                    out.extend(run(&ctx, program, r, env, Some(app)));
                 }
             }
         }
@@ -95,22 +100,15 @@ impl Compiled {
 }
 
 fn run(
-    root: &Context,
+    ctx: &Context,
     program: &Program,
     r: &SourcedRule,
     env: &ResolvedEnv,
-    app: Option<(&ResolvedApp, &cel::Value)>,
-    env_value: &cel::Value,
+    app: Option<&ResolvedApp>,
 ) -> Option<Diagnostic> {
-    let mut ctx = root.new_inner_scope();
-    ctx.add_variable_from_value("env", env_value.clone());
-    if let Some((_, v)) = app {
-        ctx.add_variable_from_value("app", v.clone());
-    }
-    let app = app.map(|(a, _)| a);
     let subject = app.map_or_else(String::new, |a| format!(" (app `{}`)", a.name));
     let span = app.map(|a| a.span);
-    match program.execute(&ctx) {
+    match program.execute(ctx) {
         Ok(cel::Value::Bool(true)) => None,
         Ok(cel::Value::Bool(false)) => {
             let severity = match r.rule.severity.unwrap_or(RuleSeverity::Error) {
