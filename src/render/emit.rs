@@ -143,10 +143,10 @@ mod tests {
 
     #[test]
     fn writes_nested_maps_and_sequences() {
-        let v = json!({"a": {"b": [1, {"c": "x", "d": "y"}]}, "e": [], "f": {}});
+        let v = json!({"a": {"b": [1, {"c": "x", "d": "z"}]}, "g": [], "f": {}});
         assert_eq!(
             to_yaml(&v),
-            "a:\n  b:\n    - 1\n    - c: x\n      d: y\ne: []\nf: {}\n"
+            "a:\n  b:\n    - 1\n    - c: x\n      d: z\ng: []\nf: {}\n"
         );
     }
 
