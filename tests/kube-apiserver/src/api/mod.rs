@@ -377,6 +377,12 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
         }
         ("GET", None) => {
             let store = shared.store();
+            if read::wants_metadata(r.accept) {
+                return match read::list_metadata(&store, &t.rt, ns, &r.q) {
+                    Ok(v) => json_reply(v),
+                    Err(e) => e.into(),
+                };
+            }
             if !read::wants_table(r.accept) {
                 return match read::list_bytes(&store, &t.rt, ns, &r.q) {
                     Ok(b) => Reply::Raw(200, b),
@@ -410,6 +416,7 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
                     ))
                 }
                 Ok(o) if t.sub == "scale" => json_reply(ops::scale_of(&o)),
+                Ok(o) if read::wants_metadata(r.accept) => json_reply(read::partial(&o)),
                 Ok(o) => json_reply(o),
                 Err(e) => e.into(),
             }

@@ -151,6 +151,36 @@ pub fn list_bytes(
     Ok(out)
 }
 
+/// Whether the client prefers `PartialObjectMetadata` (kube-rs `get_metadata`/`list_metadata`).
+pub fn wants_metadata(accept: &str) -> bool {
+    accept.split(',').next().is_some_and(|a| {
+        let params: Vec<&str> = a.split(';').map(str::trim).collect();
+        params
+            .iter()
+            .any(|p| p.starts_with("as=PartialObjectMetadata"))
+            && params.contains(&"g=meta.k8s.io")
+    })
+}
+
+/// The metadata-only form of an object.
+pub fn partial(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
+}
+
+/// LIST in `PartialObjectMetadataList` form.
+pub fn list_metadata(
+    store: &Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    q: &Query,
+) -> Result<Value, ApiError> {
+    let (items, meta) = select(store, rt, ns, q)?;
+    let items: Vec<Value> = items.into_iter().map(partial).collect();
+    Ok(
+        json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+    )
+}
+
 /// Whether the Accept header asks for a `meta.k8s.io/v1` Table.
 pub fn wants_table(accept: &str) -> bool {
     accept.split(',').any(|a| {

@@ -26,11 +26,16 @@ struct Scope {
     filter: Filter,
     /// `includeObject` mode when the client asked for Table events (`kubectl get -w`).
     table: Option<String>,
+    /// Events carry `PartialObjectMetadata` (kube-rs `watch_metadata`).
+    metadata_only: bool,
 }
 
 impl Scope {
     fn render(&self, obj: &Value) -> Value {
         let o = present(&self.rt, obj);
+        if self.metadata_only {
+            return super::read::partial(&o);
+        }
         match &self.table {
             Some(include) => {
                 let meta = json!({"resourceVersion": o["metadata"]["resourceVersion"]});
@@ -77,6 +82,7 @@ pub fn start(
         rt: rt.clone(),
         ns: ns.map(String::from),
         filter: Filter::from_query(q)?,
+        metadata_only: super::read::wants_metadata(accept),
         table: super::read::wants_table(accept)
             .then(|| q.get("includeObject").unwrap_or("Metadata").to_string()),
     };

@@ -192,3 +192,45 @@ async fn kube_rs_verifies_the_generated_ca_and_sends_its_token() {
     let untrusting: Api<Namespace> = Api::all(Client::try_from(config).unwrap());
     assert!(untrusting.list(&ListParams::default()).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_metadata_only_calls_and_events_group() {
+    let srv = TestServer::start().await;
+    let client = client(&srv).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("keelson");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "inv", "labels": {"app.kubernetes.io/managed-by": "keelson"}}, "data": {"big": "x".repeat(1000)}});
+    cms.patch("inv", &pp, &Patch::Apply(cm)).await.unwrap();
+    let metas = cms
+        .list_metadata(&ListParams::default().labels("app.kubernetes.io/managed-by=keelson"))
+        .await
+        .unwrap();
+    assert_eq!(metas.items.len(), 1);
+    assert_eq!(metas.items[0].metadata.name.as_deref(), Some("inv"));
+    let one = cms.get_metadata("inv").await.unwrap();
+    assert_eq!(
+        one.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    let log = srv.requests();
+    let last = log.last().unwrap();
+    assert_eq!(last.path, "/api/v1/namespaces/default/configmaps/inv");
+
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client, "default");
+    let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "sync.1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "keelson", "reportingInstance": "keelson-0",
+        "action": "Apply", "reason": "Synced", "type": "Normal", "regarding": {"kind": "ConfigMap", "name": "inv", "namespace": "default"}});
+    events
+        .create(&PostParams::default(), &serde_json::from_value(ev).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
