@@ -9,8 +9,9 @@ use super::{AppStatus, EnvOutcome, EnvReconciler, Health, Outcome};
 use crate::check;
 use crate::config::Config;
 use crate::diag::Severity;
-use crate::observe::ClusterError;
+use crate::observe::{Cluster, ClusterError};
 use crate::reconcile::{self, AppState, Clusters, EnvResult, Options};
+use crate::render::ResolvedEnv;
 
 /// Reconciles environments against the clusters of the keelson config.
 pub struct KubeReconciler {
@@ -73,15 +74,19 @@ impl Inner {
             Ok(r) => r,
             Err(message) => return EnvOutcome::bare(Outcome::Failed { message }),
         };
-        let result = match self.clusters.get(&resolved.cluster).await {
-            Ok(c) => reconcile::reconcile_env(c.as_ref(), resolved, rancher.as_ref(), &opts).await,
+        let cluster = match self.clusters.get(&resolved.cluster).await {
+            Ok(c) => c,
             Err(e) => {
                 return EnvOutcome::bare(Outcome::Failed {
                     message: format!("cluster `{}`: {e}", resolved.cluster),
                 });
             }
         };
-        outcome_of(&result, dry_run)
+        let result =
+            reconcile::reconcile_env(cluster.as_ref(), resolved, rancher.as_ref(), &opts).await;
+        let mut outcome = outcome_of(&result, dry_run);
+        running_versions(cluster.as_ref(), resolved, &mut outcome.apps).await;
+        outcome
     }
 }
 
@@ -175,5 +180,88 @@ fn app_status(a: &AppState) -> AppStatus {
         name: a.name.clone(),
         version: a.version.clone(),
         health,
+    }
+}
+
+/// Replace each app's desired version with the one its Deployment runs, so
+/// that status answers "what runs in prod" even while drift is only
+/// reported. Apps whose Deployment cannot be read keep the desired version.
+async fn running_versions<C: Cluster>(cluster: &C, env: &ResolvedEnv, apps: &mut [AppStatus]) {
+    let Some(res) = crate::observe::builtin("apps/v1", "Deployment") else {
+        return;
+    };
+    for app in apps.iter_mut() {
+        let Some(spec) = env.apps.iter().find(|a| a.name == app.name) else {
+            continue;
+        };
+        let Ok(Some(live)) = cluster.get(&res, Some(&env.namespace), &app.name).await else {
+            continue;
+        };
+        let images = live
+            .pointer("/spec/template/spec/containers")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("image").and_then(serde_json::Value::as_str));
+        let mut first = None;
+        let mut chosen = None;
+        for image in images {
+            first.get_or_insert(image);
+            if image_repository(image) == spec.repository {
+                chosen = Some(image);
+                break;
+            }
+        }
+        if let Some(version) = chosen.or(first).and_then(image_version) {
+            app.version = version;
+        }
+    }
+}
+
+/// `registry:5000/shop/orders:1.2@sha256:..` → `registry:5000/shop/orders`.
+fn image_repository(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    match no_digest.rfind(':') {
+        Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
+        _ => no_digest,
+    }
+}
+
+/// The tag of an image reference, or the start of its digest when it has none.
+fn image_version(image: &str) -> Option<String> {
+    let (name, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    let repo = image_repository(name);
+    if let Some(tag) = name.get(repo.len() + 1..).filter(|t| !t.is_empty()) {
+        return Some(tag.to_string());
+    }
+    digest.map(|d| d.chars().take(19).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_tags_from_image_references() {
+        assert_eq!(
+            image_version("registry:5000/shop/orders:1.2.3").as_deref(),
+            Some("1.2.3")
+        );
+        assert_eq!(
+            image_repository("registry:5000/shop/orders:1.2.3"),
+            "registry:5000/shop/orders"
+        );
+        assert_eq!(image_version("registry:5000/shop/orders").as_deref(), None);
+        assert_eq!(
+            image_version("shop/pay:0.19.4@sha256:4d1b0b2f8c1e6a5d3c9b").as_deref(),
+            Some("0.19.4")
+        );
+        assert_eq!(
+            image_version("shop/pay@sha256:4d1b0b2f8c1e6a5d3c9b").as_deref(),
+            Some("sha256:4d1b0b2f8c1e")
+        );
     }
 }

@@ -156,13 +156,18 @@ fn bump(repo: &GitRepo, from: &str, to: &str) -> String {
 
 /// A manual edit on the cluster, by another field manager.
 async fn edit_replicas(srv: &TestServer, replicas: u32) {
+    patch_orders(srv, json!({"spec": {"replicas": replicas}})).await;
+}
+
+/// Merge-patch the prod orders Deployment as `kubectl edit` would.
+async fn patch_orders(srv: &TestServer, patch: Value) {
     let status = reqwest::Client::new()
         .patch(format!(
             "{}/apis/apps/v1/namespaces/shop-prod/deployments/orders?fieldManager=kubectl-edit",
             srv.url()
         ))
         .header("Content-Type", "application/merge-patch+json")
-        .body(json!({"spec": {"replicas": replicas}}).to_string())
+        .body(patch.to_string())
         .send()
         .await
         .unwrap()
@@ -399,8 +404,29 @@ async fn keelson_run_keeps_the_test_cluster_at_the_repository() {
     })
     .await;
 
-    // Without selfHeal, drift is reported, not reverted.
+    // Without selfHeal, drift is reported, not reverted; status shows the
+    // version that actually runs.
     edit_replicas(&srv, 7).await;
+    let deploy = srv
+        .get_object(
+            &Gvr::parse("apps/v1/deployments"),
+            Some("shop-prod"),
+            "orders",
+        )
+        .unwrap();
+    let mut containers = deploy["spec"]["template"]["spec"]["containers"].clone();
+    containers[0]["image"] = json!("registry.example.com/shop/orders:1.44.0-hotfix");
+    patch_orders(
+        &srv,
+        json!({"spec": {"template": {"spec": {"containers": containers}}}}),
+    )
+    .await;
+    let st = ctl
+        .wait_status("the hand-set version shows", |st| {
+            st["matrix"]["apps"]["orders"]["prod"]["version"] == "1.44.0-hotfix"
+        })
+        .await;
+    assert!(env(&st, "prod")["drift"].as_u64().unwrap() >= 1, "{st:#}");
     let st = ctl
         .wait_status("drift is reported", |st| {
             env(st, "prod")["drift"].as_u64().unwrap_or(0) > 0
