@@ -27,6 +27,7 @@ pub mod status;
 mod store;
 mod tls;
 pub mod util;
+pub mod validation;
 
 pub use faults::{Fault, FaultAction, Faults, RequestRecord};
 pub use server::{Gvr, ServerOptions, StartError, TestServer};

@@ -45,23 +45,13 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
             SUBDOMAIN_MSG,
         ));
     }
-    if let Some(labels) = obj["metadata"]["labels"].as_object() {
-        for (k, v) in labels {
-            if !v.is_string() {
-                errs.push(FieldError::invalid(
-                    format!("metadata.labels[{k}]"),
-                    v,
-                    "must be a string",
-                ));
-            }
-        }
-    }
+    crate::validation::labels("metadata.labels", &obj["metadata"]["labels"], &mut errs);
     if matches!(
         rt.kind.as_str(),
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
     ) && !rt.custom
     {
-        validate_workload(obj, &mut errs);
+        validate_workload(&rt.kind, obj, &mut errs)?;
     }
     if errs.is_empty() {
         Ok(())
@@ -70,8 +60,13 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     }
 }
 
-fn validate_workload(obj: &Value, errs: &mut Vec<FieldError>) {
+fn validate_workload(kind: &str, obj: &Value, errs: &mut Vec<FieldError>) -> Result<(), ApiError> {
     let spec = &obj["spec"];
+    crate::validation::labels(
+        "spec.template.metadata.labels",
+        &spec["template"]["metadata"]["labels"],
+        errs,
+    );
     let selector = &spec["selector"];
     if !selector.is_object() {
         errs.push(FieldError::required("spec.selector", ""));
@@ -90,12 +85,17 @@ fn validate_workload(obj: &Value, errs: &mut Vec<FieldError>) {
     match spec["template"]["spec"]["containers"].as_array() {
         Some(cs) if !cs.is_empty() => {
             for (i, c) in cs.iter().enumerate() {
-                if c["name"].as_str().unwrap_or_default().is_empty() {
-                    errs.push(FieldError::required(
-                        format!("spec.template.spec.containers[{i}].name"),
-                        "",
-                    ));
+                let field = format!("spec.template.spec.containers[{i}]");
+                match c["name"].as_str().unwrap_or_default() {
+                    "" => errs.push(FieldError::required(format!("{field}.name"), "")),
+                    n if !is_label(n) => errs.push(FieldError::invalid(
+                        format!("{field}.name"),
+                        &json!(n),
+                        LABEL_MSG,
+                    )),
+                    _ => {}
                 }
+                crate::validation::resources(kind, &field, c, errs)?;
                 if c["image"].as_str().unwrap_or_default().is_empty() {
                     errs.push(FieldError::required(
                         format!("spec.template.spec.containers[{i}].image"),
@@ -106,6 +106,7 @@ fn validate_workload(obj: &Value, errs: &mut Vec<FieldError>) {
         }
         _ => errs.push(FieldError::required("spec.template.spec.containers", "")),
     }
+    Ok(())
 }
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {

@@ -355,3 +355,39 @@ fn server_defaults_secrets_services_and_workloads() {
     let mf = &d["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"];
     assert!(mf["f:revisionHistoryLimit"].is_object(), "{mf}");
 }
+
+#[test]
+fn labels_quantities_and_requests_over_limits_are_refused_like_the_real_server() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let mut d = deployment("web", "nginx:1");
+    d["metadata"]["labels"]["team"] = json!("payments & billing");
+    let r = post(srv.url(), DEPLOYS, &d);
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json()["message"].as_str().unwrap().starts_with(
+            "Deployment.apps \"web\" is invalid: metadata.labels: Invalid value: \"payments & billing\": a valid label must be an empty string"
+        ),
+        "{}",
+        r.text()
+    );
+
+    let mut d = deployment("web", "nginx:1");
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"memory": "512mb"}});
+    let r = post(srv.url(), DEPLOYS, &d);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    );
+
+    let mut d = deployment("web", "nginx:1");
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "2", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "0.5Gi"}});
+    let r = post(srv.url(), DEPLOYS, &d);
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"
+    );
+}
