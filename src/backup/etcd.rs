@@ -45,6 +45,9 @@ pub enum EtcdError {
     /// TLS settings are incomplete or invalid.
     #[error("invalid etcd TLS settings: {0}")]
     Tls(String),
+    /// Other settings are inconsistent, or etcd answered something unusable.
+    #[error("etcd settings: {0}")]
+    Config(String),
     /// No endpoint answered.
     #[error(
         "cannot reach etcd ({details}); check that etcd runs, that the endpoints are right and that the TLS files match the server"
@@ -121,7 +124,7 @@ impl ConnectOptions {
             }
             (Some(user), None) => Some((user.clone(), String::new())),
             (None, Some(_)) => {
-                return Err(EtcdError::Tls(
+                return Err(EtcdError::Config(
                     "passwordFile is set but username is not; add `username`".into(),
                 ));
             }
@@ -182,6 +185,7 @@ impl EtcdClient {
                 Err(err @ (EtcdError::Auth { .. } | EtcdError::InvalidEndpoint { .. })) => {
                     return Err(err);
                 }
+                Err(EtcdError::Unreachable { details: d }) => details.push(d),
                 Err(err) => details.push(format!("{endpoint}: {err}")),
             }
         }
@@ -239,7 +243,7 @@ impl EtcdClient {
                 )
                 .await?;
             let token = MetadataValue::try_from(resp.token.as_str())
-                .map_err(|_| EtcdError::Tls("etcd returned a malformed auth token".into()))?;
+                .map_err(|_| EtcdError::Config("etcd returned a malformed auth token".into()))?;
             client.token = Some(token);
         }
         Ok(client)
@@ -377,7 +381,15 @@ impl EtcdClient {
     }
 
     fn rpc_error(&self, call: &'static str, status: Status) -> EtcdError {
-        let message = status.message().to_string();
+        let mut message = status.message().to_string();
+        let mut source = std::error::Error::source(&status);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            source = s.source();
+        }
         let auth_like = matches!(
             status.code(),
             Code::Unauthenticated | Code::PermissionDenied

@@ -275,8 +275,13 @@ async fn save_stream(client: &mut EtcdClient, path: &Path) -> Result<Saved, Snap
                 }
                 Ok(Err(status)) => {
                     let mut reason = status.message().to_string();
-                    if let Some(source) = std::error::Error::source(&status) {
-                        reason = format!("{reason}: {}", error_chain(source));
+                    let mut source = std::error::Error::source(&status);
+                    while let Some(s) = source {
+                        let text = s.to_string();
+                        if !reason.contains(&text) {
+                            reason = format!("{reason}: {text}");
+                        }
+                        source = s.source();
                     }
                     return Err(broke(received, reason));
                 }

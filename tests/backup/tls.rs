@@ -147,6 +147,7 @@ async fn snapshot_over_mutual_tls() {
     let err = take_snapshot("tls", &rogue, None, Trigger::OnDemand, at(8, 1, 0))
         .await
         .expect_err("rogue client cert");
+    eprintln!("rogue client certificate: {err}");
     assert!(
         matches!(err, SnapshotError::Etcd(EtcdError::Unreachable { .. })),
         "{err}"
@@ -158,6 +159,7 @@ async fn snapshot_over_mutual_tls() {
     let err = take_snapshot("tls", &no_ca, None, Trigger::OnDemand, at(8, 2, 0))
         .await
         .expect_err("untrusted server");
+    eprintln!("no CA: {err}");
     assert!(
         err.to_string().contains("TLS") || err.to_string().contains("certificate"),
         "{err}"
