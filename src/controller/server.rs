@@ -64,11 +64,11 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics_text(State(s): State<Arc<Shared>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        s.metrics.render(),
-    )
-        .into_response()
+    let mut text = s.metrics.render();
+    if let Some(backups) = &s.backups {
+        text.push_str(&backups.to_prometheus());
+    }
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
