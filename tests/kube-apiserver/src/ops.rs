@@ -274,6 +274,7 @@ pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outco
             "creationTimestamp",
             "managedFields",
             "deletionTimestamp",
+            "deletionGracePeriodSeconds",
         ] {
             m.remove(k);
         }
@@ -331,11 +332,29 @@ fn finish_update(
         return Ok(ok(new, 200));
     }
     let stored = store.put(key.clone(), new, EventType::Modified);
+    // The last finalizer of an object being deleted is gone: now it really goes.
+    if stored["metadata"]["deletionTimestamp"].is_string()
+        && !has_finalizers(&stored)
+        && !is_namespace(ctx.rt)
+    {
+        store.delete(&key);
+        return Ok(ok(stored, 200));
+    }
     Ok(Outcome {
         object: stored,
         code: 200,
         followups: followups_for(ctx.rt, &key),
     })
+}
+
+fn has_finalizers(obj: &Value) -> bool {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+}
+
+fn is_namespace(rt: &ResourceType) -> bool {
+    rt.resource == "namespaces" && !rt.custom
 }
 
 /// Keep what the client may not change: identity, creation time, and status on the main resource.
@@ -345,6 +364,7 @@ fn carry_system_fields(rt: &ResourceType, old: &Value, new: &mut Value, subresou
         "creationTimestamp",
         "generation",
         "deletionTimestamp",
+        "deletionGracePeriodSeconds",
     ] {
         match old["metadata"].get(k) {
             Some(v) => new["metadata"][k] = v.clone(),
@@ -679,6 +699,17 @@ pub fn delete(
                     .unwrap_or_default()
             ),
         ));
+    }
+    if has_finalizers(&old) && !is_namespace(ctx.rt) {
+        // Finalizers hold the object: it only gets a deletionTimestamp, and the answer is the object.
+        if old["metadata"]["deletionTimestamp"].is_string() || ctx.dry_run {
+            return Ok(ok(old, 200));
+        }
+        let mut marked = old.clone();
+        marked["metadata"]["deletionTimestamp"] = json!(ctx.now);
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        let stored = store.put(key, marked, EventType::Modified);
+        return Ok(ok(stored, 200));
     }
     let response = if ctx.rt.resource == "namespaces" && !ctx.rt.custom {
         let mut t = old.clone();

@@ -391,3 +391,33 @@ fn labels_quantities_and_requests_over_limits_are_refused_like_the_real_server()
         "Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"
     );
 }
+
+#[test]
+fn finalizers_hold_a_deleted_object_until_removed() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["keelson.dev/inventory"]}});
+    assert_eq!(
+        post(srv.url(), "/api/v1/namespaces/shop/configmaps", &cm).status,
+        201
+    );
+    let path = "/api/v1/namespaces/shop/configmaps/held";
+    let r = request(srv.url(), "DELETE", path, None, "");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["kind"],
+        "ConfigMap",
+        "a held object comes back, not a Status"
+    );
+    assert!(r.json()["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(get(srv.url(), path).status, 200);
+    let r = request(
+        srv.url(),
+        "PATCH",
+        path,
+        Some("application/merge-patch+json"),
+        r#"{"metadata":{"finalizers":null}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(srv.url(), path).status, 404);
+}
