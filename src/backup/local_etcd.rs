@@ -48,6 +48,11 @@ pub fn etcdctl_binary() -> String {
     std::env::var("KEELSON_ETCDCTL").unwrap_or_else(|_| "etcdctl".into())
 }
 
+/// The etcdutl binary (etcd 3.5+): `$KEELSON_ETCDUTL` or `etcdutl` from `PATH`.
+pub fn etcdutl_binary() -> String {
+    std::env::var("KEELSON_ETCDUTL").unwrap_or_else(|_| "etcdutl".into())
+}
+
 /// A free TCP port on 127.0.0.1, chosen by the OS.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

@@ -1,5 +1,5 @@
 //! The restore check: restore a snapshot into a throwaway data dir with
-//! `etcdctl snapshot restore`, boot etcd on it on loopback, count the keys and
+//! `etcdutl` (or, on etcd 3.4, `etcdctl`) `snapshot restore`, boot etcd on it on loopback, count the keys and
 //! read a known key, then remove everything.
 
 use std::path::Path;
@@ -69,19 +69,36 @@ pub async fn restore_check(
     let name = "keelson-restore-check";
     let peer_port = local_etcd::free_port().map_err(RestoreCheckError::TempDir)?;
     let (peer_url, initial_cluster) = LocalEtcd::peer_settings(name, peer_port);
-    let binary = local_etcd::etcdctl_binary();
-    let out = Command::new(&binary)
-        .args(["snapshot", "restore"])
-        .arg(snapshot)
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .args(["--name", name])
-        .args(["--initial-cluster", &initial_cluster])
-        .args(["--initial-advertise-peer-urls", &peer_url])
-        .env("ETCDCTL_API", "3")
-        .output()
-        .await
-        .map_err(|source| RestoreCheckError::Etcdctl { binary, source })?;
+    // etcd 3.5 moved restore to etcdutl and 3.6 removed it from etcdctl;
+    // 3.4 only has etcdctl. Both take the same flags.
+    let mut out = None;
+    let mut last_err = None;
+    for binary in [local_etcd::etcdutl_binary(), local_etcd::etcdctl_binary()] {
+        let result = Command::new(&binary)
+            .args(["snapshot", "restore"])
+            .arg(snapshot)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--name", name])
+            .args(["--initial-cluster", &initial_cluster])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .env("ETCDCTL_API", "3")
+            .output()
+            .await;
+        match result {
+            Ok(o) => {
+                out = Some(o);
+                break;
+            }
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
+                last_err = Some(RestoreCheckError::Etcdctl { binary, source });
+            }
+            Err(source) => return Err(RestoreCheckError::Etcdctl { binary, source }),
+        }
+    }
+    let Some(out) = out else {
+        return Err(last_err.expect("at least one binary was tried"));
+    };
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let last = stderr.lines().last().unwrap_or("").trim().to_string();
