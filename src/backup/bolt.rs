@@ -411,7 +411,12 @@ pub fn last_revision(file: &File, meta: &Meta) -> Result<Option<i64>, BoltError>
     };
     // Find the `key` bucket's header in the root bucket.
     let mut id = meta.root;
+    let mut depth = 0;
     let header: Vec<u8> = loop {
+        depth += 1;
+        if depth > 64 {
+            return Err(bad(id, "tree deeper than 64 levels"));
+        }
         let page = read(id)?;
         let flags = u16_at(&page, 8);
         let count = usize::from(u16_at(&page, 10));
@@ -464,10 +469,11 @@ pub fn last_revision(file: &File, meta: &Meta) -> Result<Option<i64>, BoltError>
             None => return Ok(None),
         }
     };
+    // Damaged input must yield `None`, never a panic: every read is checked.
     let last_key = |page: &[u8]| -> Option<i64> {
-        let count = usize::from(u16_at(page, 10));
+        let count = usize::from(u16::from_le_bytes(page.get(10..12)?.try_into().ok()?));
         let el = PAGE_HEADER + count.checked_sub(1)? * ELEMENT;
-        let pos = u32_at(page, el + 4) as usize;
+        let pos = u32::from_le_bytes(page.get(el + 4..el + 8)?.try_into().ok()?) as usize;
         let key = page.get(el + pos..el + pos + 8)?;
         Some(i64::from_be_bytes(key.try_into().ok()?))
     };
