@@ -533,6 +533,29 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_read_from_files_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("repo")).unwrap();
+        std::fs::write(dir.path().join("token"), "tok-very-secret\n").unwrap();
+        std::fs::write(dir.path().join("hook"), "hook-very-secret").unwrap();
+        let path = dir.path().join("keelson.yaml");
+        std::fs::write(
+            &path,
+            "controller:\n  repository:\n    url: repo\n    auth: { tokenFile: token }\n  webhook: { secretFile: hook }\n",
+        )
+        .unwrap();
+        let l = load(&path).unwrap();
+        let token = l.settings.repo.auth.token.as_ref().unwrap();
+        assert_eq!(
+            token.expose(),
+            "tok-very-secret",
+            "trailing newline trimmed"
+        );
+        let shown = format!("{:?}", l.settings);
+        assert!(!shown.contains("very-secret"), "{shown}");
+    }
+
+    #[test]
     fn unknown_fields_point_at_the_key_with_a_hint() {
         let e = load_text("controller:\n  repository:\n    url: repo\n  pollIntervall: 1m\n")
             .unwrap_err();

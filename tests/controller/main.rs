@@ -5,6 +5,7 @@
 mod support;
 
 mod binary;
+mod daemon;
 mod drift;
 mod e2e;
 mod report;
