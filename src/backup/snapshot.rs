@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::EtcdClusterConfig;
 use super::bolt::{self, BoltError};
-use super::etcd::{EtcdClient, EtcdError, error_chain};
+use super::etcd::{EtcdClient, EtcdError};
 pub use super::store::Trigger;
 use super::store::{self, ClusterLock, SnapshotMeta, SnapshotName};
 
