@@ -14,7 +14,7 @@ pub struct ApiError {
     /// Human-readable message, worded like the real server's.
     pub message: String,
     /// The `details` object, if any.
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// Seconds for a `Retry-After` header (429 and 5xx injected faults).
     pub retry_after: Option<u64>,
 }
@@ -31,7 +31,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -182,7 +182,7 @@ impl ApiError {
         let mut e = Self::new(code, reason, message);
         e.retry_after = retry_after;
         if let Some(s) = retry_after {
-            e.details = Some(json!({"retryAfterSeconds": s}));
+            e.details = Some(Box::new(json!({"retryAfterSeconds": s})));
         }
         e
     }
@@ -199,7 +199,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            v["details"] = (**d).clone();
         }
         v
     }
