@@ -84,6 +84,9 @@ pub enum ScheduleError {
     /// `retain` is zero.
     #[error("cluster {0}: etcd.retain must be at least 1")]
     Retain(String),
+    /// The cluster name cannot be part of a file name.
+    #[error("cluster name {0:?} cannot name snapshot files; use letters, digits, '.', '_' and '-'")]
+    Name(String),
     /// No endpoints.
     #[error("cluster {0}: etcd.endpoints is empty; list at least one client URL")]
     NoEndpoints(String),
@@ -104,6 +107,15 @@ pub fn parse_schedule(cluster: &str, expr: &str) -> Result<Cron, ScheduleError> 
 
 /// Checks one cluster's backup settings.
 pub fn validate(cluster: &str, cfg: &EtcdClusterConfig) -> Result<Cron, ScheduleError> {
+    // The name becomes part of file names and the lock file: no separators.
+    let name_ok = !cluster.is_empty()
+        && !cluster.starts_with('.')
+        && cluster
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !name_ok {
+        return Err(ScheduleError::Name(cluster.to_string()));
+    }
     if cfg.endpoints.is_empty() {
         return Err(ScheduleError::NoEndpoints(cluster.to_string()));
     }

@@ -82,6 +82,11 @@ fn cron_slots_and_jitter() {
             .to_string()
             .contains("retain")
     );
+    cfg.retain = 1;
+    assert!(validate("prod-eu.1_a", &cfg).is_ok());
+    for bad in ["", "../x", "a/b", ".hidden", "a b"] {
+        assert!(validate(bad, &cfg).is_err(), "{bad:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
