@@ -211,43 +211,90 @@ fn column(name: &str, ty: &str, format: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0})
 }
 
+type Cell = fn(&Value) -> Value;
+
+fn count(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// The columns `kubectl get` shows for a kind, after NAME and before AGE.
+fn kind_columns(rt: &ResourceType) -> Vec<(&'static str, Cell)> {
+    if rt.custom {
+        return Vec::new();
+    }
+    match (rt.group.as_str(), rt.resource.as_str()) {
+        ("apps", "deployments") => vec![
+            ("Ready", |o| {
+                json!(format!(
+                    "{}/{}",
+                    count(&o["status"]["readyReplicas"]),
+                    count(&o["spec"]["replicas"])
+                ))
+            }),
+            ("Up-to-date", |o| {
+                json!(count(&o["status"]["updatedReplicas"]))
+            }),
+            ("Available", |o| {
+                json!(count(&o["status"]["availableReplicas"]))
+            }),
+        ],
+        ("", "namespaces") => vec![("Status", |o| o["status"]["phase"].clone())],
+        ("", "services") => vec![
+            ("Type", |o| o["spec"]["type"].clone()),
+            ("Cluster-IP", |o| o["spec"]["clusterIP"].clone()),
+            ("External-IP", |_| json!("<none>")),
+            ("Port(s)", |o| {
+                let ports: Vec<String> = o["spec"]["ports"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| match p["nodePort"].as_u64() {
+                                Some(np) => format!(
+                                    "{}:{np}/{}",
+                                    p["port"],
+                                    p["protocol"].as_str().unwrap_or("TCP")
+                                ),
+                                None => format!(
+                                    "{}/{}",
+                                    p["port"],
+                                    p["protocol"].as_str().unwrap_or("TCP")
+                                ),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!(if ports.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    ports.join(",")
+                })
+            }),
+        ],
+        ("", "configmaps" | "secrets") => vec![("Data", |o| {
+            let n = |k: &str| o[k].as_object().map(|m| m.len()).unwrap_or(0);
+            json!(n("data") + n("binaryData"))
+        })],
+        _ => Vec::new(),
+    }
+}
+
 /// Render objects as a Table (`kubectl get` without `-o`).
 pub fn table(rt: &ResourceType, objs: &[Value], list_meta: Value, include: &str) -> Value {
-    let deploy = rt.group == "apps" && rt.resource == "deployments" && !rt.custom;
+    let extra = kind_columns(rt);
     let mut cols = vec![column("Name", "string", "name")];
-    if deploy {
-        cols.extend([
-            column("Ready", "string", ""),
-            column("Up-to-date", "string", ""),
-            column("Available", "string", ""),
-        ]);
-    }
-    if rt.resource == "namespaces" && !rt.custom {
-        cols.push(column("Status", "string", ""));
-    }
+    cols.extend(extra.iter().map(|(name, _)| column(name, "string", "")));
     cols.push(column("Age", "string", ""));
     let rows: Vec<Value> = objs
         .iter()
         .map(|o| {
             let mut cells = vec![o["metadata"]["name"].clone()];
-            if deploy {
-                let st = &o["status"];
-                let n = |v: &Value| v.as_i64().unwrap_or(0);
-                cells.push(json!(format!("{}/{}", n(&st["readyReplicas"]), n(&o["spec"]["replicas"]))));
-                cells.push(json!(n(&st["updatedReplicas"])));
-                cells.push(json!(n(&st["availableReplicas"])));
-            }
-            if rt.resource == "namespaces" && !rt.custom {
-                cells.push(o["status"]["phase"].clone());
-            }
+            cells.extend(extra.iter().map(|(_, cell)| cell(o)));
             cells.push(json!(age(&o["metadata"]["creationTimestamp"])));
             let mut row = json!({"cells": cells});
             match include {
                 "None" => {}
                 "Object" => row["object"] = o.clone(),
-                _ => {
-                    row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
-                }
+                _ => row["object"] = partial(o),
             }
             row
         })
