@@ -288,28 +288,71 @@ pub fn clean_stale_parts(dir: &Path, cluster: &str) -> io::Result<Vec<PathBuf>> 
     Ok(removed)
 }
 
-/// An exclusive advisory lock on `<dir>/.<cluster>.lock`, held while a
-/// snapshot of that cluster runs, so that overlapping runs (the schedule and a
+/// An exclusive lock on `<dir>/.<cluster>.lock`, held while a snapshot of
+/// that cluster runs, so that overlapping runs (the schedule and a
 /// `backup now`, or two keelson processes) skip instead of queueing.
+///
+/// It is a POSIX record lock plus an in-process registry, not `flock`: an
+/// `flock` is shared with any child forked while it is held (etcd and etcdctl
+/// for restore checks), so it could outlive the run by the child's lifetime.
 #[derive(Debug)]
 pub struct ClusterLock {
-    _file: File,
+    key: PathBuf,
+    file: Option<File>,
 }
+
+/// Lock files this process holds; POSIX locks do not exclude the owning process.
+static HELD: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 impl ClusterLock {
     /// Takes the lock, or returns `Ok(None)` when another run holds it.
     pub fn try_acquire(dir: &Path, cluster: &str) -> io::Result<Option<ClusterLock>> {
-        let file = OpenOptions::new()
+        let key = fs::canonicalize(dir)?.join(format!(".{cluster}.lock"));
+        // Check in-process first: opening and closing the file while another
+        // task holds the lock would release that task's POSIX lock.
+        if !HELD.lock().expect("lock registry").insert(key.clone()) {
+            return Ok(None);
+        }
+        let release = |key: &PathBuf| {
+            HELD.lock().expect("lock registry").remove(key);
+        };
+        let file = match OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(dir.join(format!(".{cluster}.lock")))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Some(ClusterLock { _file: file })),
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(err) => Err(err.into()),
+            .open(&key)
+        {
+            Ok(file) => file,
+            Err(err) => {
+                release(&key);
+                return Err(err);
+            }
+        };
+        match rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(ClusterLock {
+                key,
+                file: Some(file),
+            })),
+            Err(err) => {
+                release(&key);
+                if err == rustix::io::Errno::AGAIN || err == rustix::io::Errno::ACCESS {
+                    Ok(None)
+                } else {
+                    Err(err.into())
+                }
+            }
         }
+    }
+}
+
+impl Drop for ClusterLock {
+    fn drop(&mut self) {
+        // Close (releasing the POSIX lock) before another task of this
+        // process may open the file: a later close would release its lock.
+        drop(self.file.take());
+        HELD.lock().expect("lock registry").remove(&self.key);
     }
 }
 
