@@ -162,7 +162,7 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, alloc: &mut dyn FnMut(
     }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("apps", "Deployment") => {
-            let Some(spec) = obj.get_mut("spec") else {
+            let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
                 return;
             };
             set_default(spec, "replicas", json!(1));
@@ -202,7 +202,7 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, alloc: &mut dyn FnMut(
                     set_default(p, "protocol", json!("TCP"));
                     let port = p["port"].clone();
                     set_default(p, "targetPort", port);
-                    if node_ports && p.get("nodePort").is_none() {
+                    if node_ports && p.is_object() && p.get("nodePort").is_none() {
                         let np: u64 = alloc("nodePort").parse().unwrap_or(30000);
                         p["nodePort"] = json!(np);
                     }

@@ -78,6 +78,12 @@ fn check_body(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
             "the body of the request is not a JSON object",
         ));
     }
+    if body.get("metadata").is_some_and(|m| !m.is_object()) {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: metadata must be an object",
+            rt.kind, rt.version, rt.kind
+        )));
+    }
     if let Some(av) = body["apiVersion"].as_str()
         && av != rt.api_version()
     {
@@ -388,6 +394,13 @@ fn update_inner(
     mut new: Value,
     subresource: &str,
 ) -> Result<Outcome, ApiError> {
+    // A patch can turn the document into anything; only an object with metadata is one.
+    if !new.is_object() || !new["metadata"].is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the patched {} is not an object with metadata; check the patch document",
+            ctx.rt.kind
+        )));
+    }
     set_type(ctx.rt, &mut new);
     let user_managed = new["metadata"]["managedFields"]
         .as_array()

@@ -72,6 +72,9 @@ pub fn write_scale(
         ));
     };
     let mut new = old.clone();
+    if !new["spec"].is_object() {
+        new["spec"] = json!({});
+    }
     new["spec"]["replicas"] = json!(replicas);
     let mut out = update_inner(store, ctx, key, &old, new, "scale")?;
     out.object = scale_of(&out.object);

@@ -421,3 +421,50 @@ fn finalizers_hold_a_deleted_object_until_removed() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(get(srv.url(), path).status, 404);
 }
+
+#[test]
+fn malformed_bodies_are_client_errors_and_the_server_keeps_serving() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    assert_eq!(
+        post(srv.url(), DEPLOYS, &deployment("web", "nginx:1")).status,
+        201
+    );
+    let web = format!("{DEPLOYS}/web");
+    for (ct, body) in [
+        ("application/merge-patch+json", "[1]"),
+        ("application/merge-patch+json", "\"x\""),
+        ("application/merge-patch+json", r#"{"metadata":"x"}"#),
+        ("application/strategic-merge-patch+json", r#"{"spec":"x"}"#),
+        (
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"","value":7}]"#,
+        ),
+        ("application/json-patch+json", "{not json"),
+        ("application/apply-patch+yaml", "- just\n- a list\n"),
+        (
+            "application/apply-patch+yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: x\n",
+        ),
+    ] {
+        let r = request(
+            srv.url(),
+            "PATCH",
+            &format!("{web}?fieldManager=fuzz"),
+            Some(ct),
+            body,
+        );
+        assert!(
+            (400..500).contains(&r.status),
+            "{ct} {body}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert_eq!(r.json()["kind"], "Status");
+    }
+    for body in ["[]", "{\"metadata\": 5}", "null"] {
+        let r = request(srv.url(), "POST", DEPLOYS, Some("application/json"), body);
+        assert!((400..500).contains(&r.status), "{body}: {}", r.status);
+    }
+    assert_eq!(get(srv.url(), &web).json()["spec"]["replicas"], 1);
+}
