@@ -248,3 +248,58 @@ fn bearer_token_can_be_required() {
     assert!(srv.requests()[1].authenticated);
     assert!(srv.kubeconfig().contains("token: "));
 }
+
+#[test]
+fn concurrent_puts_with_the_same_resource_version_let_exactly_one_win() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let created = post(srv.url(), CMS, &cm("race", "a")).json();
+    let url = srv.url().to_string();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let url = url.clone();
+            let mut mine = created.clone();
+            mine["data"]["k"] = json!(format!("writer-{i}"));
+            std::thread::spawn(move || {
+                request(
+                    &url,
+                    "PUT",
+                    &format!("{CMS}/race"),
+                    Some("application/json"),
+                    &mine.to_string(),
+                )
+                .status
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 7, "{codes:?}");
+}
+
+#[test]
+fn a_watch_older_than_the_history_gets_410_expired() {
+    let opts = kube_apiserver::ServerOptions {
+        watch_history: 5,
+        ..Default::default()
+    };
+    let srv = TestServer::start_blocking_with(opts).unwrap();
+    namespace(&srv, "shop");
+    for i in 0..10 {
+        post(srv.url(), CMS, &cm(&format!("c{i}"), "a"));
+    }
+    let r = get(
+        srv.url(),
+        &format!("{CMS}?watch=true&resourceVersion=2&timeoutSeconds=1"),
+    );
+    let first: Value = serde_json::from_str(r.text().lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "ERROR");
+    assert_eq!(first["object"]["code"], 410);
+    assert_eq!(first["object"]["reason"], "Expired");
+    assert!(
+        first["object"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("too old resource version: 2")
+    );
+}
