@@ -180,10 +180,14 @@ fn main() {
     );
     timed("in-process scan+clone of all deployments", 10, || {
         for _ in 0..10 {
-            std::hint::black_box(srv.list_objects(&kube_apiserver::Gvr::parse("apps/v1/deployments"), None));
+            std::hint::black_box(
+                srv.list_objects(&kube_apiserver::Gvr::parse("apps/v1/deployments"), None),
+            );
         }
     });
-    let list = c.send("GET", "/apis/apps/v1/deployments", "application/json", "").1;
+    let list = c
+        .send("GET", "/apis/apps/v1/deployments", "application/json", "")
+        .1;
     let v: serde_json::Value = serde_json::from_slice(&list).unwrap();
     timed("serde_json serialize of that list", 10, || {
         for _ in 0..10 {
