@@ -162,3 +162,29 @@ async fn write_failure_mid_snapshot_leaves_no_file() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(files_with_suffix(&snaps, ".db").len(), 1);
 }
+
+#[test]
+fn another_process_holding_the_lock_makes_now_skip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snaps = tmp.path().join("snaps");
+    std::fs::create_dir_all(&snaps).unwrap();
+    let config = tmp.path().join("keelson.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "clusters:\n  locked:\n    etcd:\n      endpoints: [\"http://127.0.0.1:1\"]\n      dir: {}\n",
+            snaps.display()
+        ),
+    )
+    .unwrap();
+    let held = keelson::backup::store::ClusterLock::try_acquire(&snaps, "locked")
+        .unwrap()
+        .expect("lock is free");
+    let out = keelson(&config, &["now"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("already running"), "{}", text(&out));
+    drop(held);
+    // Released: the run now gets past the lock and fails on the dead endpoint.
+    let out = keelson(&config, &["now"]);
+    assert!(text(&out).contains("cannot reach etcd"), "{}", text(&out));
+}
