@@ -34,6 +34,74 @@ fn write_status(
     true
 }
 
+/// Set a workload's status from its spec, as its controller would once pods are up.
+pub fn workload_status(store: &mut Store, key: &Key) -> bool {
+    match key.1.as_str() {
+        "deployments" => deployment_status(store, key),
+        "statefulsets" => statefulset_status(store, key),
+        "daemonsets" => daemonset_status(store, key),
+        _ => false,
+    }
+}
+
+fn statefulset_status(store: &mut Store, key: &Key) -> bool {
+    let Some(obj) = store.get(key) else {
+        return false;
+    };
+    let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+    let ready = if store.unhealthy.contains(key) {
+        0
+    } else {
+        replicas
+    };
+    let revision = format!("{}-{:x}", key.3, generation * 0x5f3759df % 0xfffffff);
+    let status = json!({
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "currentReplicas": replicas,
+        "updatedReplicas": replicas,
+        "currentRevision": revision,
+        "updateRevision": revision,
+        "collisionCount": 0,
+    });
+    write_status(store, key, status, "kube-controller-manager", "apps/v1")
+}
+
+fn daemonset_status(store: &mut Store, key: &Key) -> bool {
+    let Some(obj) = store.get(key) else {
+        return false;
+    };
+    let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+    // One schedulable node per Node object, and at least one: a test cluster has a node.
+    let nodes = store
+        .objects
+        .keys()
+        .filter(|k| k.0.is_empty() && k.1 == "nodes")
+        .count()
+        .max(1) as i64;
+    let ready = if store.unhealthy.contains(key) {
+        0
+    } else {
+        nodes
+    };
+    let mut status = json!({
+        "observedGeneration": generation,
+        "desiredNumberScheduled": nodes,
+        "currentNumberScheduled": nodes,
+        "updatedNumberScheduled": nodes,
+        "numberMisscheduled": 0,
+        "numberReady": ready,
+        "numberAvailable": ready,
+    });
+    if ready < nodes {
+        status["numberUnavailable"] = json!(nodes - ready);
+    }
+    write_status(store, key, status, "kube-controller-manager", "apps/v1")
+}
+
 /// Set a Deployment's status from its spec, as the deployment controller would once pods are up
 /// (or, if a test marked it unhealthy, as if no pod ever became ready).
 pub fn deployment_status(store: &mut Store, key: &Key) -> bool {
@@ -42,7 +110,7 @@ pub fn deployment_status(store: &mut Store, key: &Key) -> bool {
     };
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
-    let unhealthy = store.unhealthy.contains(&(key.2.clone(), key.3.clone()));
+    let unhealthy = store.unhealthy.contains(key);
     let now = obj["status"]["conditions"][0]["lastUpdateTime"]
         .as_str()
         .filter(|_| obj["status"]["observedGeneration"] == json!(generation))

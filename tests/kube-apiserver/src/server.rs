@@ -127,7 +127,7 @@ impl Shared {
     pub fn run_followups(self: &Arc<Self>, followups: Vec<ops::Followup>) {
         for f in followups {
             let delay = match f {
-                ops::Followup::DeploymentStatus(_) => self.opts.deployment_ready_delay,
+                ops::Followup::WorkloadStatus(_) => self.opts.deployment_ready_delay,
                 ops::Followup::EstablishCrd(_) => self.opts.crd_establish_delay,
                 ops::Followup::FinalizeNamespace(_) => self.opts.namespace_finalize_delay,
             };
@@ -146,8 +146,8 @@ impl Shared {
     fn run_followup(&self, f: &ops::Followup) {
         let mut store = self.store();
         match f {
-            ops::Followup::DeploymentStatus(key) => {
-                crate::controllers::deployment_status(&mut store, key);
+            ops::Followup::WorkloadStatus(key) => {
+                crate::controllers::workload_status(&mut store, key);
             }
             ops::Followup::EstablishCrd(name) => {
                 crate::controllers::establish_crd(&mut store, name);
@@ -455,19 +455,30 @@ impl TestServer {
     /// Make a Deployment report (un)healthy status: no ready or available replicas, and
     /// `Available=False` / `Progressing=False (ProgressDeadlineExceeded)` conditions.
     pub fn set_deployment_healthy(&self, namespace: &str, name: &str, healthy: bool) {
+        self.set_workload_healthy(
+            &Gvr::new("apps", "v1", "deployments"),
+            namespace,
+            name,
+            healthy,
+        );
+    }
+
+    /// Like [`TestServer::set_deployment_healthy`] for `apps/v1` deployments, statefulsets and
+    /// daemonsets: an unhealthy workload reports no ready or available pods.
+    pub fn set_workload_healthy(&self, gvr: &Gvr, namespace: &str, name: &str, healthy: bool) {
         let mut store = self.shared.store();
         let key = (
-            "apps".to_string(),
-            "deployments".to_string(),
+            gvr.group.clone(),
+            gvr.resource.clone(),
             namespace.to_string(),
             name.to_string(),
         );
         if healthy {
-            store.unhealthy.remove(&(key.2.clone(), key.3.clone()));
+            store.unhealthy.remove(&key);
         } else {
-            store.unhealthy.insert((key.2.clone(), key.3.clone()));
+            store.unhealthy.insert(key.clone());
         }
-        crate::controllers::deployment_status(&mut store, &key);
+        crate::controllers::workload_status(&mut store, &key);
     }
 
     /// Stop serving; open watches end.

@@ -66,8 +66,8 @@ pub struct Store {
     history_cap: usize,
     /// Live event feed.
     pub events: broadcast::Sender<Arc<Event>>,
-    /// Deployments (namespace, name) that a test marked unhealthy.
-    pub unhealthy: HashSet<(String, String)>,
+    /// Workloads a test marked unhealthy.
+    pub unhealthy: HashSet<Key>,
     next_ip: u32,
     next_node_port: u32,
 }

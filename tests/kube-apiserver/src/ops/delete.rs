@@ -120,6 +120,6 @@ pub fn delete(
             store.delete(&k);
         }
     }
-    store.unhealthy.remove(&(key.2.clone(), key.3.clone()));
+    store.unhealthy.remove(&key);
     Ok(ok(response, 200))
 }

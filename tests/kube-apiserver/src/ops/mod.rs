@@ -37,8 +37,8 @@ impl Ctx<'_> {
 /// Work for the built-in controllers after a write.
 #[derive(Debug, Clone)]
 pub enum Followup {
-    /// Fill in a Deployment's status.
-    DeploymentStatus(Key),
+    /// Fill in a Deployment's, StatefulSet's or DaemonSet's status.
+    WorkloadStatus(Key),
     /// Mark a CRD Established and serve its resources.
     EstablishCrd(String),
     /// Remove a terminating namespace and everything in it.
@@ -138,7 +138,9 @@ fn check_url_name(body: &mut Value, name: &str) -> Result<(), ApiError> {
 
 fn followups_for(rt: &ResourceType, key: &Key) -> Vec<Followup> {
     match (rt.group.as_str(), rt.resource.as_str(), rt.custom) {
-        ("apps", "deployments", false) => vec![Followup::DeploymentStatus(key.clone())],
+        ("apps", "deployments" | "statefulsets" | "daemonsets", false) => {
+            vec![Followup::WorkloadStatus(key.clone())]
+        }
         ("apiextensions.k8s.io", "customresourcedefinitions", false) => {
             vec![Followup::EstablishCrd(key.3.clone())]
         }

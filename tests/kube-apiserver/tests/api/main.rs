@@ -468,3 +468,47 @@ fn malformed_bodies_are_client_errors_and_the_server_keeps_serving() {
     }
     assert_eq!(get(srv.url(), &web).json()["spec"]["replicas"], 1);
 }
+
+#[test]
+fn statefulset_and_daemonset_status_follow_spec_and_the_health_hook() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let mut sts = deployment("db", "postgres:16");
+    sts["kind"] = json!("StatefulSet");
+    sts["spec"]["replicas"] = json!(3);
+    sts["spec"]["serviceName"] = json!("db");
+    assert_eq!(
+        post(
+            srv.url(),
+            "/apis/apps/v1/namespaces/shop/statefulsets",
+            &sts
+        )
+        .status,
+        201
+    );
+    let s = get(srv.url(), "/apis/apps/v1/namespaces/shop/statefulsets/db").json();
+    assert_eq!(s["status"]["readyReplicas"], 3);
+    assert_eq!(
+        s["status"]["currentRevision"],
+        s["status"]["updateRevision"]
+    );
+
+    let mut ds = deployment("agent", "fluent-bit:3");
+    ds["kind"] = json!("DaemonSet");
+    ds["spec"].as_object_mut().unwrap().remove("replicas");
+    assert_eq!(
+        post(srv.url(), "/apis/apps/v1/namespaces/shop/daemonsets", &ds).status,
+        201
+    );
+    let gvr = kube_apiserver::Gvr::parse("apps/v1/daemonsets");
+    srv.set_workload_healthy(&gvr, "shop", "agent", false);
+    let d = get(srv.url(), "/apis/apps/v1/namespaces/shop/daemonsets/agent").json();
+    assert_eq!(d["status"]["numberReady"], 0);
+    assert_eq!(d["status"]["numberUnavailable"], 1);
+    srv.set_workload_healthy(&gvr, "shop", "agent", true);
+    let d = get(srv.url(), "/apis/apps/v1/namespaces/shop/daemonsets/agent").json();
+    assert_eq!(
+        d["status"]["numberReady"],
+        d["status"]["desiredNumberScheduled"]
+    );
+}
