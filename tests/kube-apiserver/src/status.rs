@@ -150,6 +150,11 @@ impl ApiError {
         .with_details(json!({}))
     }
 
+    /// An error the real server does not classify: `reason` is left out of the Status.
+    pub fn unknown(code: u16, message: impl Into<String>) -> Self {
+        Self::new(code, "", message)
+    }
+
     /// HTTP 401 when no bearer token was sent.
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized")
@@ -198,6 +203,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty()
+            && let Some(m) = v.as_object_mut()
+        {
+            m.remove("reason");
+        }
         if let Some(d) = &self.details {
             v["details"] = (**d).clone();
         }

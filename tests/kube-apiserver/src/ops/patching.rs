@@ -96,8 +96,32 @@ pub fn patch(
     let av = ctx.rt.api_version();
     let mut w = ctx.writer(subresource);
     w.api_version = &av;
-    let conflict = |c: Vec<managed::Conflict>| {
-        ApiError::apply_conflict(conflict_message(&c), conflict_causes(&c))
+    let gvknn = format!(
+        "{}/{name}; {}, Kind={}",
+        ctx.ns.filter(|_| ctx.rt.namespaced).unwrap_or_default(),
+        if ctx.rt.group.is_empty() {
+            format!("/{}", ctx.rt.version)
+        } else {
+            av.clone()
+        },
+        ctx.rt.kind
+    );
+    let conflict = |e: managed::ApplyError| match e {
+        managed::ApplyError::Conflicts(c) => {
+            ApiError::apply_conflict(conflict_message(&c), conflict_causes(&c))
+        }
+        // The real server reports these as a plain error: 500 with no reason.
+        managed::ApplyError::Invalid(errs) => {
+            let detail = if errs.len() == 1 {
+                errs[0].clone()
+            } else {
+                format!("errors:\n  {}", errs.join("\n  "))
+            };
+            ApiError::unknown(
+                500,
+                format!("failed to create typed patch object ({gvknn}): {detail}"),
+            )
+        }
     };
     match existing {
         None => {

@@ -107,6 +107,15 @@ pub struct Conflict {
     pub field: String,
 }
 
+/// Why an apply was refused.
+#[derive(Debug, Clone)]
+pub enum ApplyError {
+    /// Fields other managers own with different values (409 unless forced).
+    Conflicts(Vec<Conflict>),
+    /// The configuration is structurally invalid (duplicate keys, items without keys).
+    Invalid(Vec<String>),
+}
+
 /// Who is writing and how.
 #[derive(Debug, Clone)]
 pub struct Writer<'a> {
@@ -129,10 +138,10 @@ pub fn apply(
     applied: &Value,
     w: &Writer<'_>,
     force: bool,
-) -> Result<Value, Vec<Conflict>> {
+) -> Result<Value, ApplyError> {
     let mut list = entries(live);
     let applied_content = tracked_content(applied, !w.subresource.is_empty());
-    let new_set = apply_set(&applied_content);
+    let new_set = apply_set(&applied_content).map_err(ApplyError::Invalid)?;
     let live_content = tracked_content(live, !w.subresource.is_empty());
     let me = |e: &Entry| e.same_identity(w.manager, "Apply", w.subresource);
 
@@ -157,7 +166,7 @@ pub fn apply(
     }
     if !conflicts.is_empty() {
         if !force {
-            return Err(conflicts);
+            return Err(ApplyError::Conflicts(conflicts));
         }
         for e in list.iter_mut().filter(|e| !me(e)) {
             for p in &conflict_paths {

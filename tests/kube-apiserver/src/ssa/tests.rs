@@ -2,7 +2,14 @@
 
 use serde_json::{Value, json};
 
-use super::managed::{Writer, apply, conflict_message, entries, update};
+use super::managed::{ApplyError, Conflict, Writer, apply, conflict_message, entries, update};
+
+fn conflicts(e: ApplyError) -> Vec<Conflict> {
+    match e {
+        ApplyError::Conflicts(c) => c,
+        ApplyError::Invalid(errs) => panic!("expected conflicts, got {errs:?}"),
+    }
+}
 
 fn w(manager: &str) -> Writer<'_> {
     Writer {
@@ -59,7 +66,7 @@ fn conflicting_field_is_refused_then_forced() {
     )
     .unwrap();
     let hpa = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 5}});
-    let err = apply(&live, &hpa, &w("hpa-controller"), false).unwrap_err();
+    let err = conflicts(apply(&live, &hpa, &w("hpa-controller"), false).unwrap_err());
     assert_eq!(
         conflict_message(&err),
         "Apply failed with 1 conflict: conflict with \"keelson\": .spec.replicas"
@@ -138,7 +145,8 @@ fn update_takes_ownership_from_other_managers() {
     let k = es.iter().find(|e| e.manager == "keelson").unwrap();
     assert!(!k.set.contains(&["f:spec".into(), "f:replicas".into()]));
     // Now keelson's apply of replicas 2 conflicts with the Update manager, named with its apiVersion.
-    let err = apply(&scaled, &deploy(2, "nginx:1", false), &w("keelson"), false).unwrap_err();
+    let err =
+        conflicts(apply(&scaled, &deploy(2, "nginx:1", false), &w("keelson"), false).unwrap_err());
     assert_eq!(
         conflict_message(&err),
         "Apply failed with 1 conflict: conflict with \"kubectl-scale\" using apps/v1: .spec.replicas"
@@ -183,4 +191,25 @@ fn update_manager_sets_have_the_real_dot_entries() {
             }
         })
     );
+}
+
+#[test]
+fn duplicate_keys_and_missing_keys_are_invalid_apply_configurations() {
+    let mut d = deploy(1, "nginx:1", false);
+    d["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]);
+    d["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"image": "x"}));
+    match apply(&skeleton(), &d, &w("keelson"), false).unwrap_err() {
+        ApplyError::Invalid(errs) => assert_eq!(
+            errs,
+            [
+                ".spec.template.spec.containers[name=\"web\"].env: duplicate entries for key [name=\"A\"]",
+                ".spec.template.spec.containers: element 1: associative list with keys has an element that omits key field \"name\"",
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
 }

@@ -47,47 +47,80 @@ pub fn tracked_content(obj: &Value, keep_status: bool) -> Value {
     out
 }
 
-/// The set of fields an applied configuration specifies (what its manager will own).
-pub fn apply_set(content: &Value) -> FieldSet {
+/// The set of fields an applied configuration specifies (what its manager will own), or the
+/// structural errors that make it no valid apply configuration (duplicate keys in a keyed list,
+/// list items without their key), worded like structured-merge-diff's.
+pub fn apply_set(content: &Value) -> Result<FieldSet, Vec<String>> {
+    let mut w = ApplyWalk::default();
     let mut fs = FieldSet::default();
-    let mut names = Vec::new();
     if let Some(m) = content.as_object() {
-        walk_map_apply(m, &mut names, &mut fs);
+        w.map(m, &mut fs);
     }
-    fs
+    if w.errors.is_empty() {
+        Ok(fs)
+    } else {
+        Err(w.errors)
+    }
 }
 
-fn walk_apply(v: &Value, names: &mut Vec<String>, node: &mut FieldSet) {
-    match v {
-        Value::Object(m) if !m.is_empty() && !is_atomic_map(names) => {
-            walk_map_apply(m, names, node)
+#[derive(Default)]
+struct ApplyWalk {
+    names: Vec<String>,
+    pes: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl ApplyWalk {
+    fn value(&mut self, v: &Value, node: &mut FieldSet) {
+        match v {
+            Value::Object(m) if !m.is_empty() && !is_atomic_map(&self.names) => self.map(m, node),
+            Value::Array(items) if !items.is_empty() => match list_keys(&self.names) {
+                Some(keys) => self.keyed_list(items, keys, node),
+                None => node.owned = true,
+            },
+            _ => node.owned = true,
         }
-        Value::Array(items) if !items.is_empty() => match list_keys(names) {
-            Some(keys) => {
-                for item in items {
-                    match item_key(item, keys) {
-                        Some(k) => {
-                            let child = node.children.entry(key_pe(&k)).or_default();
-                            child.owned = true;
-                            if let Some(m) = item.as_object() {
-                                walk_map_apply(m, names, child);
-                            }
-                        }
-                        None => node.owned = true,
-                    }
-                }
-            }
-            None => node.owned = true,
-        },
-        _ => node.owned = true,
     }
-}
 
-fn walk_map_apply(m: &Map<String, Value>, names: &mut Vec<String>, node: &mut FieldSet) {
-    for (k, child) in m {
-        names.push(k.clone());
-        walk_apply(child, names, node.children.entry(field_pe(k)).or_default());
-        names.pop();
+    fn keyed_list(&mut self, items: &[Value], keys: &[&str], node: &mut FieldSet) {
+        let mut seen: Vec<String> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(k) = item_key(item, keys) else {
+                self.errors.push(format!(
+                    "{}: element {i}: associative list with keys has an element that omits key field {:?}",
+                    super::fieldset::display_path(&self.pes),
+                    keys[0]
+                ));
+                continue;
+            };
+            let pe = key_pe(&k);
+            if seen.contains(&pe) {
+                let shown = super::fieldset::display_path(std::slice::from_ref(&pe));
+                self.errors.push(format!(
+                    "{}: duplicate entries for key {shown}",
+                    super::fieldset::display_path(&self.pes)
+                ));
+                continue;
+            }
+            seen.push(pe.clone());
+            let child = node.children.entry(pe.clone()).or_default();
+            child.owned = true;
+            if let Some(m) = item.as_object() {
+                self.pes.push(pe);
+                self.map(m, child);
+                self.pes.pop();
+            }
+        }
+    }
+
+    fn map(&mut self, m: &Map<String, Value>, node: &mut FieldSet) {
+        for (k, child) in m {
+            self.names.push(k.clone());
+            self.pes.push(field_pe(k));
+            self.value(child, node.children.entry(field_pe(k)).or_default());
+            self.pes.pop();
+            self.names.pop();
+        }
     }
 }
 
@@ -313,7 +346,7 @@ mod tests {
 
     #[test]
     fn apply_set_uses_merge_keys_and_atomic_selector() {
-        let fs = apply_set(&deploy("nginx:1"));
+        let fs = apply_set(&deploy("nginx:1")).unwrap();
         assert_eq!(
             fs.to_fields_v1(),
             json!({"f:spec": {"f:replicas": {}, "f:selector": {}, "f:template": {"f:spec": {"f:containers": {

@@ -264,3 +264,25 @@ fn direct_hooks_apply_as_another_manager_and_delete() {
     assert!(!srv.delete_object(&gvr, Some("shop"), "web"));
     assert_eq!(get(srv.url(), WEB).status, 404);
 }
+
+#[test]
+fn duplicate_env_names_fail_apply_like_the_real_server() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let r = apply(
+        srv.url(),
+        &format!("{WEB}?fieldManager=keelson"),
+        &manifest("web:1", &[("JAVA_OPTS", "a"), ("JAVA_OPTS", "b")], Some(1)),
+    );
+    assert_eq!(r.status, 500);
+    let s = r.json();
+    assert!(
+        s.get("reason").is_none(),
+        "the real server gives no reason: {s}"
+    );
+    assert_eq!(
+        s["message"],
+        "failed to create typed patch object (shop/web; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"web\"].env: duplicate entries for key [name=\"JAVA_OPTS\"]"
+    );
+    assert_eq!(get(srv.url(), WEB).status, 404);
+}
