@@ -47,7 +47,7 @@ impl Default for ServerOptions {
             deployment_ready_delay: Duration::ZERO,
             namespace_finalize_delay: Duration::from_millis(200),
             require_token: false,
-            watch_history: 100_000,
+            watch_history: 20_000,
             record_requests: true,
             tls: false,
         }
