@@ -91,6 +91,20 @@ clusters:
         "{listing}"
     );
 
+    let out = keelson(&config, &["list", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row["cluster"], "prod-eu");
+        assert_eq!(row["meta"]["trigger"], "on-demand");
+        assert_eq!(row["size"], row["meta"]["size"]);
+        assert_eq!(row["verified"], "sha256");
+    }
+
     let out = keelson(&config, &["verify", "--all", "--restore-check"]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
