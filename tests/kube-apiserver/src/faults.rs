@@ -15,6 +15,8 @@ pub enum FaultAction {
     },
     /// Hold the request this long, then serve it normally.
     Delay(Duration),
+    /// Close the connection without answering (the client sees a transport error).
+    Disconnect,
 }
 
 /// A fault rule: which requests it hits and what it does to them.
@@ -38,6 +40,11 @@ impl Fault {
     /// Answer 429 with `Retry-After`.
     pub fn too_many_requests(retry_after_secs: u64) -> Fault {
         Fault::new(FaultAction::TooManyRequests { retry_after_secs })
+    }
+
+    /// Drop the connection of matching requests without an answer.
+    pub fn disconnect() -> Fault {
+        Fault::new(FaultAction::Disconnect)
     }
 
     /// Delay matching requests.
@@ -168,7 +175,7 @@ pub struct RequestRecord {
     pub content_type: Option<String>,
     /// User-Agent header, if any.
     pub user_agent: Option<String>,
-    /// HTTP status of the answer.
+    /// HTTP status of the answer (0 when an injected disconnect dropped it).
     pub status: u16,
     /// Whether it was a `dryRun=All` request.
     pub dry_run: bool,

@@ -1,6 +1,5 @@
 //! Starting, addressing and stopping the server, and the test hooks on it.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -523,7 +522,7 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(crate::api::handle(shared, req).await) }
+                        async move { crate::api::handle(shared, req).await }
                     });
                     let builder = hyper::server::conn::http1::Builder::new();
                     match tls {

@@ -53,8 +53,11 @@ struct Req<'a> {
     body: Bytes,
 }
 
-/// Serve one request.
-pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<Body> {
+/// Serve one request. An error means "drop the connection" (an injected disconnect).
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: http::Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
     let (parts, incoming) = req.into_parts();
     let h = |name: header::HeaderName| {
         parts
@@ -82,9 +85,11 @@ pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Respon
         tokio::time::sleep(latency).await;
     }
     let mut reply = None;
+    let mut disconnect = false;
     for f in faults {
         match f {
             FaultAction::Delay(d) => tokio::time::sleep(d).await,
+            FaultAction::Disconnect => disconnect = true,
             FaultAction::Status(code) => reply = Some(Reply::Error(ApiError::injected(code, None))),
             FaultAction::TooManyRequests { retry_after_secs } => {
                 reply = Some(Reply::Error(ApiError::injected(
@@ -99,6 +104,24 @@ pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Respon
         Err(_) => Bytes::new(),
     };
     let q = Query::parse(&query);
+    if disconnect {
+        if shared.opts.record_requests {
+            shared.log().push(RequestRecord {
+                method,
+                path,
+                query,
+                content_type: (!content_type.is_empty()).then_some(content_type),
+                user_agent: (!user_agent.is_empty()).then_some(user_agent),
+                status: 0,
+                dry_run: q.dry_run(),
+                authenticated,
+            });
+        }
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "injected disconnect",
+        ));
+    }
     let reply = match reply {
         Some(r) => r,
         None if shared.opts.require_token && !authenticated => {
@@ -130,7 +153,7 @@ pub async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Respon
             authenticated,
         });
     }
-    resp
+    Ok(resp)
 }
 
 fn render(reply: Reply) -> Response<Body> {

@@ -303,3 +303,32 @@ fn a_watch_older_than_the_history_gets_410_expired() {
             .starts_with("too old resource version: 2")
     );
 }
+
+#[test]
+fn an_injected_disconnect_drops_the_connection_without_an_answer() {
+    use std::io::{Read, Write};
+    let srv = TestServer::start_blocking();
+    srv.faults().inject(
+        Fault::disconnect()
+            .method("GET")
+            .path_contains("/configmaps"),
+    );
+    let addr = srv.url().trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(format!("GET /api/v1/configmaps HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(
+        got.is_empty(),
+        "no answer expected, got {}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(
+        get(srv.url(), "/api/v1/configmaps").status,
+        200,
+        "only the first matching request is dropped"
+    );
+    let log = srv.requests();
+    assert_eq!((log[0].status, log[1].status), (0, 200));
+}
