@@ -263,3 +263,42 @@ fn label_selector_lists_page_with_chunk_size() {
         .stdout;
     assert_eq!(none.trim(), "");
 }
+
+#[test]
+fn client_side_apply_upgrades_to_server_side_without_touching_the_spec() {
+    let Some(k) = Kubectl::start() else { return };
+    let dir = manifests_dir(&k);
+    k.run(&["apply", "-f", &dir]).ok();
+    let csa = k.get_json(&["deploy", "web", "-n", "shop"]);
+    assert_eq!(
+        managed_entry(&csa, "kubectl-client-side-apply").unwrap()["operation"],
+        "Update"
+    );
+    assert!(
+        csa["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+
+    // kubectl moves the client-side manager's fields to its server-side manager (a JSON patch of
+    // managedFields), then applies; defaults the old manager owned must not be lost.
+    k.run(&["apply", "--server-side", "-f", &dir]).ok();
+    let ssa = k.get_json(&["deploy", "web", "-n", "shop"]);
+    assert!(
+        managed_entry(&ssa, "kubectl-client-side-apply").is_none(),
+        "{}",
+        ssa["metadata"]["managedFields"]
+    );
+    assert_eq!(
+        managed_entry(&ssa, "kubectl").unwrap()["operation"],
+        "Apply"
+    );
+    assert_eq!(ssa["metadata"]["generation"], 1);
+    assert_eq!(ssa["spec"], csa["spec"]);
+
+    k.run(&["apply", "--server-side", "-f", &dir]).ok();
+    let again = k.get_json(&["deploy", "web", "-n", "shop"]);
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        ssa["metadata"]["resourceVersion"]
+    );
+}

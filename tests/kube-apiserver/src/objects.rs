@@ -168,12 +168,17 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, alloc: &mut dyn FnMut(
             set_default(spec, "replicas", json!(1));
             set_default(spec, "revisionHistoryLimit", json!(10));
             set_default(spec, "progressDeadlineSeconds", json!(600));
-            set_default(spec, "strategy", json!({"type": "RollingUpdate"}));
-            if spec["strategy"]["type"] == "RollingUpdate" {
-                set_default(&mut spec["strategy"], "rollingUpdate", json!({}));
-                let ru = &mut spec["strategy"]["rollingUpdate"];
-                set_default(ru, "maxSurge", json!("25%"));
-                set_default(ru, "maxUnavailable", json!("25%"));
+            // Each default on its own: an apply that drops `strategy.type` gets it back.
+            set_default(spec, "strategy", json!({}));
+            if let Some(strategy) = spec.get_mut("strategy").filter(|s| s.is_object()) {
+                set_default(strategy, "type", json!("RollingUpdate"));
+                if strategy["type"] == "RollingUpdate" {
+                    set_default(strategy, "rollingUpdate", json!({}));
+                    if let Some(ru) = strategy.get_mut("rollingUpdate") {
+                        set_default(ru, "maxSurge", json!("25%"));
+                        set_default(ru, "maxUnavailable", json!("25%"));
+                    }
+                }
             }
             default_pod_spec(at(spec, &["template", "spec"]));
         }
