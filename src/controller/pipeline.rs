@@ -27,6 +27,9 @@ impl KubeReconciler {
     /// Clusters from `config` (or, without one, kubeconfig contexts named as
     /// the environments' `cluster`), applied with `options`.
     pub fn new(config: Option<Config>, options: Options) -> Result<Self, ClusterError> {
+        // The kube and Rancher clients need a process-wide TLS provider; the
+        // binary installs it in `cli::main`, library users get it here.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(KubeReconciler {
             inner: Arc::new(Inner {
                 clusters: Clusters::new(config, None)?,
