@@ -234,3 +234,49 @@ async fn kube_rs_metadata_only_calls_and_events_group() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_streaming_list_ends_initial_events_with_a_bookmark() {
+    let srv = TestServer::start().await;
+    let client = client(&srv).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    for i in 0..3 {
+        let cm =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("s{i}")}});
+        cms.patch(
+            &format!("s{i}"),
+            &PatchParams::apply("keelson"),
+            &Patch::Apply(cm),
+        )
+        .await
+        .unwrap();
+    }
+    let mut stream = cms
+        .watch(&WatchParams::streaming_lists().timeout(2), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let mut added = Vec::new();
+    loop {
+        match stream
+            .next()
+            .await
+            .expect("stream ended before the bookmark")
+            .unwrap()
+        {
+            WatchEvent::Added(cm) => added.push(cm.metadata.name.unwrap()),
+            WatchEvent::Bookmark(b) => {
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(added, ["s0", "s1", "s2"]);
+}
