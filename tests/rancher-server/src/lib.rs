@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 mod handlers;
+mod resources;
 mod tls;
 
 pub use tls::TestCa;
