@@ -21,7 +21,14 @@ pub struct KubeReconciler {
 struct Inner {
     clusters: Clusters,
     options: Options,
+    /// Checked trees by root. A commit's tree is exported once and never
+    /// changes, and every environment of it needs the same check, so one
+    /// check serves them all instead of one per environment.
+    checked: std::sync::Mutex<Vec<(std::path::PathBuf, Arc<check::Report>)>>,
 }
+
+/// Checked trees kept (the head, plus last good trees of some environments).
+const CHECKED_TREES: usize = 4;
 
 impl KubeReconciler {
     /// Clusters from `config` (or, without one, kubeconfig contexts named as
@@ -34,6 +41,7 @@ impl KubeReconciler {
             inner: Arc::new(Inner {
                 clusters: Clusters::new(config, None)?,
                 options,
+                checked: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -59,8 +67,24 @@ impl EnvReconciler for KubeReconciler {
 }
 
 impl Inner {
+    fn check(&self, root: &Path) -> Arc<check::Report> {
+        let lock = || self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, r)) = lock().iter().find(|(p, _)| p == root) {
+            return r.clone();
+        }
+        // Checked outside the lock: two environments may both check a new
+        // tree at once, which costs a little CPU but never blocks.
+        let report = Arc::new(check::check_repo(root));
+        let mut cache = lock();
+        cache.retain(|(p, _)| p != root);
+        cache.insert(0, (root.to_path_buf(), report.clone()));
+        cache.truncate(CHECKED_TREES);
+        report
+    }
+
     async fn reconcile(&self, root: &Path, env: &str, dry_run: bool) -> EnvOutcome {
-        let report = check::check_repo(root);
+        let report = self.check(root);
+        let report = report.as_ref();
         let opts = Options {
             dry_run,
             ..self.options.clone()
