@@ -91,10 +91,10 @@ impl Inner {
         };
         let Some(resolved) = report.ready.get(env) else {
             if !report.repo.environments.contains_key(env) {
-                return self.retire(&report, env, &opts).await;
+                return self.retire(report, env, &opts).await;
             }
             return EnvOutcome::bare(Outcome::Invalid {
-                diagnostics: env_errors(&report, env),
+                diagnostics: env_errors(report, env),
             });
         };
         let rancher = match self.clusters.rancher(&resolved.cluster) {
