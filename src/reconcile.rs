@@ -308,6 +308,18 @@ pub async fn reconcile_env<C: Cluster>(
     r
 }
 
+/// Reconcile one environment on the cluster (and Rancher) its spec names.
+pub async fn reconcile_named(clusters: &Clusters, env: &ResolvedEnv, opts: &Options) -> EnvResult {
+    let rancher = match clusters.rancher(&env.cluster) {
+        Ok(r) => r,
+        Err(e) => return EnvResult::error(&env.name, &env.cluster, &env.namespace, e),
+    };
+    match clusters.get(&env.cluster).await {
+        Ok(c) => reconcile_env(c.as_ref(), env, rancher.as_ref(), opts).await,
+        Err(e) => EnvResult::error(&env.name, &env.cluster, &env.namespace, e.to_string()),
+    }
+}
+
 type Annotation = Option<(String, String)>;
 
 async fn rancher_step(
@@ -459,14 +471,15 @@ async fn run<C: Cluster>(
 }
 
 fn app_states(versions: &[(String, String)], owned: &[Json], env: &str) -> Vec<AppState> {
+    let deployments: HashMap<&str, &Json> = owned
+        .iter()
+        .filter(|o| o.get("kind").and_then(Json::as_str) == Some("Deployment"))
+        .filter_map(|o| Some((o.pointer("/metadata/name")?.as_str()?, o)))
+        .collect();
     versions
         .iter()
         .map(|(name, version)| {
-            let live = owned.iter().find(|o| {
-                o.get("kind").and_then(Json::as_str) == Some("Deployment")
-                    && o.pointer("/metadata/name").and_then(Json::as_str) == Some(name)
-            });
-            let (healthy, reason) = match live {
+            let (healthy, reason) = match deployments.get(name.as_str()) {
                 Some(o) => {
                     let (h, r) = health::judge(o);
                     (Some(h), r)

@@ -132,11 +132,11 @@ pub async fn apply_plan<C: Cluster>(cluster: &C, plan: &Plan, opts: &ApplyOption
             report.results.extend(step.iter().map(|c| not_attempted(c)));
             continue;
         }
-        let results: Vec<ObjectResult> =
-            stream::iter(step.iter().map(|c| write_one(cluster, c, opts)))
-                .buffer_unordered(opts.parallelism.max(1))
-                .collect()
-                .await;
+        let mut futures = Vec::with_capacity(step.len());
+        for c in &step {
+            futures.push(write_one(cluster, c, opts));
+        }
+        let results = bounded(futures, opts.parallelism).await;
         failed = results.iter().any(|r| r.error.is_some());
         report.results.extend(results);
         if !failed {
@@ -161,11 +161,11 @@ pub async fn apply_plan<C: Cluster>(cluster: &C, plan: &Plan, opts: &ApplyOption
             report.results.extend(step.iter().map(|c| not_attempted(c)));
             continue;
         }
-        let results: Vec<ObjectResult> =
-            stream::iter(step.iter().map(|c| delete_one(cluster, c, opts)))
-                .buffer_unordered(opts.parallelism.max(1))
-                .collect()
-                .await;
+        let mut futures = Vec::with_capacity(step.len());
+        for c in &step {
+            futures.push(delete_one(cluster, c, opts));
+        }
+        let results = bounded(futures, opts.parallelism).await;
         failed = results.iter().any(|r| r.error.is_some());
         report.results.extend(results);
     }
@@ -181,6 +181,17 @@ pub async fn apply_plan<C: Cluster>(cluster: &C, plan: &Plan, opts: &ApplyOption
         report.health = futures::future::join_all(checks).await;
     }
     report
+}
+
+/// Run `futures`, at most `limit` at a time.
+async fn bounded<F: std::future::Future<Output = ObjectResult>>(
+    futures: Vec<F>,
+    limit: usize,
+) -> Vec<ObjectResult> {
+    stream::iter(futures)
+        .buffer_unordered(limit.max(1))
+        .collect()
+        .await
 }
 
 /// Consecutive changes of the same kind rank form one step.

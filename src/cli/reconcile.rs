@@ -65,6 +65,11 @@ pub struct ReconcileArgs {
     /// Objects applied at once.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
+    /// Environments reconciled at once. Each holds its live objects while it
+    /// is planned, so more means more memory; against remote clusters more
+    /// also means less waiting on the network.
+    #[arg(long, default_value_t = 1)]
+    pub env_parallelism: usize,
     /// Seconds to wait for workloads to become healthy.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
@@ -109,47 +114,31 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         clusters.override_kubeconfig = Some((args.kubeconfig.clone(), args.context.clone()));
     }
 
-    // Environments run concurrently; one failing does not stop the others.
+    // Environments run concurrently, on every core; one failing does not
+    // stop the others.
+    let clusters = std::sync::Arc::new(clusters);
+    // A bounded number of environments at a time bounds memory (the live
+    // objects of an environment are held while it is planned).
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(args.env_parallelism.max(1)));
     let mut blocked = Vec::new();
     let mut tasks = Vec::new();
     for name in &envs {
         match report.ready.get(name) {
-            Some(env) => tasks.push(async {
-                let rancher = match clusters.rancher(&env.cluster) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return EnvResult {
-                            environment: env.name.clone(),
-                            cluster: env.cluster.clone(),
-                            namespace: env.namespace.clone(),
-                            plan: None,
-                            apply: None,
-                            error: Some(e),
-                            apps: Vec::new(),
-                            rancher: None,
-                        };
-                    }
-                };
-                match clusters.get(&env.cluster).await {
-                    Ok(c) => {
-                        reconcile::reconcile_env(c.as_ref(), env, rancher.as_ref(), &opts).await
-                    }
-                    Err(e) => EnvResult {
-                        environment: env.name.clone(),
-                        cluster: env.cluster.clone(),
-                        namespace: env.namespace.clone(),
-                        plan: None,
-                        apply: None,
-                        error: Some(e.to_string()),
-                        apps: Vec::new(),
-                        rancher: None,
-                    },
-                }
-            }),
+            Some(env) => {
+                let (env, clusters, opts, slots) =
+                    (env.clone(), clusters.clone(), opts.clone(), slots.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _slot = slots.acquire().await;
+                    reconcile::reconcile_named(&clusters, &env, &opts).await
+                }));
+            }
             None => blocked.push(name.clone()),
         }
     }
-    let mut results = futures::future::join_all(tasks).await;
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await?);
+    }
 
     // Environments whose folder was removed, on the clusters in use.
     if args.envs.is_empty() {

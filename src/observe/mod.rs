@@ -244,18 +244,32 @@ pub async fn observe<C: Cluster>(
         };
         if res.namespaced {
             for ns in namespaces {
-                owned.extend(cluster.list(&res, Some(ns), &selector).await?);
+                owned.extend(
+                    cluster
+                        .list(&res, Some(ns), &selector)
+                        .await?
+                        .into_iter()
+                        .map(slim),
+                );
             }
         } else {
-            owned.extend(cluster.list(&res, None, &selector).await?);
+            owned.extend(
+                cluster
+                    .list(&res, None, &selector)
+                    .await?
+                    .into_iter()
+                    .map(slim),
+            );
         }
     }
     let owned_ids: Vec<ObjectId> = owned.iter().map(ObjectId::of).collect();
+    let owned_keys: std::collections::HashSet<(&str, &str, &str, &str)> =
+        owned_ids.iter().map(ObjectId::key).collect();
     let missing_namespaces: BTreeSet<String> = desired
         .iter()
         .filter(|o| o.get("kind").and_then(Json::as_str) == Some("Namespace"))
         .map(ObjectId::of)
-        .filter(|id| !owned_ids.iter().any(|o| o.same_object(id)))
+        .filter(|id| !owned_keys.contains(&id.key()))
         .map(|id| id.name)
         .collect();
     let mut absent_namespaces = BTreeSet::new();
@@ -267,7 +281,7 @@ pub async fn observe<C: Cluster>(
     let mut foreign = Vec::new();
     for o in desired {
         let id = ObjectId::of(o);
-        if owned_ids.iter().any(|x| x.same_object(&id)) || unresolved.contains(&id.kind) {
+        if owned_keys.contains(&id.key()) || unresolved.contains(&id.kind) {
             continue;
         }
         let res = cluster.resource(&id.api_version, &id.kind).await?;
@@ -291,6 +305,32 @@ pub async fn observe<C: Cluster>(
         foreign,
         inventory,
     })
+}
+
+/// Drop what planning never reads, so thousands of live objects take less
+/// memory: the status of everything but workloads (whose health is read),
+/// and the bookkeeping of managedFields entries.
+fn slim(mut o: Json) -> Json {
+    let workload = matches!(
+        o.get("kind").and_then(Json::as_str),
+        Some("Deployment" | "StatefulSet")
+    );
+    if let Some(m) = o.as_object_mut() {
+        if !workload {
+            m.remove("status");
+        }
+    }
+    if let Some(entries) = o
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Json::as_array_mut)
+    {
+        for e in entries.iter_mut().filter_map(Json::as_object_mut) {
+            e.remove("time");
+            e.remove("fieldsType");
+            e.remove("apiVersion");
+        }
+    }
+    o
 }
 
 async fn namespace_exists<C: Cluster>(cluster: &C, name: &str) -> Result<bool, ClusterError> {

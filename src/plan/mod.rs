@@ -8,7 +8,7 @@ pub mod diff;
 pub mod fields;
 pub mod inventory;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use globset::Glob;
@@ -60,6 +60,11 @@ impl ObjectId {
     /// API group (empty for core).
     pub fn group(&self) -> &str {
         self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+
+    /// A key that is equal for the same object under any API version.
+    pub fn key(&self) -> (&str, &str, &str, &str) {
+        (self.group(), &self.kind, &self.namespace, &self.name)
     }
 
     /// Whether two ids name the same object regardless of API version.
@@ -206,23 +211,34 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         .filter(|o| !inventory::is_inventory(o))
         .map(|o| (ObjectId::of(o), o))
         .collect();
-    let find_owned = |id: &ObjectId| {
-        owned
-            .iter()
-            .find(|(k, _)| k.same_object(id))
-            .map(|(_, v)| *v)
-    };
+    // Lookups by version-independent key: environments hold thousands of
+    // objects, so nothing here may scan a list per object.
+    let owned_by_key: HashMap<(&str, &str, &str, &str), &Json> =
+        owned.iter().map(|(id, o)| (id.key(), *o)).collect();
+    let foreign_ids: Vec<ObjectId> = live.foreign.iter().map(ObjectId::of).collect();
+    let foreign_by_key: HashMap<(&str, &str, &str, &str), &Json> = foreign_ids
+        .iter()
+        .map(ObjectId::key)
+        .zip(live.foreign.iter())
+        .collect();
+    let recorded: HashSet<(&str, &str, &str, &str)> = live
+        .inventory
+        .iter()
+        .flat_map(|i| i.objects.iter().map(ObjectId::key))
+        .collect();
+    let desired_all: Vec<ObjectId> = desired.objects.iter().map(ObjectId::of).collect();
+    let desired_keys: HashSet<(&str, &str, &str, &str)> =
+        desired_all.iter().map(ObjectId::key).collect();
 
     for d in &desired.objects {
         let id = ObjectId::of(d);
         desired_ids.insert(id.clone());
         let mut want = d.clone();
         compare::remove_pointers(&mut want, &ignored_pointers(&desired.ignore, &id));
-        let live_obj = find_owned(&id).or_else(|| {
-            live.foreign
-                .iter()
-                .find(|o| ObjectId::of(o).same_object(&id))
-        });
+        let live_obj = owned_by_key
+            .get(&id.key())
+            .or_else(|| foreign_by_key.get(&id.key()))
+            .copied();
         let Some(l) = live_obj else {
             changes.push(Change {
                 action: Action::Create,
@@ -294,10 +310,10 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
     // no longer desired.
     let mut deletes = Vec::new();
     for (id, l) in &owned {
-        if desired_ids.iter().any(|d| d.same_object(id)) {
+        if desired_keys.contains(&id.key()) {
             continue;
         }
-        let in_inventory = live.inventory.as_ref().is_some_and(|inv| inv.contains(id));
+        let in_inventory = recorded.contains(&id.key());
         let note = if !in_inventory {
             Some("labelled for this environment but not in keelson's inventory; not pruned")
         } else if annotation(l, PRUNE_ANNOTATION) == Some("disabled") {
@@ -336,7 +352,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
 
     // After apply, keelson owns what it created, updated or left unchanged,
     // plus what it kept from the old inventory without pruning.
-    let was_recorded = |id: &ObjectId| live.inventory.as_ref().is_some_and(|i| i.contains(id));
+    let was_recorded = |id: &ObjectId| recorded.contains(&id.key());
     let inventory = Inventory {
         objects: changes
             .iter()

@@ -56,6 +56,6 @@ pub fn render_env(env: &ResolvedEnv) -> Vec<Json> {
     for m in &env.manifests {
         out.push(objects::passthrough(env, &m.object));
     }
-    out.sort_by_key(order_key);
+    out.sort_by_cached_key(order_key);
     out
 }
