@@ -8,6 +8,7 @@ mod binary;
 mod daemon;
 mod drift;
 mod e2e;
+mod http_auth;
 mod report;
 mod source;
 mod status;

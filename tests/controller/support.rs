@@ -276,14 +276,14 @@ pub async fn status(running: &Running) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-/// The status entry of `env`.
+/// The status entry of `env` (`null` until the environment has one, so it
+/// can be polled for).
 pub fn env_status<'a>(status: &'a serde_json::Value, env: &str) -> &'a serde_json::Value {
+    static NULL: serde_json::Value = serde_json::Value::Null;
     status["environments"]
         .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["env"] == env)
-        .unwrap_or_else(|| panic!("no status for {env} in {status}"))
+        .and_then(|a| a.iter().find(|e| e["env"] == env))
+        .unwrap_or(&NULL)
 }
 
 /// A repo with environments dev and prod at tag 1.0.0, committed.
