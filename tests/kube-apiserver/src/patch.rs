@@ -58,10 +58,10 @@ fn smp(target: &Value, patch: &Value, names: &mut Vec<String>) -> Value {
             (Some(keys), Some(live)) => {
                 let mut out = live.clone();
                 for item in items {
-                    let key = item_key(item, keys);
+                    let key = item_key(item, &keys);
                     let pos = key.as_ref().and_then(|k| {
                         out.iter()
-                            .position(|l| item_key(l, keys).as_ref() == Some(k))
+                            .position(|l| item_key(l, &keys).as_ref() == Some(k))
                     });
                     let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
                     match (pos, delete) {

@@ -416,15 +416,22 @@ impl TestServer {
                 manager,
                 now: crate::util::now_rfc3339(),
             };
-            ops::patch(
-                &mut store,
-                &ctx,
-                &name,
-                ops::PatchKind::Apply,
-                obj,
-                force,
-                "",
-            )?
+            let schema = if rt.custom {
+                store.crd_schema(&rt)
+            } else {
+                None
+            };
+            crate::ssa::schema::with_custom_schema(schema, || {
+                ops::patch(
+                    &mut store,
+                    &ctx,
+                    &name,
+                    ops::PatchKind::Apply,
+                    obj,
+                    force,
+                    "",
+                )
+            })?
         };
         for f in &out.followups {
             self.shared.run_followup(f);

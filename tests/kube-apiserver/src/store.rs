@@ -183,6 +183,24 @@ impl Store {
             .take_while(move |(k, _)| k.0 == g && k.1 == r && ns.is_none_or(|n| k.2 == n))
     }
 
+    /// The `openAPIV3Schema` of a custom resource's version, from its CRD.
+    pub fn crd_schema(&self, rt: &ResourceType) -> Option<Value> {
+        let name = format!("{}.{}", rt.resource, rt.group);
+        let key: Key = (
+            "apiextensions.k8s.io".into(),
+            "customresourcedefinitions".into(),
+            String::new(),
+            name,
+        );
+        let crd = self.objects.get(&key)?;
+        crd["spec"]["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["name"] == rt.version.as_str())
+            .map(|v| v["schema"]["openAPIV3Schema"].clone())
+            .filter(|s| s.is_object())
+    }
+
     /// Hand out a cluster resource: a Service `clusterIP` or a `nodePort` (30000-32767).
     pub fn allocate(&mut self, what: &str) -> String {
         if what == "nodePort" {

@@ -381,7 +381,12 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
     let write = |f: &dyn Fn(&mut crate::store::Store) -> Result<ops::Outcome, ApiError>| -> Reply {
         let out = {
             let mut store = shared.store();
-            f(&mut store)
+            let schema = if t.rt.custom {
+                store.crd_schema(&t.rt)
+            } else {
+                None
+            };
+            crate::ssa::schema::with_custom_schema(schema, || f(&mut store))
         };
         match out {
             Ok(o) => {

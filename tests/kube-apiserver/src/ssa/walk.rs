@@ -75,14 +75,14 @@ impl ApplyWalk {
         match v {
             Value::Object(m) if !m.is_empty() && !is_atomic_map(&self.names) => self.map(m, node),
             Value::Array(items) if !items.is_empty() => match list_keys(&self.names) {
-                Some(keys) => self.keyed_list(items, keys, node),
+                Some(keys) => self.keyed_list(items, &keys, node),
                 None => node.owned = true,
             },
             _ => node.owned = true,
         }
     }
 
-    fn keyed_list(&mut self, items: &[Value], keys: &[&str], node: &mut FieldSet) {
+    fn keyed_list(&mut self, items: &[Value], keys: &[String], node: &mut FieldSet) {
         let mut seen: Vec<String> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let Some(k) = item_key(item, keys) else {
@@ -184,12 +184,12 @@ fn diff(
             }
         }
         Value::Array(items) if !items.is_empty() && list_keys(names).is_some() => {
-            let keys = list_keys(names).unwrap_or(&[]);
+            let keys = list_keys(names).unwrap_or_default();
             let olds: Vec<(String, &Value)> = old
                 .and_then(Value::as_array)
                 .map(|a| {
                     a.iter()
-                        .filter_map(|i| item_key(i, keys).map(|k| (key_pe(&k), i)))
+                        .filter_map(|i| item_key(i, &keys).map(|k| (key_pe(&k), i)))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -200,7 +200,7 @@ fn diff(
             }
             let mut new_pes = Vec::new();
             for item in items {
-                let Some(k) = item_key(item, keys) else {
+                let Some(k) = item_key(item, &keys) else {
                     changed.owned = true;
                     continue;
                 };
@@ -248,13 +248,13 @@ pub fn merge_apply(live: &Value, applied: &Value, names: &mut Vec<String>) -> Va
             Value::Object(out)
         }
         (Value::Array(li), Value::Array(ai)) if list_keys(names).is_some() => {
-            let keys = list_keys(names).unwrap_or(&[]);
+            let keys = list_keys(names).unwrap_or_default();
             let mut out: Vec<Value> = li.clone();
             for item in ai {
-                let k = item_key(item, keys);
+                let k = item_key(item, &keys);
                 let pos = k.as_ref().and_then(|k| {
                     out.iter()
-                        .position(|l| item_key(l, keys).as_ref() == Some(k))
+                        .position(|l| item_key(l, &keys).as_ref() == Some(k))
                 });
                 match pos {
                     Some(p) => out[p] = merge_apply(&out[p], item, names),

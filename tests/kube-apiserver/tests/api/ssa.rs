@@ -286,3 +286,56 @@ fn duplicate_env_names_fail_apply_like_the_real_server() {
     );
     assert_eq!(get(srv.url(), WEB).status, 404);
 }
+
+#[test]
+fn custom_resources_merge_lists_by_their_crd_list_map_keys() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gateways.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gateways", "singular": "gateway", "kind": "Gateway"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                    "listeners": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                        "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}},
+                    "hosts": {"type": "array", "items": {"type": "string"}}}}}}}}]}});
+    let r = super::http::post(
+        srv.url(),
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &crd,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let path = "/apis/example.com/v1/namespaces/shop/gateways/gw";
+    let a = r#"{"apiVersion":"example.com/v1","kind":"Gateway","metadata":{"name":"gw"},"spec":{"listeners":[{"name":"http","port":80}],"hosts":["a"]}}"#;
+    let b = r#"{"apiVersion":"example.com/v1","kind":"Gateway","metadata":{"name":"gw"},"spec":{"listeners":[{"name":"https","port":443}]}}"#;
+    assert_eq!(
+        apply(srv.url(), &format!("{path}?fieldManager=keelson"), a).status,
+        201
+    );
+    let r = apply(srv.url(), &format!("{path}?fieldManager=certs"), b);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let gw = r.json();
+    assert_eq!(
+        gw["spec"]["listeners"],
+        json!([{"name": "http", "port": 80}, {"name": "https", "port": 443}])
+    );
+    let certs = gw["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "certs")
+        .unwrap();
+    assert!(
+        certs["fieldsV1"]["f:spec"]["f:listeners"]["k:{\"name\":\"https\"}"].is_object(),
+        "{certs}"
+    );
+    // hosts has no list type: atomic, owned as a whole.
+    let keelson = gw["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "keelson")
+        .unwrap();
+    assert_eq!(keelson["fieldsV1"]["f:spec"]["f:hosts"], json!({}));
+}
