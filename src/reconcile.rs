@@ -333,22 +333,19 @@ async fn rancher_step(
             "environment `{}` has a rancher section but cluster `{}` has no Rancher endpoint in the keelson config",
             env.name, env.cluster
         );
-        if opts.dry_run {
-            // Plans without credentials (e.g. --against) still show the
-            // Kubernetes side; the Rancher side is reported as not planned.
-            return Ok((
-                RancherOutcome {
-                    plan: Json::Null,
-                    applied: None,
-                    changed: false,
-                    error: None,
-                    text: format!("Rancher: not planned: {msg}\n"),
-                    markdown: format!("> Rancher: not planned: {msg}\n\n"),
-                },
-                None,
-            ));
-        }
-        return Err(msg);
+        // Rancher is managed only where the operator connected it; the
+        // Kubernetes side goes ahead, and the output says what was skipped.
+        return Ok((
+            RancherOutcome {
+                plan: Json::Null,
+                applied: None,
+                changed: false,
+                error: None,
+                text: format!("Rancher: not managed: {msg}\n"),
+                markdown: format!("> Rancher: not managed: {msg}\n\n"),
+            },
+            None,
+        ));
     };
     let desired = DesiredRancher::from_spec(&env.name, &env.namespace, spec)
         .map_err(|e| format!("rancher: {e}"))?;

@@ -98,6 +98,10 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(crate::config::load_config(p)?),
         None => None,
     };
+    let config_clusters: Vec<String> = config
+        .iter()
+        .flat_map(|c| c.clusters.keys().cloned())
+        .collect();
     let dry_run = args.dry_run || args.against.is_some();
     let opts = Options {
         dry_run,
@@ -140,13 +144,26 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         results.push(t.await?);
     }
 
-    // Environments whose folder was removed, on the clusters in use.
+    // Environments whose folder was removed: look on every cluster keelson
+    // knows of (in use, in the config, or the one --context names).
     if args.envs.is_empty() {
         let known: BTreeSet<String> = report.repo.environments.keys().cloned().collect();
-        let used: BTreeSet<&String> = report.ready.values().map(|e| &e.cluster).collect();
-        for name in used {
+        let mut scan: BTreeSet<String> = report.ready.values().map(|e| e.cluster.clone()).collect();
+        scan.extend(config_clusters);
+        if args.against.is_some() || clusters.override_kubeconfig.is_some() {
+            // One cluster serves every name: scan it once.
+            scan = scan.into_iter().take(1).collect();
+            if scan.is_empty() {
+                scan.insert(args.context.clone().unwrap_or_else(|| "default".into()));
+            }
+        }
+        let mut known = known;
+        for name in &scan {
             if let Ok(c) = clusters.get(name).await {
-                results.extend(reconcile::retired_envs(c.as_ref(), name, &known, &opts).await);
+                let retired = reconcile::retired_envs(c.as_ref(), name, &known, &opts).await;
+                // Several cluster names may reach one cluster: retire once.
+                known.extend(retired.iter().map(|r| r.environment.clone()));
+                results.extend(retired);
             }
         }
     }

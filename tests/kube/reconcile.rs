@@ -570,3 +570,34 @@ fn kubectl_and_keelson_agree_on_the_rendered_example() {
     ]);
     assert_eq!(code, 0, "kubectl diff found differences:\n{out}{err}");
 }
+
+#[test]
+fn removing_an_environment_folder_retires_it_only_when_it_allowed_deleting_everything() {
+    let h = Harness::new();
+    let (code, out, err) = h.keelson(&["reconcile", "--env", "preview-pr-123"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(h.keelson(&["reconcile", "--env", "staging"]).0, 2);
+    std::fs::remove_dir_all(h.path("environments/preview-pr-123")).unwrap();
+    std::fs::remove_dir_all(h.path("environments/staging")).unwrap();
+    let (code, out, _) = h.keelson(&["reconcile", "--dry-run"]);
+    assert_eq!(code, 1, "staging's retirement is refused:\n{out}");
+    assert!(
+        out.contains("- delete Namespace/shop-preview-pr-123"),
+        "{out}"
+    );
+    assert!(
+        out.contains("REFUSED: environment folder removed: refusing to delete all"),
+        "{out}"
+    );
+    let (code, out, _) = h.keelson(&["reconcile"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        h.get(DEPLOY, Some("shop-preview-pr-123"), "storefront")
+            .is_none(),
+        "preview retired"
+    );
+    assert!(
+        h.get(DEPLOY, Some("shop-staging"), "orders").is_some(),
+        "staging kept"
+    );
+}
