@@ -302,3 +302,53 @@ fn client_side_apply_upgrades_to_server_side_without_touching_the_spec() {
         ssa["metadata"]["resourceVersion"]
     );
 }
+
+#[test]
+fn get_watch_prints_rows_for_new_objects() {
+    use std::io::Read;
+    let Some(k) = Kubectl::start() else { return };
+    let ns = k.write("ns.yaml", fixtures::NAMESPACE);
+    k.run(&["apply", "--server-side", "-f", &ns]).ok();
+    let mut child = std::process::Command::new(super::harness::KUBECTL)
+        .args(["get", "configmaps", "-n", "shop", "-w", "--cache-dir"])
+        .arg(k.path("cache"))
+        .env("KUBECONFIG", k.path("kubeconfig"))
+        .env("HOME", k.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start kubectl get -w");
+    // Wait (bounded) until kubectl's watch is open, then create an object it must report.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !k
+        .srv
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with("/configmaps") && r.query.contains("watch=true"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl never opened its watch"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let cm = k.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: shop\ndata:\n  a: b\n");
+    k.run(&["apply", "--server-side", "-f", &cm]).ok();
+    // kubectl prints the row as soon as the event arrives; the server then ends the watch.
+    k.srv.close_watches();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("watched"))
+        .unwrap_or_else(|| panic!("no row for the new object in:\n{out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "1", "DATA column: {row}");
+}

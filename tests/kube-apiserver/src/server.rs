@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     pub log: Mutex<Vec<RequestRecord>>,
     pub opts: ServerOptions,
     pub shutdown: watch::Receiver<bool>,
+    /// Bumped by [`TestServer::close_watches`]; open watches end when it changes.
+    pub close_watches: watch::Sender<u64>,
     pub addr: String,
 }
 
@@ -206,6 +208,7 @@ impl TestServer {
             log: Mutex::new(Vec::new()),
             opts,
             shutdown: shutdown_rx.clone(),
+            close_watches: watch::channel(0).0,
             addr: addr.to_string(),
         });
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -485,6 +488,12 @@ impl TestServer {
             store.unhealthy.insert(key.clone());
         }
         crate::controllers::workload_status(&mut store, &key);
+    }
+
+    /// End every open watch (clients see the stream close and must re-watch), as when an API
+    /// server restarts or a load balancer drops long connections.
+    pub fn close_watches(&self) {
+        self.shared.close_watches.send_modify(|n| *n += 1);
     }
 
     /// Stop serving; open watches end.

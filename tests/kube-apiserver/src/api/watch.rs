@@ -133,6 +133,7 @@ pub fn start(
         (events, store.rv)
     };
     let mut shutdown = shared.shutdown.clone();
+    let mut closer = shared.close_watches.subscribe();
     tokio::spawn(async move {
         for b in first {
             if tx.send(b).await.is_err() {
@@ -168,6 +169,7 @@ pub fn start(
                 _ = &mut sleep_until => return,
                 _ = tx.closed() => return,
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
+                _ = closer.changed() => return,
             }
         }
     });

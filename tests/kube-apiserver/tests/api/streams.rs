@@ -332,3 +332,26 @@ fn an_injected_disconnect_drops_the_connection_without_an_answer() {
     let log = srv.requests();
     assert_eq!((log[0].status, log[1].status), (0, 200));
 }
+
+#[test]
+fn close_watches_ends_open_streams() {
+    let srv = TestServer::start_blocking();
+    let url = srv.url().to_string();
+    let watcher = std::thread::spawn(move || get(&url, "/api/v1/namespaces?watch=true"));
+    while !srv
+        .requests()
+        .iter()
+        .any(|r| r.query.contains("watch=true"))
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    srv.close_watches();
+    let r = watcher.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text().lines().count(),
+        4,
+        "the initial ADDED events, then the end: {}",
+        r.text()
+    );
+}
