@@ -239,7 +239,10 @@ impl<R: EnvReconciler> Controller<R> {
                     shared.trigger.clone(),
                     shared.shutdown.clone(),
                 )
-                .map_err(|message| ControllerError::Watch { path, message })?,
+                .map_err(|e| ControllerError::Watch {
+                    path,
+                    message: e.to_string(),
+                })?,
             ),
             _ => None,
         };

@@ -23,7 +23,7 @@ pub fn spawn(
     ignore: &Path,
     trigger: Arc<Notify>,
     shutdown: CancellationToken,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<JoinHandle<()>, notify::Error> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let ignore = std::fs::canonicalize(ignore).unwrap_or_else(|_| ignore.to_path_buf());
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -31,11 +31,8 @@ pub fn spawn(
         if !e.kind.is_access() && !e.paths.iter().all(|p| p.starts_with(&ignore)) {
             let _ = tx.send(());
         }
-    })
-    .map_err(|e| e.to_string())?;
-    watcher
-        .watch(path, RecursiveMode::Recursive)
-        .map_err(|e| e.to_string())?;
+    })?;
+    watcher.watch(path, RecursiveMode::Recursive)?;
     Ok(tokio::spawn(async move {
         // The watcher lives as long as this task.
         let _watcher = watcher;
