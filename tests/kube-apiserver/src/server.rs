@@ -564,3 +564,27 @@ async fn accept_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_handle_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<TestServer>();
+        send_sync::<Faults>();
+    }
+
+    #[test]
+    fn gvr_parsing() {
+        assert_eq!(
+            Gvr::parse("apps/v1/deployments"),
+            Gvr::new("apps", "v1", "deployments")
+        );
+        assert_eq!(
+            Gvr::parse("v1/configmaps"),
+            Gvr::new("", "v1", "configmaps")
+        );
+    }
+}
