@@ -325,6 +325,16 @@ impl Checker<'_> {
     }
 
     fn settings(&mut self, config: &Config) -> Option<Settings> {
+        if config.kind != "Config" || config.api_version != "keelson.dev/v1" {
+            self.error(
+                "/kind",
+                format!(
+                    "expected apiVersion keelson.dev/v1 and kind Config, found {} {}",
+                    config.api_version, config.kind
+                ),
+                "is this the keelson config file? Pass it with `--config PATH`",
+            );
+        }
         let Some(c) = &config.controller else {
             self.error(
                 "",
@@ -562,6 +572,13 @@ mod tests {
         let d = &e.diagnostics[0];
         assert_eq!((d.line, d.column), (4, 3), "{}", e.rendered);
         assert_eq!(d.help.as_deref(), Some("did you mean `pollInterval`?"));
+    }
+
+    #[test]
+    fn another_kind_of_file_is_refused() {
+        let e = load_text("apiVersion: keelson.dev/v1\nkind: Environment\ncontroller:\n  repository:\n    url: repo\n")
+            .unwrap_err();
+        assert_eq!(e.diagnostics[0].line, 2, "{}", e.rendered);
     }
 
     #[test]
