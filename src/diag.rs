@@ -181,32 +181,32 @@ fn render_one(out: &mut String, d: &Diagnostic, sources: &Sources, color: bool) 
         d.message
     );
     let _ = writeln!(out, "  {blue}-->{off} {}", d.location());
-    if let (Some(span), Some(text)) = (d.span, sources.get(&d.file)) {
-        if let Some(line_text) = text.lines().nth(span.start.line.saturating_sub(1)) {
-            let gutter = span.start.line.to_string().len();
-            let pad = " ".repeat(gutter);
-            let width = if span.end.line == span.start.line && span.end.col > span.start.col {
-                span.end.col - span.start.col
-            } else {
-                1
-            };
-            let _ = writeln!(out, "{pad} {blue}|{off}");
-            let _ = writeln!(
-                out,
-                "{blue}{}{off} {blue}|{off} {line_text}",
-                span.start.line
-            );
-            let indent: String = line_text
-                .chars()
-                .take(span.start.col.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            let _ = writeln!(
-                out,
-                "{pad} {blue}|{off} {indent}{sev_on}{}{off}",
-                "^".repeat(width.min(80))
-            );
-        }
+    if let (Some(span), Some(text)) = (d.span, sources.get(&d.file))
+        && let Some(line_text) = text.lines().nth(span.start.line.saturating_sub(1))
+    {
+        let gutter = span.start.line.to_string().len();
+        let pad = " ".repeat(gutter);
+        let width = if span.end.line == span.start.line && span.end.col > span.start.col {
+            span.end.col - span.start.col
+        } else {
+            1
+        };
+        let _ = writeln!(out, "{pad} {blue}|{off}");
+        let _ = writeln!(
+            out,
+            "{blue}{}{off} {blue}|{off} {line_text}",
+            span.start.line
+        );
+        let indent: String = line_text
+            .chars()
+            .take(span.start.col.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{pad} {blue}|{off} {indent}{sev_on}{}{off}",
+            "^".repeat(width.min(80))
+        );
     }
     if let Some(help) = &d.help {
         let _ = writeln!(out, "  {blue}={off} {bold}help{off}: {help}");

@@ -374,14 +374,13 @@ fn annotate_namespace(objects: &mut [Json], namespace: &str, key: &str, value: &
     for o in objects.iter_mut() {
         if o.get("kind").and_then(Json::as_str) == Some("Namespace")
             && o.pointer("/metadata/name").and_then(Json::as_str) == Some(namespace)
+            && let Some(meta) = o.get_mut("metadata").and_then(Json::as_object_mut)
         {
-            if let Some(meta) = o.get_mut("metadata").and_then(Json::as_object_mut) {
-                let ann = meta
-                    .entry("annotations")
-                    .or_insert_with(|| Json::Object(Default::default()));
-                if let Some(a) = ann.as_object_mut() {
-                    a.insert(key.to_string(), Json::String(value.to_string()));
-                }
+            let ann = meta
+                .entry("annotations")
+                .or_insert_with(|| Json::Object(Default::default()));
+            if let Some(a) = ann.as_object_mut() {
+                a.insert(key.to_string(), Json::String(value.to_string()));
             }
         }
     }
@@ -415,15 +414,16 @@ async fn run<C: Cluster>(
         }
     };
     let mut plan = plan::plan(&desired, &live);
-    if opts.server_dry_run && plan.refused.is_none() {
-        if let Err(e) = confirm_with_server(cluster, &mut plan, &live, &opts.apply).await {
-            return EnvResult::error(
-                &env,
-                cluster_name,
-                namespace,
-                format!("server-side dry run: {e}"),
-            );
-        }
+    if opts.server_dry_run
+        && plan.refused.is_none()
+        && let Err(e) = confirm_with_server(cluster, &mut plan, &live, &opts.apply).await
+    {
+        return EnvResult::error(
+            &env,
+            cluster_name,
+            namespace,
+            format!("server-side dry run: {e}"),
+        );
     }
     let apps = app_states(&versions, &live.owned, &env);
     let mut result = EnvResult {
@@ -448,12 +448,10 @@ async fn run<C: Cluster>(
     if !report.failed()
         && !retiring_namespace
         && !same_inventory(live.inventory.as_ref(), &plan.inventory)
-    {
-        if let Err(e) =
+        && let Err(e) =
             write_inventory(cluster, &env, namespace, &plan.inventory, &opts.apply).await
-        {
-            result.error = Some(format!("recording the inventory: {e}"));
-        }
+    {
+        result.error = Some(format!("recording the inventory: {e}"));
     }
     for h in &report.health {
         if let Some(a) = result.apps.iter_mut().find(|a| a.name == h.id.name) {
@@ -600,10 +598,10 @@ pub async fn retired_envs<C: Cluster>(
         };
         // Observe by the inventory's kinds; an empty desired set plans deletes.
         let mut r = run(cluster, desired, cluster_name, &namespace, Vec::new(), opts).await;
-        if let Some(p) = &mut r.plan {
-            if let Some(reason) = &p.refused {
-                p.refused = Some(format!("environment folder removed: {reason}"));
-            }
+        if let Some(p) = &mut r.plan
+            && let Some(reason) = &p.refused
+        {
+            p.refused = Some(format!("environment folder removed: {reason}"));
         }
         out.push(r);
     }

@@ -471,12 +471,11 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&saphyr_parser::Ta
         ScalarStyle::DoubleQuoted => Style::DoubleQuoted,
         _ => Style::Block,
     };
-    if let Some(tag) = tag {
-        if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" {
-            if tag.suffix == "str" {
-                return Value::Str(text.to_string(), style);
-            }
-        }
+    if let Some(tag) = tag
+        && (tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:")
+        && tag.suffix == "str"
+    {
+        return Value::Str(text.to_string(), style);
     }
     if style != Style::Plain {
         return Value::Str(text.to_string(), style);
@@ -499,25 +498,26 @@ fn resolve_plain(text: &str) -> Value {
         _ => {}
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = text.parse::<i64>() {
-            return Value::Int(i);
-        }
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = text.parse::<i64>()
+    {
+        return Value::Int(i);
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Value::Int(i);
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Int(i);
     }
-    if let Some(oct) = text.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Value::Int(i);
-        }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Int(i);
     }
-    if looks_like_float(text) {
-        if let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if looks_like_float(text)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::Float(f);
     }
     Value::Str(text.to_string(), Style::Plain)
 }

@@ -150,9 +150,10 @@ fn cross_check(
             .with_help("the folder name is the environment name; make them match"),
         );
     }
-    if let Some(others) = namespaces.get(&(spec.cluster.clone(), spec.namespace.clone())) {
-        if others.len() > 1 {
-            diags.push(
+    if let Some(others) = namespaces.get(&(spec.cluster.clone(), spec.namespace.clone()))
+        && others.len() > 1
+    {
+        diags.push(
                 Diagnostic::error(
                     "environment",
                     &e.file,
@@ -166,17 +167,16 @@ fn cross_check(
                 )
                 .with_help("each environment needs its own namespace, or they would prune each other's objects"),
             );
-        }
     }
-    if let Some(r) = &spec.rancher {
-        if let Err(err) = crate::rancher::DesiredRancher::from_spec(&env.name, &spec.namespace, r) {
-            diags.push(Diagnostic::error(
-                "rancher",
-                &e.file,
-                Some(e.node.locate("/spec/rancher", true)),
-                err.to_string(),
-            ));
-        }
+    if let Some(r) = &spec.rancher
+        && let Err(err) = crate::rancher::DesiredRancher::from_spec(&env.name, &spec.namespace, r)
+    {
+        diags.push(Diagnostic::error(
+            "rancher",
+            &e.file,
+            Some(e.node.locate("/spec/rancher", true)),
+            err.to_string(),
+        ));
     }
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     for (i, app) in spec.apps.iter().enumerate() {
@@ -208,27 +208,26 @@ fn cross_check(
                 .with_help("set `image:` (the repository, without tag) on the app"),
             );
         }
-        if let Some(h) = &app.health {
-            if let Some(crate::spec::IntOrString::Str(port)) = &h.port {
-                if !app.ports.iter().any(|p| &p.name == port) {
-                    diags.push(
-                        Diagnostic::error(
-                            "environment",
-                            &e.file,
-                            Some(e.node.locate(&format!("/spec/apps/{i}/health/port"), false)),
-                            format!("health check port `{port}` is not one of the app's ports"),
-                        )
-                        .with_help(format!(
-                            "named ports: {}",
-                            app.ports
-                                .iter()
-                                .map(|p| p.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                    );
-                }
-            }
+        if let Some(h) = &app.health
+            && let Some(crate::spec::IntOrString::Str(port)) = &h.port
+            && !app.ports.iter().any(|p| &p.name == port)
+        {
+            diags.push(
+                Diagnostic::error(
+                    "environment",
+                    &e.file,
+                    Some(e.node.locate(&format!("/spec/apps/{i}/health/port"), false)),
+                    format!("health check port `{port}` is not one of the app's ports"),
+                )
+                .with_help(format!(
+                    "named ports: {}",
+                    app.ports
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
         }
     }
     if let Some(p) = &env.pipeline {
@@ -237,18 +236,17 @@ fn cross_check(
             .metadata
             .as_ref()
             .and_then(|m| m.environment.as_ref())
+            && pe != &env.name
         {
-            if pe != &env.name {
-                diags.push(Diagnostic::error(
-                    "pipeline",
-                    &p.file,
-                    Some(p.node.locate("/metadata/environment", false)),
-                    format!(
-                        "pipeline.yaml says environment `{pe}` but sits in `{}`",
-                        env.name
-                    ),
-                ));
-            }
+            diags.push(Diagnostic::error(
+                "pipeline",
+                &p.file,
+                Some(p.node.locate("/metadata/environment", false)),
+                format!(
+                    "pipeline.yaml says environment `{pe}` but sits in `{}`",
+                    env.name
+                ),
+            ));
         }
         for name in p.value.spec.apps.keys() {
             if !spec.apps.iter().any(|a| &a.name == name) {

@@ -315,10 +315,10 @@ fn slim(mut o: Json) -> Json {
         o.get("kind").and_then(Json::as_str),
         Some("Deployment" | "StatefulSet")
     );
-    if let Some(m) = o.as_object_mut() {
-        if !workload {
-            m.remove("status");
-        }
+    if let Some(m) = o.as_object_mut()
+        && !workload
+    {
+        m.remove("status");
     }
     if let Some(entries) = o
         .pointer_mut("/metadata/managedFields")

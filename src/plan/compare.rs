@@ -95,10 +95,10 @@ pub fn remove_pointers(v: &mut Json, pointers: &[String]) {
                 m.remove(&last);
             }
             Some(Json::Array(a)) => {
-                if let Ok(i) = last.parse::<usize>() {
-                    if i < a.len() {
-                        a.remove(i);
-                    }
+                if let Ok(i) = last.parse::<usize>()
+                    && i < a.len()
+                {
+                    a.remove(i);
                 }
             }
             _ => {}

@@ -40,7 +40,7 @@ pub fn equal(a: &str, b: &str) -> bool {
 /// A CPU amount written as millicores (`125m`), or whole cores when exact.
 pub fn format_cpu(cores: f64) -> String {
     let millis = (cores * 1000.0).ceil() as u64;
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -51,7 +51,7 @@ pub fn format_cpu(cores: f64) -> String {
 pub fn format_bytes(bytes: f64) -> String {
     let b = bytes.ceil() as u64;
     for (unit, size) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if b >= size && b % size == 0 {
+        if b >= size && b.is_multiple_of(size) {
             return format!("{}{unit}", b / size);
         }
     }

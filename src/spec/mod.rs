@@ -264,27 +264,27 @@ impl Loader<'_> {
             ));
             return None;
         }
-        if let Some(found) = json.get("kind").and_then(Json::as_str) {
-            if found != kind.name() {
-                let span = node.locate("/kind", false);
-                self.diags.push(
-                    Diagnostic::error(
-                        "kind",
-                        &file,
-                        Some(span),
-                        format!(
-                            "expected kind `{}` in this file, found `{found}`",
-                            kind.name()
-                        ),
-                    )
-                    .with_help(format!(
-                        "{} files hold kind {}",
-                        file.file_name().unwrap_or_default().to_string_lossy(),
+        if let Some(found) = json.get("kind").and_then(Json::as_str)
+            && found != kind.name()
+        {
+            let span = node.locate("/kind", false);
+            self.diags.push(
+                Diagnostic::error(
+                    "kind",
+                    &file,
+                    Some(span),
+                    format!(
+                        "expected kind `{}` in this file, found `{found}`",
                         kind.name()
-                    )),
-                );
-                return None;
-            }
+                    ),
+                )
+                .with_help(format!(
+                    "{} files hold kind {}",
+                    file.file_name().unwrap_or_default().to_string_lossy(),
+                    kind.name()
+                )),
+            );
+            return None;
         }
         let errors = schema::validate(kind, &file, &node, &json);
         if !errors.is_empty() {

@@ -18,6 +18,12 @@ pub struct Harness {
     pub repo: tempfile::TempDir,
 }
 
+impl Default for Harness {
+    fn default() -> Self {
+        Harness::new()
+    }
+}
+
 impl Harness {
     /// Start a server and copy the example repository.
     pub fn new() -> Harness {
