@@ -16,6 +16,7 @@
 mod api;
 mod controllers;
 pub mod faults;
+mod hooks;
 mod objects;
 mod ops;
 pub mod patch;
