@@ -178,6 +178,25 @@ fn cross_check(
             err.to_string(),
         ));
     }
+    if let Some(schedule) = spec.backup.as_ref().and_then(|b| b.schedule.as_ref())
+        && let Err(err) = crate::backup::schedule::parse_schedule(&env.name, schedule)
+    {
+        diags.push(
+            Diagnostic::error(
+                "backup",
+                &e.file,
+                Some(e.node.locate("/spec/backup/schedule", false)),
+                format!("`{schedule}` is not a valid 5-field cron schedule"),
+            )
+            .with_help(
+                err.to_string()
+                    .rsplit("\": ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+        );
+    }
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     for (i, app) in spec.apps.iter().enumerate() {
         if let Some(j) = first_seen.insert(app.name.as_str(), i) {
