@@ -464,6 +464,27 @@ impl Checker<'_> {
         settings.webhook_secret = webhook_secret;
         settings.commit_status = commit_status;
         settings.watch_local = r.watch.unwrap_or(true);
+        // A bad backup schedule is a config error here, before anything runs.
+        for (name, cluster) in &config.clusters {
+            let Some(etcd) = &cluster.etcd else { continue };
+            if let Err(e) = crate::backup::schedule::validate(name, etcd) {
+                use crate::backup::schedule::ScheduleError as E;
+                let field = match e {
+                    E::Cron { .. } | E::NoNextRun { .. } => "/schedule",
+                    E::NoEndpoints(_) => "/endpoints",
+                    E::Retain(_) => "/retain",
+                    _ => "",
+                };
+                self.error(
+                    &format!(
+                        "/clusters/{}/etcd{field}",
+                        name.replace('~', "~0").replace('/', "~1")
+                    ),
+                    e.to_string(),
+                    "see docs/backup.md for the etcd settings",
+                );
+            }
+        }
         if config.clusters.values().any(|c| c.etcd.is_some()) {
             settings.backups = Some(std::sync::Arc::new(config.clone()));
         }
@@ -572,6 +593,17 @@ mod tests {
         let d = &e.diagnostics[0];
         assert_eq!((d.line, d.column), (4, 3), "{}", e.rendered);
         assert_eq!(d.help.as_deref(), Some("did you mean `pollInterval`?"));
+    }
+
+    #[test]
+    fn a_bad_backup_schedule_is_a_config_error() {
+        let e = load_text(
+            "clusters:\n  prod:\n    etcd:\n      endpoints: [\"http://127.0.0.1:2379\"]\n      schedule: \"every day\"\ncontroller:\n  repository:\n    url: repo\n",
+        )
+        .unwrap_err();
+        let d = &e.diagnostics[0];
+        assert_eq!((d.line, d.column), (5, 17), "{}", e.rendered);
+        assert!(d.message.contains("every day"), "{}", e.rendered);
     }
 
     #[test]

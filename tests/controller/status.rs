@@ -264,3 +264,30 @@ fn status_with_repo_shows_the_declared_versions_and_blocking_errors() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_etcd_backup_schedules_run_inside_the_controller() {
+    let (repo, _) = two_env_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keelson.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "stateDir: state\nclusters:\n  prod-eu:\n    etcd:\n      endpoints: [\"http://127.0.0.1:1\"]\n      schedule: \"0 */6 * * *\"\ncontroller:\n  repository: {{ url: {}, watch: false }}\n  listen: 127.0.0.1:0\n",
+            repo.path().display()
+        ),
+    )
+    .unwrap();
+    let loaded = keelson::controller::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.settings.backups.is_some());
+    let fake = Fake::default();
+    let running = start(loaded.settings, &fake).await;
+    let st = wait_status(&running, "backup schedules show", |st| {
+        st["backups"]["clusters"]["prod-eu"]["schedule"] == "0 */6 * * *"
+    })
+    .await;
+    let next = &st["backups"]["clusters"]["prod-eu"]["nextRun"];
+    assert!(next.is_string(), "the next snapshot is scheduled: {st}");
+    running.shutdown();
+    running.wait().await;
+}
