@@ -352,3 +352,25 @@ fn get_watch_prints_rows_for_new_objects() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[1], "1", "DATA column: {row}");
 }
+
+#[test]
+fn a_misspelled_field_fails_server_side_apply() {
+    let Some(k) = Kubectl::start() else { return };
+    let ns = k.write("ns.yaml", fixtures::NAMESPACE);
+    k.run(&["apply", "--server-side", "-f", &ns]).ok();
+    let typo = k.write(
+        "typo.yaml",
+        &fixtures::DEPLOYMENT.replace("  replicas: 2", "  replicaz: 2"),
+    );
+    let out = k.run(&["apply", "--server-side", "-f", &typo]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("failed to create typed patch object (shop/web; apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        k.object("apps/v1/deployments", Some("shop"), "web")
+            .is_none()
+    );
+}

@@ -84,6 +84,7 @@ impl TestServer {
                 dry_run: false,
                 manager,
                 now: crate::util::now_rfc3339(),
+                strict: true,
             };
             ops::create(&mut store, &ctx, obj)?
         };
@@ -123,6 +124,7 @@ impl TestServer {
                 dry_run: false,
                 manager,
                 now: crate::util::now_rfc3339(),
+                strict: true,
             };
             let schema = if rt.custom {
                 store.crd_schema(&rt)

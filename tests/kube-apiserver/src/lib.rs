@@ -27,6 +27,7 @@ pub mod ssa;
 pub mod status;
 mod store;
 mod tls;
+pub mod typed;
 pub mod util;
 pub mod validation;
 

@@ -377,6 +377,7 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
         dry_run,
         manager: &mgr,
         now: crate::util::now_rfc3339(),
+        strict: r.q.get("fieldValidation") == Some("Strict"),
     };
     let write = |f: &dyn Fn(&mut crate::store::Store) -> Result<ops::Outcome, ApiError>| -> Reply {
         let out = {
@@ -535,6 +536,7 @@ fn delete_collection(shared: &Arc<Shared>, r: &Req<'_>, t: &Target, ctx: &Ctx<'_
             dry_run: ctx.dry_run,
             manager: ctx.manager,
             now: ctx.now.clone(),
+            strict: false,
         };
         let key = crate::store::Store::key(&t.rt, Some(&ns), &name);
         let obj = store.get(&key).cloned();

@@ -21,6 +21,41 @@ pub struct Ctx<'a> {
     pub manager: &'a str,
     /// Request time, RFC 3339.
     pub now: String,
+    /// `fieldValidation=Strict`: undeclared fields are an error rather than dropped.
+    pub strict: bool,
+}
+
+/// Drop (or, when strict, refuse) fields the kind's type does not declare, as the real server's
+/// decoder does.
+fn check_declared_fields(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), ApiError> {
+    let unknown = crate::typed::unknown_fields(ctx.rt, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    if ctx.strict {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|u| format!("unknown field \"{}\"", u.dotted))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            list.join(", ")
+        )));
+    }
+    for u in &unknown {
+        remove_pointer(obj, &u.pointer);
+    }
+    Ok(())
+}
+
+fn remove_pointer(obj: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    if let Some(m) = obj.pointer_mut(parent).and_then(Value::as_object_mut) {
+        m.remove(&key);
+    }
 }
 
 impl Ctx<'_> {
@@ -204,6 +239,7 @@ fn spec_changed(a: &Value, b: &Value) -> bool {
 /// Store a new object (shared by POST and create-via-apply).
 fn finish_create(store: &mut Store, ctx: &Ctx<'_>, mut obj: Value) -> Result<Outcome, ApiError> {
     drop_empty_meta_maps(&mut obj);
+    check_declared_fields(ctx, &mut obj)?;
     let name = name_of(&obj).to_string();
     let key = Store::key(ctx.rt, ctx.ns, &name);
     if store.get(&key).is_some() {
@@ -304,6 +340,7 @@ fn finish_update(
     mut new: Value,
 ) -> Result<Outcome, ApiError> {
     drop_empty_meta_maps(&mut new);
+    check_declared_fields(ctx, &mut new)?;
     let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
     new["metadata"]["generation"] = json!(if spec_changed(old, &new) {
         generation + 1

@@ -123,6 +123,18 @@ pub fn patch(
             )
         }
     };
+    // Apply converts the configuration to the kind's schema first: undeclared fields fail it.
+    let undeclared = |obj: &Value| -> Result<(), ApiError> {
+        let unknown = crate::typed::unknown_fields(ctx.rt, obj);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let errs = unknown
+            .iter()
+            .map(|u| format!("{}: field not declared in schema", u.path))
+            .collect();
+        Err(conflict(managed::ApplyError::Invalid(errs)))
+    };
     match existing {
         None => {
             if subresource == "status" {
@@ -137,6 +149,7 @@ pub fn patch(
                 skeleton["metadata"]["namespace"] = json!(ctx.ns.unwrap_or_default());
             }
             let mut obj = managed::apply(&skeleton, &body, &w, force).map_err(conflict)?;
+            undeclared(&obj)?;
             if ctx.rt.has_status
                 && let Some(m) = obj.as_object_mut()
             {
@@ -148,6 +161,7 @@ pub fn patch(
         Some(old) => {
             check_rv(ctx, &old, &body)?;
             let mut merged = managed::apply(&old, &body, &w, force).map_err(conflict)?;
+            undeclared(&merged)?;
             carry_system_fields(ctx.rt, &old, &mut merged, subresource);
             set_type(ctx.rt, &mut merged);
             if subresource.is_empty() {

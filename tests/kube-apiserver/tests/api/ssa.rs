@@ -339,3 +339,37 @@ fn custom_resources_merge_lists_by_their_crd_list_map_keys() {
         .unwrap();
     assert_eq!(keelson["fieldsV1"]["f:spec"]["f:hosts"], json!({}));
 }
+
+#[test]
+fn undeclared_fields_fail_apply_strict_writes_and_are_dropped_otherwise() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let typo = manifest("web:1", &[], Some(1)).replace("  replicas: 1\n", "  replica: 1\n");
+    let r = apply(srv.url(), &format!("{WEB}?fieldManager=keelson"), &typo);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "failed to create typed patch object (shop/web; apps/v1, Kind=Deployment): .spec.replica: field not declared in schema"
+    );
+
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}, "dta": {"x": "y"}});
+    let r = request(
+        srv.url(),
+        "POST",
+        "/api/v1/namespaces/shop/configmaps?fieldValidation=Strict",
+        Some("application/json"),
+        &cm.to_string(),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "strict decoding error: unknown field \"dta\""
+    );
+    let r = super::http::post(srv.url(), "/api/v1/namespaces/shop/configmaps", &cm);
+    assert_eq!(r.status, 201);
+    assert!(
+        r.json().get("dta").is_none(),
+        "dropped like the real decoder does: {}",
+        r.text()
+    );
+}

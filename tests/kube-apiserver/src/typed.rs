@@ -1,0 +1,209 @@
+//! Which fields of a built-in object its Go type does not declare. The real server cannot keep
+//! them: server-side apply refuses them (`field not declared in schema`), other writes refuse them
+//! under `fieldValidation=Strict` and drop them otherwise. Found by a round trip through the
+//! k8s-openapi type, which keeps exactly the declared fields.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::registry::ResourceType;
+use crate::ssa::schema::{item_key, list_keys};
+
+fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<Value> {
+    let typed: T = serde_json::from_value(obj.clone()).ok()?;
+    serde_json::to_value(typed).ok()
+}
+
+/// The object as its k8s-openapi type sees it, or None for kinds without one (custom resources)
+/// and objects the type cannot read (those fail elsewhere, or are left alone).
+fn typed_view(rt: &ResourceType, obj: &Value) -> Option<Value> {
+    use k8s_openapi::api::{
+        apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
+        coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+        events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+        scheduling::v1 as scheduling, storage::v1 as storage,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+    if rt.custom {
+        return None;
+    }
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Namespace") => roundtrip::<core::Namespace>(obj),
+        ("", "ConfigMap") => roundtrip::<core::ConfigMap>(obj),
+        ("", "Secret") => roundtrip::<core::Secret>(obj),
+        ("", "Service") => roundtrip::<core::Service>(obj),
+        ("", "ServiceAccount") => roundtrip::<core::ServiceAccount>(obj),
+        ("", "Pod") => roundtrip::<core::Pod>(obj),
+        ("", "PersistentVolumeClaim") => roundtrip::<core::PersistentVolumeClaim>(obj),
+        ("", "PersistentVolume") => roundtrip::<core::PersistentVolume>(obj),
+        ("", "Endpoints") => roundtrip::<core::Endpoints>(obj),
+        ("", "Event") => roundtrip::<core::Event>(obj),
+        ("", "LimitRange") => roundtrip::<core::LimitRange>(obj),
+        ("", "ResourceQuota") => roundtrip::<core::ResourceQuota>(obj),
+        ("", "Node") => roundtrip::<core::Node>(obj),
+        ("", "ReplicationController") => roundtrip::<core::ReplicationController>(obj),
+        ("apps", "Deployment") => roundtrip::<apps::Deployment>(obj),
+        ("apps", "StatefulSet") => roundtrip::<apps::StatefulSet>(obj),
+        ("apps", "DaemonSet") => roundtrip::<apps::DaemonSet>(obj),
+        ("apps", "ReplicaSet") => roundtrip::<apps::ReplicaSet>(obj),
+        ("apps", "ControllerRevision") => roundtrip::<apps::ControllerRevision>(obj),
+        ("batch", "Job") => roundtrip::<batch::Job>(obj),
+        ("batch", "CronJob") => roundtrip::<batch::CronJob>(obj),
+        ("networking.k8s.io", "Ingress") => roundtrip::<networking::Ingress>(obj),
+        ("networking.k8s.io", "NetworkPolicy") => roundtrip::<networking::NetworkPolicy>(obj),
+        ("networking.k8s.io", "IngressClass") => roundtrip::<networking::IngressClass>(obj),
+        ("policy", "PodDisruptionBudget") => roundtrip::<policy::PodDisruptionBudget>(obj),
+        ("coordination.k8s.io", "Lease") => roundtrip::<coordination::Lease>(obj),
+        ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::Role>(obj),
+        ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::RoleBinding>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<rbac::ClusterRole>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            roundtrip::<rbac::ClusterRoleBinding>(obj)
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            roundtrip::<autoscaling::HorizontalPodAutoscaler>(obj)
+        }
+        ("events.k8s.io", "Event") => roundtrip::<events::Event>(obj),
+        ("discovery.k8s.io", "EndpointSlice") => roundtrip::<discovery::EndpointSlice>(obj),
+        ("storage.k8s.io", "StorageClass") => roundtrip::<storage::StorageClass>(obj),
+        ("scheduling.k8s.io", "PriorityClass") => roundtrip::<scheduling::PriorityClass>(obj),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            roundtrip::<apiextensions::CustomResourceDefinition>(obj)
+        }
+        _ => None,
+    }
+}
+
+/// A field the kind's type does not declare: its display path (`.spec.replica`, with list items
+/// by key like `[name="web"]`) and its JSON pointer for removal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownField {
+    /// SMD-style path: `.spec.template.spec.containers[name="web"].imagePullPolcy`.
+    pub path: String,
+    /// Dotted path as strict decoding reports it: `spec.template.spec.containers[0].imagePullPolcy`.
+    pub dotted: String,
+    /// JSON pointer into the object.
+    pub pointer: String,
+}
+
+/// Every undeclared, non-empty field of `obj`.
+pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<UnknownField> {
+    let Some(typed) = typed_view(rt, obj) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    compare(obj, &typed, &mut names, &mut Cursor::default(), &mut out);
+    out
+}
+
+#[derive(Default)]
+struct Cursor {
+    path: String,
+    dotted: String,
+    pointer: String,
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+fn compare(
+    input: &Value,
+    typed: &Value,
+    names: &mut Vec<String>,
+    at: &mut Cursor,
+    out: &mut Vec<UnknownField>,
+) {
+    match (input, typed) {
+        (Value::Object(im), Value::Object(tm)) => {
+            for (k, iv) in im {
+                let saved = (at.path.len(), at.dotted.len(), at.pointer.len());
+                at.path.push('.');
+                at.path.push_str(k);
+                if !at.dotted.is_empty() {
+                    at.dotted.push('.');
+                }
+                at.dotted.push_str(k);
+                at.pointer.push('/');
+                at.pointer
+                    .push_str(&k.replace('~', "~0").replace('/', "~1"));
+                match tm.get(k) {
+                    Some(tv) => {
+                        names.push(k.clone());
+                        compare(iv, tv, names, at, out);
+                        names.pop();
+                    }
+                    None if !is_empty(iv) => out.push(UnknownField {
+                        path: at.path.clone(),
+                        dotted: at.dotted.clone(),
+                        pointer: at.pointer.clone(),
+                    }),
+                    None => {}
+                }
+                at.path.truncate(saved.0);
+                at.dotted.truncate(saved.1);
+                at.pointer.truncate(saved.2);
+            }
+        }
+        (Value::Array(ia), Value::Array(ta)) => {
+            let keys = list_keys(names);
+            for (i, (iv, tv)) in ia.iter().zip(ta).enumerate() {
+                let saved = (at.path.len(), at.dotted.len(), at.pointer.len());
+                let shown = match keys.as_ref().and_then(|k| item_key(iv, k)) {
+                    Some(k) => {
+                        crate::ssa::fieldset::display_path(&[crate::ssa::fieldset::key_pe(&k)])
+                    }
+                    None => format!("[{i}]"),
+                };
+                at.path.push_str(&shown);
+                at.dotted.push_str(&format!("[{i}]"));
+                at.pointer.push_str(&format!("/{i}"));
+                compare(iv, tv, names, at, out);
+                at.path.truncate(saved.0);
+                at.dotted.truncate(saved.1);
+                at.pointer.truncate(saved.2);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+    use serde_json::json;
+
+    #[test]
+    fn finds_misspelled_fields_and_ignores_declared_ones() {
+        let reg = Registry::default();
+        let rt = reg.lookup("apps", "v1", "deployments").unwrap();
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"a": "b"}},
+            "spec": {"replica": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {
+                "containers": [{"name": "web", "image": "x", "imagePullPolcy": "Always", "resources": {}, "args": []}]}}}});
+        let unknown = unknown_fields(rt, &d);
+        let paths: Vec<&str> = unknown.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                ".spec.replica",
+                ".spec.template.spec.containers[name=\"web\"].imagePullPolcy"
+            ]
+        );
+        assert_eq!(
+            unknown[1].dotted,
+            "spec.template.spec.containers[0].imagePullPolcy"
+        );
+        assert_eq!(
+            unknown[1].pointer,
+            "/spec/template/spec/containers/0/imagePullPolcy"
+        );
+    }
+}
