@@ -21,9 +21,7 @@ use super::{EnvReconciler, server, watch};
 use crate::backup::{BackupStatusHandle, SystemClock, run_schedules};
 use crate::config::Config;
 use crate::record::{Store, StoreError, now_rfc3339};
-use crate::source::{
-    Affected, Checkout, CommitInfo, GitSource, RepoSpec, Secret, SourceError, affected_environments,
-};
+use crate::source::{Affected, Checkout, CommitInfo, GitSource, RepoSpec, Secret, SourceError};
 
 /// Everything the controller needs to run, resolved from the config file.
 #[derive(Debug, Clone)]
@@ -399,7 +397,13 @@ async fn advance<R: EnvReconciler>(
         Some(p) => {
             let (from, to) = (p.commit.id.clone(), c.id.clone());
             match blocking(source, move |g| g.changed_paths(&from, &to)).await {
-                Ok(paths) => affected_environments(&paths),
+                Ok(paths) => {
+                    let (r, old, new) = (reconciler.clone(), p.path.clone(), checkout.path.clone());
+                    // Checking trees is CPU work on files.
+                    tokio::task::spawn_blocking(move || r.affected(&old, &new, &paths))
+                        .await
+                        .unwrap_or(Affected::All)
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot diff against the previous commit; re-rendering every environment");
                     Affected::All

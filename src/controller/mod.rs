@@ -34,6 +34,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::source::{Affected, affected_environments};
+
 pub use config::ControllerConfig;
 pub use engine::{Controller, ControllerError, Running, Settings};
 
@@ -53,6 +55,15 @@ pub trait EnvReconciler: Send + Sync + 'static {
     /// `environments/`.
     fn environments(&self, root: &Path) -> Vec<String> {
         list_environment_dirs(root)
+    }
+
+    /// Which environments a commit that changed `paths` (relative to the
+    /// repository root) affects, given the trees before (`old`) and after
+    /// (`new`). The default goes by path alone: an environment's own folder,
+    /// or every environment when `policies/` or `schema/` changed.
+    fn affected(&self, old: &Path, new: &Path, paths: &[String]) -> Affected {
+        let _ = (old, new);
+        affected_environments(paths)
     }
 }
 

@@ -12,6 +12,7 @@ use crate::diag::Severity;
 use crate::observe::{Cluster, ClusterError};
 use crate::reconcile::{self, AppState, Clusters, EnvResult, Options};
 use crate::render::ResolvedEnv;
+use crate::source::{Affected, affected_environments};
 
 /// Reconciles environments against the clusters of the keelson config.
 pub struct KubeReconciler {
@@ -48,6 +49,60 @@ impl KubeReconciler {
 }
 
 impl EnvReconciler for KubeReconciler {
+    /// A changed policy affects only the environments it is in force for,
+    /// before or after the change (so widening or narrowing `appliesTo`
+    /// reaches both sides), plus environments whose specs fail to check
+    /// (the change may be what fixes them). A schema change, or a policy
+    /// file that does not load, still affects every environment.
+    fn affected(&self, old: &Path, new: &Path, paths: &[String]) -> Affected {
+        let by_path = affected_environments(paths);
+        let policy_files: Vec<&String> = paths
+            .iter()
+            .filter(|p| p.starts_with("policies/"))
+            .collect();
+        if paths.iter().any(|p| p.starts_with("schema/")) || policy_files.is_empty() {
+            return by_path;
+        }
+        // Environment folders still count by path.
+        let others: Vec<&String> = paths
+            .iter()
+            .filter(|p| !p.starts_with("policies/"))
+            .collect();
+        let mut envs = match affected_environments(&others) {
+            Affected::Some(set) => set,
+            Affected::All => return Affected::All,
+        };
+        for root in [old, new] {
+            let report = self.inner.check(root);
+            let mut names = Vec::new();
+            for file in &policy_files {
+                let doc = report
+                    .repo
+                    .policies
+                    .iter()
+                    .find(|d| d.file == Path::new(file.as_str()));
+                match doc {
+                    Some(d) => names.push(d.value.metadata.name.clone()),
+                    // Present in the tree but not loaded: cannot tell whom it reaches.
+                    None if root.join(file.as_str()).exists() => return Affected::All,
+                    None => {}
+                }
+            }
+            if report.repo.policies_failed {
+                return Affected::All;
+            }
+            for name in report.repo.environments.keys() {
+                match report.ready.get(name) {
+                    Some(env) if !env.policies.iter().any(|p| names.contains(p)) => {}
+                    _ => {
+                        envs.insert(name.clone());
+                    }
+                }
+            }
+        }
+        Affected::Some(envs)
+    }
+
     async fn reconcile(&self, root: &Path, env: &str, dry_run: bool) -> EnvOutcome {
         // The apply stage's futures are not provably `Send` (closures over
         // borrowed changes), so each reconcile runs on a blocking thread that

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod affected;
 mod binary;
 mod daemon;
 mod drift;
