@@ -182,7 +182,7 @@ async fn readyz_waits_for_the_first_sync_of_every_environment() {
     let (repo, _) = two_env_repo();
     let state = tempfile::tempdir().unwrap();
     let fake = Fake::default();
-    fake.set_delay(Duration::from_millis(400));
+    fake.set_delay(Duration::from_millis(1000));
     let mut s = settings(&repo.path().display().to_string(), state.path());
     s.max_parallel = 1;
     let running = start(s, &fake).await;
