@@ -296,6 +296,9 @@ fn print_history(records: &[SyncRecord], json: bool) -> anyhow::Result<ExitCode>
             r.author,
             r.summary
         );
+        for c in &r.changes {
+            println!("    {c}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -90,6 +90,10 @@ pub struct EnvOutcome {
     /// Empty when the pipeline did not get as far as observing.
     #[serde(default)]
     pub apps: Vec<AppStatus>,
+    /// The objects written (or, in a dry run, differing), one line each,
+    /// e.g. `update Deployment/shop-prod/orders`. Kept in the history.
+    #[serde(default)]
+    pub changes: Vec<String>,
 }
 
 impl EnvOutcome {
@@ -98,6 +102,7 @@ impl EnvOutcome {
         EnvOutcome {
             outcome,
             apps: Vec::new(),
+            changes: Vec::new(),
         }
     }
 }

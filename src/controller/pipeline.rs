@@ -10,6 +10,7 @@ use crate::check;
 use crate::config::Config;
 use crate::diag::Severity;
 use crate::observe::{Cluster, ClusterError};
+use crate::plan::Action;
 use crate::reconcile::{self, AppState, Clusters, EnvResult, Options};
 use crate::render::ResolvedEnv;
 use crate::source::{Affected, affected_environments};
@@ -246,7 +247,33 @@ fn outcome_of(result: &EnvResult, dry_run: bool) -> EnvOutcome {
             }
         }
     };
-    EnvOutcome { outcome, apps }
+    // Bounded: a first apply of a big environment would otherwise put
+    // hundreds of lines into one history entry.
+    const MAX_CHANGES: usize = 200;
+    let mut changes: Vec<String> = result
+        .plan
+        .iter()
+        .flat_map(|p| &p.changes)
+        .filter_map(|c| {
+            let verb = match c.action {
+                Action::Create => "create",
+                Action::Update => "update",
+                Action::Delete => "delete",
+                Action::Unchanged | Action::Skip => return None,
+            };
+            Some(format!("{verb} {}", c.id))
+        })
+        .collect();
+    if changes.len() > MAX_CHANGES {
+        let more = changes.len() - MAX_CHANGES;
+        changes.truncate(MAX_CHANGES);
+        changes.push(format!("... and {more} more"));
+    }
+    EnvOutcome {
+        outcome,
+        apps,
+        changes,
+    }
 }
 
 fn app_status(a: &AppState) -> AppStatus {

@@ -142,7 +142,11 @@ async fn sync<R: EnvReconciler>(
 ) -> Outcome {
     let permit = shared.permits.acquire().await;
     let started = Instant::now();
-    let EnvOutcome { outcome, apps } = reconciler.reconcile(&tree.path, env, dry_run).await;
+    let EnvOutcome {
+        outcome,
+        apps,
+        changes,
+    } = reconciler.reconcile(&tree.path, env, dry_run).await;
     let took = started.elapsed();
     drop(permit);
     shared.metrics.observe_sync(env, took, &outcome);
@@ -203,6 +207,7 @@ async fn sync<R: EnvReconciler>(
             trigger,
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
             outcome: outcome.clone(),
+            changes,
         };
         if let Err(e) = shared.store.append_history(&record) {
             warn!(env, error = %e, "cannot record the sync in the history");

@@ -147,8 +147,11 @@ pub struct SyncRecord {
     pub trigger: Trigger,
     /// Wall time of the reconcile, in milliseconds.
     pub duration_ms: u64,
-    /// What happened (including the changes made).
+    /// What happened (with counts of the changes made).
     pub outcome: Outcome,
+    /// The objects written (or differing, for drift), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
 }
 
 /// The status and history database.
@@ -329,6 +332,7 @@ mod tests {
                 updated: 1,
                 deleted: 0,
             },
+            changes: vec!["update Deployment/shop/web".into()],
         }
     }
 

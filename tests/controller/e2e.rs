@@ -272,6 +272,22 @@ async fn keelson_run_keeps_the_test_cluster_at_the_repository() {
         })
         .await;
     assert_eq!(st["matrix"]["apps"]["orders"]["prod"]["version"], "1.43.0");
+    let history = ctl.get_json("/history?env=prod").await;
+    let sync = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["commit"] == bumped.as_str())
+        .unwrap();
+    assert_eq!(sync["outcome"]["result"], "applied", "{sync:#}");
+    assert_eq!(sync["author"], "Dev Eloper <dev@example.com>");
+    assert!(
+        sync["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("update Deployment/shop-prod/orders")),
+        "{sync:#}"
+    );
     assert_eq!(
         env(&st, "dev")["lastApplied"]["commit"],
         first.as_str(),

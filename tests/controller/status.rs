@@ -59,6 +59,10 @@ async fn status_answers_which_version_runs_where() {
         "{text}"
     );
     assert!(text.contains("Dev Eloper <dev@example.com>"), "{text}");
+    assert!(
+        text.contains("\n    update Deployment/prod/web\n"),
+        "{text}"
+    );
     assert!(!text.contains(" dev "), "only prod was asked for: {text}");
 
     running.shutdown();

@@ -210,6 +210,12 @@ impl Fake {
             }
         };
         let version = cluster.get(env).cloned().unwrap_or_default();
+        let changes = match outcome {
+            Outcome::Applied { .. } | Outcome::Drift { .. } => {
+                vec![format!("update Deployment/{env}/web")]
+            }
+            _ => Vec::new(),
+        };
         EnvOutcome {
             outcome,
             apps: vec![AppStatus {
@@ -217,6 +223,7 @@ impl Fake {
                 version,
                 health: Health::Healthy,
             }],
+            changes,
         }
     }
 }
