@@ -351,6 +351,13 @@ impl Checker<'_> {
                 "give an https://, ssh:// or file:// URL, or a local path",
             );
         }
+        if crate::source::redact_url(&r.url) != r.url {
+            self.error(
+                "/controller/repository/url",
+                "the repository URL carries a password or token",
+                "remove it from the URL and set `auth.tokenFile` or `auth.tokenEnv`; the config file is no place for secrets",
+            );
+        }
         let branch = r.branch.clone().unwrap_or_else(|| "main".into());
         if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
             self.error(

@@ -215,7 +215,7 @@ impl<R: EnvReconciler> Controller<R> {
         let shared = Arc::new(Shared {
             metrics: Metrics::default(),
             source: Mutex::new(SourceStatus {
-                url: settings.repo.url.clone(),
+                url: settings.repo.display_url(),
                 branch: settings.repo.branch.clone(),
                 ..SourceStatus::default()
             }),
@@ -244,7 +244,7 @@ impl<R: EnvReconciler> Controller<R> {
             ),
             _ => None,
         };
-        info!(%addr, url = %shared.settings.repo.url, branch = %shared.settings.repo.branch, "keelson controller started");
+        info!(%addr, url = %shared.settings.repo.display_url(), branch = %shared.settings.repo.branch, "keelson controller started");
         let server = tokio::spawn(server::serve(listener, shared.clone()));
         let backups = match (&shared.settings.backups, &shared.backups) {
             (Some(config), Some(handle)) => {

@@ -63,6 +63,12 @@ pub struct RepoSpec {
 }
 
 impl RepoSpec {
+    /// The URL for logs and status: a password or token written into it
+    /// (`https://user:token@host/...`) is masked.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
     /// The local directory of the repository, when the URL is a local path
     /// or a `file://` URL (such repositories are watched for changes).
     pub fn local_path(&self) -> Option<PathBuf> {
@@ -206,7 +212,7 @@ impl GitSource {
     /// refspec is forced): the new head is simply a different commit.
     pub fn fetch(&mut self) -> Result<CommitInfo, SourceError> {
         let fetch_err = |message: String| SourceError::Fetch {
-            url: self.spec.url.clone(),
+            url: self.spec.display_url(),
             branch: self.spec.branch.clone(),
             message,
         };
@@ -233,7 +239,7 @@ impl GitSource {
             .map_err(|e| fetch_err(e.message().to_string()))?;
         drop(remote);
         self.local_head().ok_or_else(|| SourceError::NoBranch {
-            url: self.spec.url.clone(),
+            url: self.spec.display_url(),
             branch: self.spec.branch.clone(),
         })
     }
@@ -349,6 +355,21 @@ impl GitSource {
     }
 }
 
+/// Mask the password part of a URL's user info.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn credentials(
     auth: &Auth,
     user_from_url: Option<&str>,
@@ -377,4 +398,30 @@ fn credentials(
         "the remote asks for credentials and none that fit are configured \
          (set controller.repository.auth.tokenFile/tokenEnv or sshKeyFile)",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn tokens_in_urls_are_masked() {
+        assert_eq!(
+            redact_url("https://x-access-token:ghp_abc@github.com/o/r.git"),
+            "https://x-access-token:***@github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_url("https://github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_url("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
+        assert_eq!(redact_url("/srv/envs"), "/srv/envs");
+        assert_eq!(
+            redact_url("ssh://git@host/o/r.git"),
+            "ssh://git@host/o/r.git"
+        );
+    }
 }
