@@ -493,7 +493,11 @@ impl Checker<'_> {
             }
         }
         if config.clusters.values().any(|c| c.etcd.is_some()) {
-            settings.backups = Some(std::sync::Arc::new(config.clone()));
+            // Snapshots live under the same state directory as the status
+            // store, resolved against the config file rather than the cwd.
+            let mut backups = config.clone();
+            backups.state_dir = Some(settings.state_dir.clone());
+            settings.backups = Some(std::sync::Arc::new(backups));
         }
         Some(settings)
     }
