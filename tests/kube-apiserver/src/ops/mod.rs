@@ -25,12 +25,29 @@ pub struct Ctx<'a> {
     pub strict: bool,
 }
 
-/// Drop (or, when strict, refuse) fields the kind's type does not declare, as the real server's
-/// decoder does.
-fn check_declared_fields(ctx: &Ctx<'_>, obj: &mut Value) -> Result<(), ApiError> {
+/// What an undeclared field means for a write.
+pub(super) enum OnUndeclared<'a> {
+    /// Ordinary decoding: refused under `fieldValidation=Strict`, else dropped.
+    Decode,
+    /// Server-side apply: the configuration does not fit the schema; the closure words the error.
+    Apply(&'a dyn Fn(Vec<String>) -> ApiError),
+}
+
+/// Drop (or refuse) fields the kind's type does not declare, as the real server does.
+fn check_declared_fields(
+    ctx: &Ctx<'_>,
+    obj: &mut Value,
+    on: &OnUndeclared<'_>,
+) -> Result<(), ApiError> {
     let unknown = crate::typed::unknown_fields(ctx.rt, obj);
     if unknown.is_empty() {
         return Ok(());
+    }
+    if let OnUndeclared::Apply(err) = on {
+        return Err(err(unknown
+            .iter()
+            .map(|u| format!("{}: field not declared in schema", u.path))
+            .collect()));
     }
     if ctx.strict {
         let list: Vec<String> = unknown
@@ -237,9 +254,14 @@ fn spec_changed(a: &Value, b: &Value) -> bool {
 }
 
 /// Store a new object (shared by POST and create-via-apply).
-fn finish_create(store: &mut Store, ctx: &Ctx<'_>, mut obj: Value) -> Result<Outcome, ApiError> {
+fn finish_create(
+    store: &mut Store,
+    ctx: &Ctx<'_>,
+    mut obj: Value,
+    on: &OnUndeclared<'_>,
+) -> Result<Outcome, ApiError> {
     drop_empty_meta_maps(&mut obj);
-    check_declared_fields(ctx, &mut obj)?;
+    check_declared_fields(ctx, &mut obj, on)?;
     let name = name_of(&obj).to_string();
     let key = Store::key(ctx.rt, ctx.ns, &name);
     if store.get(&key).is_some() {
@@ -313,7 +335,7 @@ pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outco
     let av = ctx.rt.api_version();
     w.api_version = &av;
     managed::update(None, &mut body, &w);
-    finish_create(store, ctx, body)
+    finish_create(store, ctx, body, &OnUndeclared::Decode)
 }
 
 fn immutable_checks(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
@@ -338,16 +360,21 @@ fn finish_update(
     key: Key,
     old: &Value,
     mut new: Value,
+    on: &OnUndeclared<'_>,
 ) -> Result<Outcome, ApiError> {
     drop_empty_meta_maps(&mut new);
-    check_declared_fields(ctx, &mut new)?;
     let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-    new["metadata"]["generation"] = json!(if spec_changed(old, &new) {
-        generation + 1
-    } else {
-        generation
-    });
+    new["metadata"]["generation"] = json!(generation);
     new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+    // The common no-op (an unchanged re-apply) is answered before the costlier checks; the stored
+    // object has no undeclared fields, so an equal one has none either.
+    if new == *old {
+        return Ok(ok(new, 200));
+    }
+    check_declared_fields(ctx, &mut new, on)?;
+    if spec_changed(old, &new) {
+        new["metadata"]["generation"] = json!(generation + 1);
+    }
     if new == *old {
         return Ok(ok(new, 200));
     }
@@ -467,7 +494,7 @@ fn update_inner(
             managed::update(Some(old), &mut new, &w);
         }
     }
-    finish_update(store, ctx, key, old, new)
+    finish_update(store, ctx, key, old, new, &OnUndeclared::Decode)
 }
 
 fn check_rv(ctx: &Ctx<'_>, old: &Value, body: &Value) -> Result<(), ApiError> {

@@ -3,8 +3,9 @@
 use serde_json::{Value, json};
 
 use super::{
-    Ctx, Outcome, apply_defaults, carry_system_fields, check_body, check_namespace, check_rv,
-    check_url_name, ensure_namespace, finish_create, finish_update, set_type, update_inner,
+    Ctx, OnUndeclared, Outcome, apply_defaults, carry_system_fields, check_body, check_namespace,
+    check_rv, check_url_name, ensure_namespace, finish_create, finish_update, set_type,
+    update_inner,
 };
 use crate::patch::{json_patch, merge_patch, strategic_merge_patch};
 use crate::ssa::managed::{self, conflict_causes, conflict_message};
@@ -124,17 +125,8 @@ pub fn patch(
         }
     };
     // Apply converts the configuration to the kind's schema first: undeclared fields fail it.
-    let undeclared = |obj: &Value| -> Result<(), ApiError> {
-        let unknown = crate::typed::unknown_fields(ctx.rt, obj);
-        if unknown.is_empty() {
-            return Ok(());
-        }
-        let errs = unknown
-            .iter()
-            .map(|u| format!("{}: field not declared in schema", u.path))
-            .collect();
-        Err(conflict(managed::ApplyError::Invalid(errs)))
-    };
+    let invalid = |errs: Vec<String>| conflict(managed::ApplyError::Invalid(errs));
+    let on = OnUndeclared::Apply(&invalid);
     match existing {
         None => {
             if subresource == "status" {
@@ -149,25 +141,23 @@ pub fn patch(
                 skeleton["metadata"]["namespace"] = json!(ctx.ns.unwrap_or_default());
             }
             let mut obj = managed::apply(&skeleton, &body, &w, force).map_err(conflict)?;
-            undeclared(&obj)?;
             if ctx.rt.has_status
                 && let Some(m) = obj.as_object_mut()
             {
                 m.remove("status");
             }
             apply_defaults(ctx.rt, &mut obj, &mut |what| store.allocate(what));
-            finish_create(store, ctx, obj)
+            finish_create(store, ctx, obj, &on)
         }
         Some(old) => {
             check_rv(ctx, &old, &body)?;
             let mut merged = managed::apply(&old, &body, &w, force).map_err(conflict)?;
-            undeclared(&merged)?;
             carry_system_fields(ctx.rt, &old, &mut merged, subresource);
             set_type(ctx.rt, &mut merged);
             if subresource.is_empty() {
                 apply_defaults(ctx.rt, &mut merged, &mut |what| store.allocate(what));
             }
-            finish_update(store, ctx, key, &old, merged)
+            finish_update(store, ctx, key, &old, merged, &on)
         }
     }
 }
