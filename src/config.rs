@@ -131,7 +131,13 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
             .map(str::to_string);
         let (span, d) = match &unknown {
             Some(field) => {
-                let span = node.locate(&format!("{pointer}/{field}"), true);
+                // serde_path_to_error's path may already end in the field.
+                let at = if pointer.ends_with(&format!("/{field}")) {
+                    pointer.clone()
+                } else {
+                    format!("{pointer}/{field}")
+                };
+                let span = node.locate(&at, true);
                 let expected: Vec<&str> = inner
                     .split("expected ")
                     .nth(1)
@@ -179,4 +185,37 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
         ));
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_nested_fields_point_at_the_key_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keelson.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n  dev:\n    contxt: dev\n",
+        )
+        .unwrap();
+        let err = load_config(&path).unwrap_err();
+        let d = &err.diagnostics[0];
+        assert_eq!((d.line, d.column), (5, 5), "{}", err.rendered);
+        assert_eq!(d.help.as_deref(), Some("did you mean `context`?"));
+    }
+
+    #[test]
+    fn a_wrong_kind_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keelson.yaml");
+        std::fs::write(&path, "apiVersion: keelson.dev/v1\nkind: Environment\n").unwrap();
+        assert!(
+            load_config(&path)
+                .unwrap_err()
+                .rendered
+                .contains("kind Config")
+        );
+    }
 }

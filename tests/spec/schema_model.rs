@@ -30,10 +30,10 @@ fn schema_paths(root: &Value, s: &Value, at: &str, out: &mut BTreeSet<String>) {
     if let Some(items) = s.get("items") {
         schema_paths(root, items, &format!("{at}/*"), out);
     }
-    if let Some(ap) = s.get("additionalProperties").filter(|v| v.is_object()) {
-        if resolve(root, ap).get("properties").is_some() {
-            schema_paths(root, ap, &format!("{at}/*"), out);
-        }
+    if let Some(ap) = s.get("additionalProperties").filter(|v| v.is_object())
+        && resolve(root, ap).get("properties").is_some()
+    {
+        schema_paths(root, ap, &format!("{at}/*"), out);
     }
 }
 
