@@ -12,6 +12,8 @@ use kube_apiserver::TestServer;
 use serde_json::json;
 
 async fn client(srv: &TestServer) -> Client {
+    // Built in the workspace, rustls has both ring and aws-lc-rs; pick one.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeconfig");
     srv.write_kubeconfig(&path).unwrap();
