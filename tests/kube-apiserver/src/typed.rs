@@ -87,15 +87,72 @@ pub struct UnknownField {
     pub pointer: String,
 }
 
-/// Every undeclared, non-empty field of `obj`.
+/// Every undeclared, non-empty field of `obj`. Custom resources are judged by the CRD schema in
+/// force ([`crate::ssa::schema::with_custom_schema`]), where `x-kubernetes-preserve-unknown-fields`
+/// and `additionalProperties` admit anything below them.
 pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<UnknownField> {
-    let Some(typed) = typed_view(rt, obj) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
     let mut names = Vec::new();
+    if rt.custom {
+        let Some(schema) = crate::ssa::schema::custom_schema() else {
+            return out;
+        };
+        let mut body = obj.clone();
+        if let Some(m) = body.as_object_mut() {
+            // Every object has these whatever its schema says.
+            for k in ["apiVersion", "kind", "metadata"] {
+                m.remove(k);
+            }
+        }
+        against_schema(&body, &schema, &mut names, &mut Cursor::default(), &mut out);
+        return out;
+    }
+    let Some(typed) = typed_view(rt, obj) else {
+        return out;
+    };
     compare(obj, &typed, &mut names, &mut Cursor::default(), &mut out);
     out
+}
+
+fn against_schema(
+    v: &Value,
+    schema: &Value,
+    names: &mut Vec<String>,
+    at: &mut Cursor,
+    out: &mut Vec<UnknownField>,
+) {
+    if schema["x-kubernetes-preserve-unknown-fields"] == true {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            let props = schema["properties"].as_object();
+            if props.is_none() && !schema["additionalProperties"].is_null() {
+                return;
+            }
+            for (k, child) in m {
+                let saved = at.enter_field(k);
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => {
+                        names.push(k.clone());
+                        against_schema(child, s, names, at, out);
+                        names.pop();
+                    }
+                    None if !is_empty(child) => out.push(at.field()),
+                    None => {}
+                }
+                at.leave(saved);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let saved = at.enter_item(i, item, names);
+                against_schema(item, &schema["items"], names, at, out);
+                at.leave(saved);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[derive(Default)]
@@ -103,6 +160,48 @@ struct Cursor {
     path: String,
     dotted: String,
     pointer: String,
+}
+
+impl Cursor {
+    fn enter_field(&mut self, k: &str) -> (usize, usize, usize) {
+        let saved = (self.path.len(), self.dotted.len(), self.pointer.len());
+        self.path.push('.');
+        self.path.push_str(k);
+        if !self.dotted.is_empty() {
+            self.dotted.push('.');
+        }
+        self.dotted.push_str(k);
+        self.pointer.push('/');
+        self.pointer
+            .push_str(&k.replace('~', "~0").replace('/', "~1"));
+        saved
+    }
+
+    fn enter_item(&mut self, i: usize, item: &Value, names: &[String]) -> (usize, usize, usize) {
+        let saved = (self.path.len(), self.dotted.len(), self.pointer.len());
+        let shown = match list_keys(names).as_ref().and_then(|k| item_key(item, k)) {
+            Some(k) => crate::ssa::fieldset::display_path(&[crate::ssa::fieldset::key_pe(&k)]),
+            None => format!("[{i}]"),
+        };
+        self.path.push_str(&shown);
+        self.dotted.push_str(&format!("[{i}]"));
+        self.pointer.push_str(&format!("/{i}"));
+        saved
+    }
+
+    fn leave(&mut self, saved: (usize, usize, usize)) {
+        self.path.truncate(saved.0);
+        self.dotted.truncate(saved.1);
+        self.pointer.truncate(saved.2);
+    }
+
+    fn field(&self) -> UnknownField {
+        UnknownField {
+            path: self.path.clone(),
+            dotted: self.dotted.clone(),
+            pointer: self.pointer.clone(),
+        }
+    }
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -124,51 +223,24 @@ fn compare(
     match (input, typed) {
         (Value::Object(im), Value::Object(tm)) => {
             for (k, iv) in im {
-                let saved = (at.path.len(), at.dotted.len(), at.pointer.len());
-                at.path.push('.');
-                at.path.push_str(k);
-                if !at.dotted.is_empty() {
-                    at.dotted.push('.');
-                }
-                at.dotted.push_str(k);
-                at.pointer.push('/');
-                at.pointer
-                    .push_str(&k.replace('~', "~0").replace('/', "~1"));
+                let saved = at.enter_field(k);
                 match tm.get(k) {
                     Some(tv) => {
                         names.push(k.clone());
                         compare(iv, tv, names, at, out);
                         names.pop();
                     }
-                    None if !is_empty(iv) => out.push(UnknownField {
-                        path: at.path.clone(),
-                        dotted: at.dotted.clone(),
-                        pointer: at.pointer.clone(),
-                    }),
+                    None if !is_empty(iv) => out.push(at.field()),
                     None => {}
                 }
-                at.path.truncate(saved.0);
-                at.dotted.truncate(saved.1);
-                at.pointer.truncate(saved.2);
+                at.leave(saved);
             }
         }
         (Value::Array(ia), Value::Array(ta)) => {
-            let keys = list_keys(names);
             for (i, (iv, tv)) in ia.iter().zip(ta).enumerate() {
-                let saved = (at.path.len(), at.dotted.len(), at.pointer.len());
-                let shown = match keys.as_ref().and_then(|k| item_key(iv, k)) {
-                    Some(k) => {
-                        crate::ssa::fieldset::display_path(&[crate::ssa::fieldset::key_pe(&k)])
-                    }
-                    None => format!("[{i}]"),
-                };
-                at.path.push_str(&shown);
-                at.dotted.push_str(&format!("[{i}]"));
-                at.pointer.push_str(&format!("/{i}"));
+                let saved = at.enter_item(i, iv, names);
                 compare(iv, tv, names, at, out);
-                at.path.truncate(saved.0);
-                at.dotted.truncate(saved.1);
-                at.pointer.truncate(saved.2);
+                at.leave(saved);
             }
         }
         _ => {}
@@ -205,5 +277,29 @@ mod tests {
             unknown[1].pointer,
             "/spec/template/spec/containers/0/imagePullPolcy"
         );
+    }
+}
+
+#[cfg(test)]
+mod custom_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn custom_resources_are_judged_by_their_schema() {
+        let crd = json!({"spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gateways", "kind": "Gateway"},
+            "versions": [{"name": "v1", "served": true, "storage": true}]}});
+        let rt = crate::registry::crd_types(&crd).remove(0);
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "listeners": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}});
+        let obj = json!({"apiVersion": "example.com/v1", "kind": "Gateway", "metadata": {"name": "g"},
+            "spec": {"listners": [{"name": "x"}], "listeners": [{"name": "a", "port": 1}], "extra": {"anything": 1}}});
+        let unknown =
+            crate::ssa::schema::with_custom_schema(Some(schema), || unknown_fields(&rt, &obj));
+        let mut paths: Vec<&str> = unknown.iter().map(|u| u.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(paths, [".spec.listeners[0].port", ".spec.listners"]);
     }
 }

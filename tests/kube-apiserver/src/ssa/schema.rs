@@ -23,6 +23,11 @@ pub fn with_custom_schema<T>(schema: Option<Value>, f: impl FnOnce() -> T) -> T 
     out
 }
 
+/// The custom resource schema in force, if any.
+pub fn custom_schema() -> Option<Value> {
+    CUSTOM_SCHEMA.with(|s| s.borrow().clone())
+}
+
 /// The schema node at `names` (list items are stepped through), when a custom schema is in force:
 /// `Some(None)` means "custom resource, but the path is not in its schema".
 fn custom_node(names: &[String]) -> Option<Option<Value>> {

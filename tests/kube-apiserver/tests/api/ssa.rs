@@ -338,6 +338,31 @@ fn custom_resources_merge_lists_by_their_crd_list_map_keys() {
         .find(|e| e["manager"] == "keelson")
         .unwrap();
     assert_eq!(keelson["fieldsV1"]["f:spec"]["f:hosts"], json!({}));
+
+    // Fields the CRD schema does not declare: apply fails, a plain create drops them.
+    let typo = r#"{"apiVersion":"example.com/v1","kind":"Gateway","metadata":{"name":"gw2"},"spec":{"listners":[]}}"#;
+    let typo = typo.replace("[]", "[{\"name\":\"x\"}]");
+    let r = apply(
+        srv.url(),
+        "/apis/example.com/v1/namespaces/shop/gateways/gw2?fieldManager=keelson",
+        &typo,
+    );
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.json()["message"],
+        "failed to create typed patch object (shop/gw2; example.com/v1, Kind=Gateway): .spec.listners: field not declared in schema"
+    );
+    let created = super::http::post(
+        srv.url(),
+        "/apis/example.com/v1/namespaces/shop/gateways",
+        &serde_json::from_str(&typo).unwrap(),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(
+        created.json()["spec"],
+        json!({}),
+        "pruned like a structural schema prunes"
+    );
 }
 
 #[test]
