@@ -40,6 +40,20 @@ fn server_dry_run_stores_nothing() {
         k.object("apps/v1/deployments", Some("shop"), "web")
             .is_none()
     );
+
+    // kubectl create asks for strict field validation.
+    let cm = k.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\ndta:\n  a: b\n",
+    );
+    let out = k.run(&["create", "-f", &cm]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("Error from server (BadRequest)")
+            && out.stderr.contains("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"dta\""),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -85,6 +85,8 @@ impl TestServer {
                 manager,
                 now: crate::util::now_rfc3339(),
                 strict: true,
+                warn: false,
+                warnings: Default::default(),
             };
             ops::create(&mut store, &ctx, obj)?
         };
@@ -125,6 +127,8 @@ impl TestServer {
                 manager,
                 now: crate::util::now_rfc3339(),
                 strict: true,
+                warn: false,
+                warnings: Default::default(),
             };
             let schema = if rt.custom {
                 store.crd_schema(&rt)

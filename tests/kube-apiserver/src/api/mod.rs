@@ -27,6 +27,8 @@ const PATCH_TYPES: &str = "application/json-patch+json, application/merge-patch+
 
 enum Reply {
     Json(u16, Value, &'static str),
+    /// A JSON answer with `Warning: 299` headers (e.g. dropped unknown fields).
+    Warned(u16, Value, Vec<String>),
     Raw(u16, Vec<u8>),
     Text(u16, &'static str),
     Stream(tokio::sync::mpsc::Receiver<Bytes>),
@@ -157,8 +159,19 @@ pub async fn handle(
 }
 
 fn render(reply: Reply) -> Response<Body> {
+    if let Reply::Warned(code, v, warnings) = reply {
+        let mut resp = render(Reply::Json(code, v, "application/json"));
+        for w in warnings {
+            let text = format!("299 - {}", Value::String(w));
+            if let Ok(h) = HeaderValue::from_str(&text) {
+                resp.headers_mut().append(header::WARNING, h);
+            }
+        }
+        return resp;
+    }
     let (code, body, ct, retry) = match reply {
         Reply::Json(code, v, ct) => (code, Bytes::from(v.to_string()), ct, None),
+        Reply::Warned(code, v, _) => (code, Bytes::from(v.to_string()), "application/json", None),
         Reply::Raw(code, b) => (code, Bytes::from(b), "application/json", None),
         Reply::Text(code, t) => (
             code,
@@ -378,6 +391,8 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
         manager: &mgr,
         now: crate::util::now_rfc3339(),
         strict: r.q.get("fieldValidation") == Some("Strict"),
+        warn: matches!(r.q.get("fieldValidation"), None | Some("Warn")),
+        warnings: Default::default(),
     };
     let write = |f: &dyn Fn(&mut crate::store::Store) -> Result<ops::Outcome, ApiError>| -> Reply {
         let out = {
@@ -389,7 +404,12 @@ fn resource(shared: &Arc<Shared>, r: &Req<'_>, group: &str, version: &str, rest:
             };
             crate::ssa::schema::with_custom_schema(schema, || f(&mut store))
         };
+        let warnings = ctx.warnings.take();
         match out {
+            Ok(o) if !warnings.is_empty() => {
+                shared.run_followups(o.followups);
+                Reply::Warned(o.code, o.object, warnings)
+            }
             Ok(o) => {
                 shared.run_followups(o.followups);
                 Reply::Json(o.code, o.object, "application/json")
@@ -537,6 +557,8 @@ fn delete_collection(shared: &Arc<Shared>, r: &Req<'_>, t: &Target, ctx: &Ctx<'_
             manager: ctx.manager,
             now: ctx.now.clone(),
             strict: false,
+            warn: false,
+            warnings: Default::default(),
         };
         let key = crate::store::Store::key(&t.rt, Some(&ns), &name);
         let obj = store.get(&key).cloned();

@@ -23,6 +23,10 @@ pub struct Ctx<'a> {
     pub now: String,
     /// `fieldValidation=Strict`: undeclared fields are an error rather than dropped.
     pub strict: bool,
+    /// `fieldValidation=Warn` (the default): dropped fields are reported in `warnings`.
+    pub warn: bool,
+    /// `Warning` headers for the response.
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 /// What an undeclared field means for a write.
@@ -55,12 +59,19 @@ fn check_declared_fields(
             .map(|u| format!("unknown field \"{}\"", u.dotted))
             .collect();
         return Err(ApiError::bad_request(format!(
-            "strict decoding error: {}",
-            list.join(", ")
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+            list.join(", "),
+            kind = ctx.rt.kind,
+            v = ctx.rt.version
         )));
     }
     for u in &unknown {
         remove_pointer(obj, &u.pointer);
+        if ctx.warn {
+            ctx.warnings
+                .borrow_mut()
+                .push(format!("unknown field \"{}\"", u.dotted));
+        }
     }
     Ok(())
 }

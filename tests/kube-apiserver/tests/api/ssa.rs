@@ -388,7 +388,7 @@ fn undeclared_fields_fail_apply_strict_writes_and_are_dropped_otherwise() {
     assert_eq!(r.status, 400);
     assert_eq!(
         r.json()["message"],
-        "strict decoding error: unknown field \"dta\""
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"dta\""
     );
     let r = super::http::post(srv.url(), "/api/v1/namespaces/shop/configmaps", &cm);
     assert_eq!(r.status, 201);
@@ -397,4 +397,17 @@ fn undeclared_fields_fail_apply_strict_writes_and_are_dropped_otherwise() {
         "dropped like the real decoder does: {}",
         r.text()
     );
+    assert_eq!(
+        r.header("warning"),
+        Some(r#"299 - "unknown field \"dta\"""#)
+    );
+    let r = request(
+        srv.url(),
+        "POST",
+        "/api/v1/namespaces/shop/configmaps?fieldValidation=Ignore",
+        Some("application/json"),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}, "dta": {"x": "y"}}).to_string(),
+    );
+    assert_eq!(r.status, 201);
+    assert!(r.header("warning").is_none(), "Ignore drops silently");
 }
