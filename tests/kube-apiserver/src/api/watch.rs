@@ -150,7 +150,10 @@ pub fn start(
         tokio::pin!(sleep_until);
         let mut events = events;
         loop {
+            // Events already published go out before any reason to stop: a watcher must see every
+            // change made before a timeout or close_watches().
             tokio::select! {
+                biased;
                 ev = events.recv() => match ev {
                     Ok(ev) => {
                         if ev.rv <= last_rv { continue; }
