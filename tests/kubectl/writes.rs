@@ -133,8 +133,9 @@ fn patch_label_and_scale_like_edits_are_update_managers() {
 
 #[test]
 fn crd_becomes_served_once_established() {
+    // A delay no test outlives: the CRD is established by the hook below, never by the timer.
     let opts = ServerOptions {
-        crd_establish_delay: Duration::from_millis(300),
+        crd_establish_delay: Duration::from_secs(3600),
         ..ServerOptions::default()
     };
     let Some(k) = Kubectl::start_with(opts) else {
@@ -150,6 +151,18 @@ fn crd_becomes_served_once_established() {
         "not served before Established: {}",
         early.stdout
     );
+    let not_yet = k.run(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=1s",
+    ]);
+    assert_eq!(
+        not_yet.code, 1,
+        "the condition is not there yet: {}",
+        not_yet.stdout
+    );
+    k.srv.establish_crds();
     k.run(&[
         "wait",
         "--for=condition=Established",

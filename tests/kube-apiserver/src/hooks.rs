@@ -201,6 +201,21 @@ impl TestServer {
         crate::controllers::workload_status(&mut store, &key);
     }
 
+    /// Establish every CRD now instead of after `crd_establish_delay`, so a test can first observe
+    /// the not-yet-served state without racing a timer.
+    pub fn establish_crds(&self) {
+        let mut store = self.shared.store();
+        let names: Vec<String> = store
+            .objects
+            .keys()
+            .filter(|k| k.0 == "apiextensions.k8s.io" && k.1 == "customresourcedefinitions")
+            .map(|k| k.3.clone())
+            .collect();
+        for name in names {
+            crate::controllers::establish_crd(&mut store, &name);
+        }
+    }
+
     /// End every open watch (clients see the stream close and must re-watch), as when an API
     /// server restarts or a load balancer drops long connections.
     pub fn close_watches(&self) {
