@@ -80,9 +80,19 @@ pub struct ReconcileArgs {
 
 /// `keelson reconcile`.
 pub fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // One environment at a time (the default) is I/O and parsing on one
+    // thread; a single-threaded runtime keeps one malloc arena, which keeps
+    // peak memory down. More environments at once get worker threads.
+    let runtime = if args.env_parallelism <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.env_parallelism.min(8))
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(run_async(args))
 }
 

@@ -66,17 +66,21 @@ impl KubeCluster {
     }
 
     fn api(&self, res: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
-        let ar = ApiResource {
-            group: res.group.clone(),
-            version: res.version.clone(),
-            api_version: res.api_version(),
-            kind: res.kind.clone(),
-            plural: res.plural.clone(),
-        };
+        let ar = api_resource(res);
         match namespace {
             Some(ns) if res.namespaced => Api::namespaced_with(self.client.clone(), ns, &ar),
             _ => Api::all_with(self.client.clone(), &ar),
         }
+    }
+}
+
+fn api_resource(res: &Resource) -> ApiResource {
+    ApiResource {
+        group: res.group.clone(),
+        version: res.version.clone(),
+        api_version: res.api_version(),
+        kind: res.kind.clone(),
+        plural: res.plural.clone(),
     }
 }
 
@@ -143,22 +147,40 @@ impl Cluster for KubeCluster {
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Json>, ClusterError> {
-        let api = self.api(res, namespace);
+        // Raw JSON pages, parsed once: no typed round trip for thousands of
+        // objects.
+        let ar = api_resource(res);
+        let ns = namespace.filter(|_| res.namespaced);
+        let url = <DynamicObject as kube::Resource>::url_path(&ar, ns);
         let mut out = Vec::new();
         let mut params = ListParams::default().labels(selector).limit(self.page_size);
         loop {
-            let page = api
-                .list(&params)
+            let req = kube::core::Request::new(&url).list(&params).map_err(|e| {
+                ClusterError::Transport {
+                    verb: "list".into(),
+                    what: what(res, namespace, "*"),
+                    message: e.to_string(),
+                }
+            })?;
+            let mut page: Json = self
+                .client
+                .request(req)
                 .await
                 .map_err(|e| map_err("list", what(res, namespace, "*"), e))?;
-            let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
-            for mut o in page.items {
-                // Lists omit kind/apiVersion on items; put them back.
-                o.types = Some(kube::core::TypeMeta {
-                    api_version: res.api_version(),
-                    kind: res.kind.clone(),
-                });
-                out.push(to_json(o));
+            let next = page
+                .pointer("/metadata/continue")
+                .and_then(Json::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            if let Some(Json::Array(items)) = page.get_mut("items").map(Json::take) {
+                for mut o in items {
+                    // Lists omit kind/apiVersion on items; put them back.
+                    if let Some(m) = o.as_object_mut() {
+                        m.insert("apiVersion".into(), Json::String(res.api_version()));
+                        m.insert("kind".into(), Json::String(res.kind.clone()));
+                    }
+                    out.push(o);
+                }
             }
             match next {
                 Some(c) => params = params.continue_token(&c),
