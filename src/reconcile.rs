@@ -426,6 +426,11 @@ async fn run<C: Cluster>(
         );
     }
     let apps = app_states(&versions, &live.owned, &env);
+    // Only the recorded inventory of what was live is needed from here on;
+    // free the rest before applying (thousands of objects).
+    let recorded_inventory = live.inventory.clone();
+    drop(live);
+    drop(desired);
     let mut result = EnvResult {
         environment: env.clone(),
         cluster: cluster_name.into(),
@@ -437,7 +442,7 @@ async fn run<C: Cluster>(
         rancher: None,
     };
     if opts.dry_run || plan.refused.is_some() {
-        result.plan = Some(plan);
+        result.plan = Some(without_bodies(plan));
         return result;
     }
     let mut report = apply::apply_plan(cluster, &plan, &opts.apply).await;
@@ -447,7 +452,7 @@ async fn run<C: Cluster>(
         .any(|c| c.action == Action::Delete && c.id.kind == "Namespace" && c.id.name == namespace);
     if !report.failed()
         && !retiring_namespace
-        && !same_inventory(live.inventory.as_ref(), &plan.inventory)
+        && !same_inventory(recorded_inventory.as_ref(), &plan.inventory)
         && let Err(e) =
             write_inventory(cluster, &env, namespace, &plan.inventory, &opts.apply).await
     {
@@ -461,8 +466,17 @@ async fn run<C: Cluster>(
     }
     report.results.sort_by(|a, b| a.id.cmp(&b.id));
     result.apply = Some(report);
-    result.plan = Some(plan);
+    result.plan = Some(without_bodies(plan));
     result
+}
+
+/// A plan kept for reporting: the bodies to apply are not needed any more,
+/// and with thousands of objects they are most of its memory.
+fn without_bodies(mut plan: Plan) -> Plan {
+    for c in &mut plan.changes {
+        c.apply = None;
+    }
+    plan
 }
 
 fn app_states(versions: &[(String, String)], owned: &[Json], env: &str) -> Vec<AppState> {
