@@ -254,6 +254,11 @@ impl Clusters {
 /// The plan input of an environment.
 pub fn desired_env(env: &ResolvedEnv) -> DesiredEnv {
     DesiredEnv {
+        rancher: env.rancher.as_ref().map(|r| inventory::RancherRef {
+            cluster: env.cluster.clone(),
+            cluster_id: r.cluster_id.clone(),
+            project: r.project.clone(),
+        }),
         name: env.name.clone(),
         objects: render::render_env(env),
         ignore: env.ignore.clone(),
@@ -368,6 +373,41 @@ async fn rancher_step(
     outcome.text.push_str(&report.render_text());
     outcome.error = report.error.as_ref().map(|e| e.to_string());
     Ok((outcome, report.namespace_annotation()))
+}
+
+async fn retire_rancher(
+    client: &RancherClient,
+    retired: &rancher::RetiredRancher,
+    dry_run: bool,
+) -> RancherOutcome {
+    let plan = match rancher::plan_retire(client, retired).await {
+        Ok(p) => p,
+        Err(e) => {
+            return RancherOutcome {
+                plan: Json::Null,
+                applied: None,
+                changed: false,
+                error: Some(format!("rancher: {e}")),
+                text: String::new(),
+                markdown: String::new(),
+            };
+        }
+    };
+    let mut outcome = RancherOutcome {
+        plan: serde_json::to_value(&plan).unwrap_or(Json::Null),
+        applied: None,
+        changed: plan.has_changes(),
+        error: None,
+        text: plan.render_text(),
+        markdown: plan.render_markdown(),
+    };
+    if !dry_run {
+        let report = rancher::apply(client, &plan).await;
+        outcome.applied = serde_json::to_value(&report).ok();
+        outcome.text.push_str(&report.render_text());
+        outcome.error = report.error.as_ref().map(|e| e.to_string());
+    }
+    outcome
 }
 
 fn annotate_namespace(objects: &mut [Json], namespace: &str, key: &str, value: &str) {
@@ -510,6 +550,7 @@ fn same_inventory(old: Option<&Inventory>, new: &Inventory) -> bool {
     let a: BTreeSet<&ObjectId> = old.objects.iter().collect();
     let b: BTreeSet<&ObjectId> = new.objects.iter().collect();
     a == b
+        && old.rancher == new.rancher
         && old.allow_delete_all == new.allow_delete_all
         && old.max_delete_percent == new.max_delete_percent
 }
@@ -565,6 +606,7 @@ async fn confirm_with_server<C: Cluster>(
 pub async fn retired_envs<C: Cluster>(
     cluster: &C,
     cluster_name: &str,
+    clusters: Option<&Clusters>,
     known: &BTreeSet<String>,
     opts: &Options,
 ) -> Vec<EnvResult> {
@@ -609,6 +651,7 @@ pub async fn retired_envs<C: Cluster>(
                 allow_delete_all: inv.allow_delete_all,
             },
             adopt: false,
+            rancher: inv.rancher.clone(),
         };
         // Observe by the inventory's kinds; an empty desired set plans deletes.
         let mut r = run(cluster, desired, cluster_name, &namespace, Vec::new(), opts).await;
@@ -616,6 +659,21 @@ pub async fn retired_envs<C: Cluster>(
             && let Some(reason) = &p.refused
         {
             p.refused = Some(format!("environment folder removed: {reason}"));
+        }
+        let client = inv
+            .rancher
+            .as_ref()
+            .and_then(|rr| clusters?.rancher(&rr.cluster).ok().flatten());
+        if let (Some(rr), Some(client)) = (&inv.rancher, client.as_ref())
+            && !r.failed()
+        {
+            let retired = rancher::RetiredRancher {
+                environment: env.clone(),
+                cluster_id: rr.cluster_id.clone(),
+                project: rr.project.clone(),
+                namespace: namespace.clone(),
+            };
+            r.rancher = Some(retire_rancher(client, &retired, opts.dry_run).await);
         }
         out.push(r);
     }

@@ -170,7 +170,8 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         let mut known = known;
         for name in &scan {
             if let Ok(c) = clusters.get(name).await {
-                let retired = reconcile::retired_envs(c.as_ref(), name, &known, &opts).await;
+                let retired =
+                    reconcile::retired_envs(c.as_ref(), name, Some(&clusters), &known, &opts).await;
                 // Several cluster names may reach one cluster: retire once.
                 known.extend(retired.iter().map(|r| r.environment.clone()));
                 results.extend(retired);

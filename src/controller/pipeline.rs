@@ -183,7 +183,8 @@ impl Inner {
             let Ok(c) = self.clusters.get(name).await else {
                 continue;
             };
-            let results = reconcile::retired_envs(c.as_ref(), name, &known, opts).await;
+            let results =
+                reconcile::retired_envs(c.as_ref(), name, Some(&self.clusters), &known, opts).await;
             if let Some(r) = results.iter().find(|r| r.environment == env) {
                 return outcome_of(r, opts.dry_run);
             }

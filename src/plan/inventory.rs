@@ -27,6 +27,23 @@ pub struct Inventory {
     /// The environment's `prune.maxDeletePercent` when last applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delete_percent: Option<u32>,
+    /// The Rancher project the environment used, so retiring it can remove
+    /// the Rancher state keelson created too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rancher: Option<RancherRef>,
+}
+
+/// Where an environment's Rancher state lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RancherRef {
+    /// The cluster name in the keelson config (whose Rancher endpoint to use).
+    #[serde(default)]
+    pub cluster: String,
+    /// Rancher cluster id.
+    pub cluster_id: String,
+    /// Project display name.
+    pub project: String,
 }
 
 impl Inventory {

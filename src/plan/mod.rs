@@ -188,6 +188,8 @@ pub struct DesiredEnv {
     pub prune: PruneSpec,
     /// Adopt existing unlabelled objects.
     pub adopt: bool,
+    /// The environment's Rancher project, recorded in the inventory.
+    pub rancher: Option<inventory::RancherRef>,
 }
 
 /// What is live for the environment.
@@ -365,6 +367,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
             .collect(),
         allow_delete_all: desired.prune.allow_delete_all,
         max_delete_percent: desired.prune.max_delete_percent,
+        rancher: desired.rancher.clone(),
     };
     Plan {
         environment: desired.name.clone(),
@@ -447,6 +450,7 @@ mod tests {
                 allow_delete_all: false,
             },
             adopt: false,
+            rancher: None,
         }
     }
 

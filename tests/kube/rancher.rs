@@ -113,3 +113,56 @@ fn a_bad_rancher_token_fails_that_environment_only() {
         "nothing of staging applied"
     );
 }
+
+#[test]
+fn retiring_an_environment_removes_the_rancher_state_keelson_created() {
+    let b = both(DEFAULT_TOKEN);
+    b.h.edit(
+        "environments/staging/environment.yaml",
+        "    maxDeletePercent: 25\n",
+        "    allowDeleteAll: true\n",
+    );
+    let (code, out, err) = b.h.keelson(&["reconcile", "--env", "staging"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        b.rancher
+            .projects()
+            .iter()
+            .any(|p| p["name"] == "shop-staging")
+    );
+    assert_eq!(b.rancher.bindings().len(), 2);
+    let inv =
+        b.h.get("v1/configmaps", Some("shop-staging"), "keelson-inventory")
+            .unwrap();
+    assert!(
+        inv["data"]["inventory"]
+            .as_str()
+            .unwrap()
+            .contains("\"project\":\"shop-staging\""),
+        "{inv}"
+    );
+
+    std::fs::remove_dir_all(b.h.path("environments/staging")).unwrap();
+    let (code, out, _) = b.h.keelson(&["reconcile", "--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        b.rancher.writes().iter().all(|w| w.method != "DELETE"),
+        "dry run deleted in Rancher"
+    );
+    let (code, out, err) = b.h.keelson(&["reconcile"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    let staging_bindings: Vec<_> = b
+        .rancher
+        .bindings()
+        .into_iter()
+        .filter(|x| x["labels"]["keelson.dev/environment"] == "staging")
+        .collect();
+    assert!(
+        staging_bindings.is_empty(),
+        "staging's bindings removed:\n{out}\n{staging_bindings:?}"
+    );
+    assert!(
+        b.h.get("apps/v1/deployments", Some("shop-staging"), "orders")
+            .is_none()
+    );
+}
