@@ -90,6 +90,32 @@ pub struct RancherOutcome {
     pub markdown: String,
 }
 
+impl RancherOutcome {
+    fn planned(plan: &rancher::RancherPlan) -> Self {
+        RancherOutcome {
+            plan: serde_json::to_value(plan).unwrap_or(Json::Null),
+            applied: None,
+            changed: plan.has_changes(),
+            error: None,
+            text: plan.render_text(),
+            markdown: plan.render_markdown(),
+        }
+    }
+
+    /// Apply `plan` and record what happened.
+    async fn apply(
+        &mut self,
+        client: &RancherClient,
+        plan: &rancher::RancherPlan,
+    ) -> rancher::ApplyReport {
+        let report = rancher::apply(client, plan).await;
+        self.applied = serde_json::to_value(&report).ok();
+        self.text.push_str(&report.render_text());
+        self.error = report.error.as_ref().map(|e| e.to_string());
+        report
+    }
+}
+
 impl EnvResult {
     /// Whether this environment failed (error, refusal, failed apply).
     pub fn failed(&self) -> bool {
@@ -357,21 +383,11 @@ async fn rancher_step(
     let plan = rancher::plan(client, &desired)
         .await
         .map_err(|e| format!("rancher: {e}"))?;
-    let mut outcome = RancherOutcome {
-        plan: serde_json::to_value(&plan).unwrap_or(Json::Null),
-        applied: None,
-        changed: plan.has_changes(),
-        error: None,
-        text: plan.render_text(),
-        markdown: plan.render_markdown(),
-    };
+    let mut outcome = RancherOutcome::planned(&plan);
     if opts.dry_run {
         return Ok((outcome, plan.namespace_annotation()));
     }
-    let report = rancher::apply(client, &plan).await;
-    outcome.applied = serde_json::to_value(&report).ok();
-    outcome.text.push_str(&report.render_text());
-    outcome.error = report.error.as_ref().map(|e| e.to_string());
+    let report = outcome.apply(client, &plan).await;
     Ok((outcome, report.namespace_annotation()))
 }
 
@@ -393,19 +409,9 @@ async fn retire_rancher(
             };
         }
     };
-    let mut outcome = RancherOutcome {
-        plan: serde_json::to_value(&plan).unwrap_or(Json::Null),
-        applied: None,
-        changed: plan.has_changes(),
-        error: None,
-        text: plan.render_text(),
-        markdown: plan.render_markdown(),
-    };
+    let mut outcome = RancherOutcome::planned(&plan);
     if !dry_run {
-        let report = rancher::apply(client, &plan).await;
-        outcome.applied = serde_json::to_value(&report).ok();
-        outcome.text.push_str(&report.render_text());
-        outcome.error = report.error.as_ref().map(|e| e.to_string());
+        outcome.apply(client, &plan).await;
     }
     outcome
 }
