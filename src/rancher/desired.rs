@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::RancherError;
-use super::quantity;
+use crate::quantity;
 
 /// Label keelson puts on every Rancher object it creates.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";

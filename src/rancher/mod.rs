@@ -17,7 +17,6 @@ mod desired;
 mod error;
 mod from_spec;
 mod plan;
-pub mod quantity;
 mod render;
 
 pub use api::{LiveBinding, LiveNamespace, LiveProject};

@@ -13,7 +13,7 @@ use super::api::{LiveBinding, LiveNamespace, LiveProject};
 use super::client::RancherClient;
 use super::desired::{DesiredMember, DesiredProject, DesiredRancher, PROJECT_ID_ANNOTATION};
 use super::error::RancherError;
-use super::quantity;
+use crate::quantity;
 
 /// What a change is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

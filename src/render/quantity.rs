@@ -1,40 +1,15 @@
-//! Kubernetes quantities: parse `500m`, `2`, `1Gi`, `1.5G` into numbers, and
-//! write them back in the canonical short forms.
+//! Kubernetes quantities as numbers for arithmetic, and written back in the
+//! canonical short forms. The exact parser is [`crate::quantity`].
 
-/// Parse a quantity into its value in base units (cores, bytes).
+/// Parse a quantity into its value in base units (cores, bytes), for
+/// arithmetic (requests, heap sizes). Parsing itself is [`crate::quantity`]'s.
 pub fn parse(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mul = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        _ => return None,
-    };
-    Some(n * mul)
+    crate::quantity::parse(q).map(|nano| nano as f64 / 1e9)
 }
 
-/// Whether two quantities mean the same amount (`1000m` = `1`, `1Gi` = `1024Mi`).
+/// Whether two quantities mean the same amount (`1000m` = `1`, `1Gi` = `1024Mi`), exactly.
 pub fn equal(a: &str, b: &str) -> bool {
-    match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => (x - y).abs() <= f64::EPSILON * x.abs().max(y.abs()).max(1.0),
-        _ => a == b,
-    }
+    crate::quantity::same(a, b)
 }
 
 /// A CPU amount written as millicores (`125m`), or whole cores when exact.
