@@ -582,6 +582,14 @@ async fn confirm_with_server<C: Cluster>(
     live: &plan::LiveEnv,
     opts: &ApplyOptions,
 ) -> Result<(), ClusterError> {
+    let ids: Vec<(ObjectId, &Json)> = live
+        .owned
+        .iter()
+        .chain(&live.foreign)
+        .map(|o| (ObjectId::of(o), o))
+        .collect();
+    let by_key: HashMap<(&str, &str, &str, &str), &Json> =
+        ids.iter().map(|(id, o)| (id.key(), *o)).collect();
     for c in plan
         .changes
         .iter_mut()
@@ -589,12 +597,9 @@ async fn confirm_with_server<C: Cluster>(
     {
         let body = c.apply.as_ref().expect("updates have a body");
         let after = apply::server_dry_run(cluster, &c.id, body, opts).await?;
-        let before = live
-            .owned
-            .iter()
-            .chain(&live.foreign)
-            .find(|o| ObjectId::of(o).same_object(&c.id))
-            .map(diff::strip_server_fields);
+        let before = by_key
+            .get(&c.id.key())
+            .map(|o| diff::strip_server_fields(o));
         if before.as_ref() == Some(&after) {
             c.action = Action::Unchanged;
             c.diff.clear();
