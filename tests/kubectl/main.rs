@@ -3,6 +3,7 @@
 //! Every test starts its own server, writes a kubeconfig, and runs `/usr/bin/kubectl`; when
 //! kubectl is missing the tests print why and pass without checking anything.
 
+mod fidelity;
 mod fixtures;
 mod harness;
 mod writes;

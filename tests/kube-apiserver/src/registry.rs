@@ -483,6 +483,35 @@ impl Registry {
 }
 
 /// The resource types a CustomResourceDefinition describes, one per served version.
+/// Whether objects of `rt` carry `metadata.generation`: custom resources, and the built-in kinds
+/// whose registry strategy sets it in `PrepareForCreate` (pkg/registry/*/strategy.go). Services,
+/// ConfigMaps, Secrets, ServiceAccounts, RBAC objects, PVCs, Endpoints and HPAs (in 1.32) have none.
+pub fn has_generation(rt: &ResourceType) -> bool {
+    rt.custom
+        || matches!(
+            (rt.group.as_str(), rt.kind.as_str()),
+            (
+                "apps",
+                "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+            ) | ("batch", "Job" | "CronJob")
+                | (
+                    "networking.k8s.io",
+                    "Ingress" | "NetworkPolicy" | "IngressClass"
+                )
+                | ("policy", "PodDisruptionBudget")
+                | ("", "ReplicationController")
+                | ("apiextensions.k8s.io", "CustomResourceDefinition")
+                | ("discovery.k8s.io", "EndpointSlice")
+                | (
+                    "admissionregistration.k8s.io",
+                    "ValidatingWebhookConfiguration"
+                        | "MutatingWebhookConfiguration"
+                        | "ValidatingAdmissionPolicy"
+                        | "ValidatingAdmissionPolicyBinding"
+                )
+        )
+}
+
 pub fn crd_types(crd: &Value) -> Vec<ResourceType> {
     let spec = &crd["spec"];
     let names = &spec["names"];

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::objects::{apply_defaults, validate};
 use crate::registry::ResourceType;
+use crate::registry::has_generation;
 use crate::ssa::managed::{self, Writer};
 use crate::status::{ApiError, FieldError};
 use crate::store::{EventType, Key, Store};
@@ -250,6 +251,32 @@ fn drop_empty_meta_maps(obj: &mut Value) {
     }
 }
 
+/// What the real server does between reading a body and writing etcd: decoding drops unset
+/// `omitempty` scalars, defaulting fills in what is missing (on the main resource), and the
+/// protobuf round trip leaves the stored form (see [`crate::stored`]).
+fn admit(
+    store: &mut Store,
+    rt: &ResourceType,
+    obj: &mut Value,
+    defaults: bool,
+) -> Result<(), ApiError> {
+    crate::stored::drop_unset_scalars(rt, obj);
+    if defaults {
+        apply_defaults(rt, obj, &mut |what| store.allocate(what));
+    }
+    crate::stored::stored_form(rt, obj)
+}
+
+/// Whether an update bumps `metadata.generation`: a change outside metadata and status, and for
+/// Deployments also a change of annotations (pkg/registry/apps/deployment/strategy.go
+/// `PrepareForUpdate`: annotations are copied to the ReplicaSets).
+fn bumps_generation(rt: &ResourceType, a: &Value, b: &Value) -> bool {
+    spec_changed(a, b)
+        || (rt.kind == "Deployment"
+            && !rt.custom
+            && a["metadata"]["annotations"] != b["metadata"]["annotations"])
+}
+
 fn spec_changed(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();
@@ -281,7 +308,9 @@ fn finish_create(
     let meta = &mut obj["metadata"];
     meta["uid"] = json!(crate::util::new_uid());
     meta["creationTimestamp"] = json!(ctx.now);
-    meta["generation"] = json!(1);
+    if has_generation(ctx.rt) {
+        meta["generation"] = json!(1);
+    }
     if let Some(m) = meta.as_object_mut() {
         m.remove("resourceVersion");
     }
@@ -341,7 +370,7 @@ pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outco
     {
         m.remove("status");
     }
-    apply_defaults(ctx.rt, &mut body, &mut |what| store.allocate(what));
+    admit(store, ctx.rt, &mut body, true)?;
     let mut w = ctx.writer("");
     let av = ctx.rt.api_version();
     w.api_version = &av;
@@ -374,8 +403,15 @@ fn finish_update(
     on: &OnUndeclared<'_>,
 ) -> Result<Outcome, ApiError> {
     drop_empty_meta_maps(&mut new);
-    let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-    new["metadata"]["generation"] = json!(generation);
+    let generation = old["metadata"]["generation"].as_i64();
+    match generation {
+        Some(g) => new["metadata"]["generation"] = json!(g),
+        None => {
+            if let Some(m) = new["metadata"].as_object_mut() {
+                m.remove("generation");
+            }
+        }
+    }
     new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
     // The common no-op (an unchanged re-apply) is answered before the costlier checks; the stored
     // object has no undeclared fields, so an equal one has none either.
@@ -383,8 +419,10 @@ fn finish_update(
         return Ok(ok(new, 200));
     }
     check_declared_fields(ctx, &mut new, on)?;
-    if spec_changed(old, &new) {
-        new["metadata"]["generation"] = json!(generation + 1);
+    if let Some(g) = generation
+        && bumps_generation(ctx.rt, old, &new)
+    {
+        new["metadata"]["generation"] = json!(g + 1);
     }
     if new == *old {
         return Ok(ok(new, 200));
@@ -487,9 +525,7 @@ fn update_inner(
         new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
     }
     carry_system_fields(ctx.rt, old, &mut new, subresource);
-    if subresource.is_empty() {
-        apply_defaults(ctx.rt, &mut new, &mut |what| store.allocate(what));
-    }
+    admit(store, ctx.rt, &mut new, subresource.is_empty())?;
     match user_managed {
         Some(list) => {
             let kept: Vec<Value> = list

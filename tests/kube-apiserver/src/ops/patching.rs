@@ -3,9 +3,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    Ctx, OnUndeclared, Outcome, apply_defaults, carry_system_fields, check_body, check_namespace,
-    check_rv, check_url_name, ensure_namespace, finish_create, finish_update, set_type,
-    update_inner,
+    Ctx, OnUndeclared, Outcome, admit, carry_system_fields, check_body, check_namespace, check_rv,
+    check_url_name, ensure_namespace, finish_create, finish_update, set_type, update_inner,
 };
 use crate::patch::{json_patch, merge_patch, strategic_merge_patch};
 use crate::ssa::managed::{self, conflict_causes, conflict_message};
@@ -146,7 +145,7 @@ pub fn patch(
             {
                 m.remove("status");
             }
-            apply_defaults(ctx.rt, &mut obj, &mut |what| store.allocate(what));
+            admit(store, ctx.rt, &mut obj, true)?;
             finish_create(store, ctx, obj, &on)
         }
         Some(old) => {
@@ -154,9 +153,7 @@ pub fn patch(
             let mut merged = managed::apply(&old, &body, &w, force).map_err(conflict)?;
             carry_system_fields(ctx.rt, &old, &mut merged, subresource);
             set_type(ctx.rt, &mut merged);
-            if subresource.is_empty() {
-                apply_defaults(ctx.rt, &mut merged, &mut |what| store.allocate(what));
-            }
+            admit(store, ctx.rt, &mut merged, subresource.is_empty())?;
             finish_update(store, ctx, key, &old, merged, &on)
         }
     }

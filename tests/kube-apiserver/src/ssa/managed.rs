@@ -188,6 +188,15 @@ pub fn apply(
     for p in old_set.difference(&new_set).paths() {
         if !others.contains_prefix(&p) && !new_set.contains_prefix(&p) {
             remove_path(&mut merged, &p);
+            // A list whose last item went is removed with it (structured-merge-diff's
+            // removingWalker leaves no empty list behind).
+            if let Some((_, parent)) = p.split_last()
+                && !parent.is_empty()
+                && get_path(&merged, parent)
+                    .is_some_and(|v| v.as_array().is_some_and(Vec::is_empty))
+            {
+                remove_path(&mut merged, parent);
+            }
         }
     }
 

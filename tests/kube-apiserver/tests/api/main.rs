@@ -4,6 +4,7 @@
 mod http;
 mod kube_client;
 mod ssa;
+mod stored;
 mod streams;
 
 use http::{get, post, put, request};
