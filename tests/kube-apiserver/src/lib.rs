@@ -15,11 +15,14 @@
 
 mod api;
 mod controllers;
+pub mod decode;
+pub mod defaults;
 pub mod faults;
 mod hooks;
 mod objects;
 mod ops;
 pub mod patch;
+mod podspec;
 pub mod quantity;
 pub mod registry;
 pub mod selector;

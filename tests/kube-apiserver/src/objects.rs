@@ -1,4 +1,4 @@
-//! Per-kind behaviour: validation the real server would refuse, and the defaults it fills in.
+//! Per-kind validation: what the real server would refuse.
 
 use serde_json::{Value, json};
 
@@ -6,9 +6,14 @@ use crate::registry::ResourceType;
 use crate::status::{ApiError, FieldError};
 
 const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+/// ConfigMap and Secret data limit (`core.MaxSecretSize`).
+pub const MAX_DATA_SIZE: usize = 1024 * 1024;
+/// Total size of a object's annotations (`TotalAnnotationSizeLimitB`).
+pub const MAX_ANNOTATIONS_SIZE: usize = 256 * 1024;
+pub(crate) const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
-fn is_label(s: &str) -> bool {
+pub(crate) fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
@@ -26,11 +31,19 @@ fn is_subdomain(s: &str) -> bool {
 pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let mut errs = Vec::new();
-    let label_names = matches!(rt.resource.as_str(), "namespaces" | "services");
+    let builtin = !rt.custom && rt.group.is_empty();
+    let label_names = builtin && rt.resource == "namespaces";
+    let dns1035 = builtin && rt.resource == "services";
     if name.is_empty() {
         errs.push(FieldError::required(
             "metadata.name",
             "name or generateName is required",
+        ));
+    } else if dns1035 && !(is_label(name) && name.as_bytes()[0].is_ascii_lowercase()) {
+        errs.push(FieldError::invalid(
+            "metadata.name",
+            &json!(name),
+            DNS1035_MSG,
         ));
     } else if label_names && !is_label(name) {
         errs.push(FieldError::invalid(
@@ -38,7 +51,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
             &json!(name),
             LABEL_MSG,
         ));
-    } else if !label_names && !rt.custom && !is_subdomain(name) {
+    } else if !label_names && !dns1035 && !is_subdomain(name) {
         errs.push(FieldError::invalid(
             "metadata.name",
             &json!(name),
@@ -46,18 +59,80 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         ));
     }
     crate::validation::labels("metadata.labels", &obj["metadata"]["labels"], &mut errs);
-    if matches!(
-        rt.kind.as_str(),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
-    ) && !rt.custom
-    {
-        validate_workload(&rt.kind, obj, &mut errs)?;
+    if let Some(a) = obj["metadata"]["annotations"].as_object() {
+        let size: usize = a
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if size > MAX_ANNOTATIONS_SIZE {
+            errs.push(FieldError::too_long(
+                "metadata.annotations",
+                MAX_ANNOTATIONS_SIZE,
+            ));
+        }
     }
+    if rt.custom {
+        return finish(rt, name, errs);
+    }
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
+            validate_workload(&rt.kind, obj, &mut errs)?;
+            crate::podspec::containers(
+                "spec.template.spec",
+                &obj["spec"]["template"]["spec"],
+                &mut errs,
+            );
+        }
+        ("batch", "Job") => crate::podspec::containers(
+            "spec.template.spec",
+            &obj["spec"]["template"]["spec"],
+            &mut errs,
+        ),
+        ("batch", "CronJob") => crate::podspec::containers(
+            "spec.jobTemplate.spec.template.spec",
+            &obj["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            &mut errs,
+        ),
+        ("", "Pod") => crate::podspec::containers("spec", &obj["spec"], &mut errs),
+        ("", "Service") => crate::podspec::service_ports(&obj["spec"], &mut errs),
+        ("", "ConfigMap") => {
+            // ValidateConfigMap: the values of data and binaryData together; the error is the
+            // whole object's (field path "" prints as "[]").
+            let text: usize = obj["data"].as_object().map_or(0, |m| {
+                m.values().map(|v| v.as_str().map_or(0, str::len)).sum()
+            });
+            let binary: usize = obj["binaryData"]
+                .as_object()
+                .map_or(0, |m| m.values().map(decoded_len).sum());
+            if text + binary > MAX_DATA_SIZE {
+                errs.push(FieldError::too_long("[]", MAX_DATA_SIZE));
+            }
+        }
+        ("", "Secret") => {
+            let size: usize = obj["data"]
+                .as_object()
+                .map_or(0, |m| m.values().map(decoded_len).sum());
+            if size > MAX_DATA_SIZE {
+                errs.push(FieldError::too_long("data", MAX_DATA_SIZE));
+            }
+        }
+        _ => {}
+    }
+    finish(rt, name, errs)
+}
+
+fn finish(rt: &ResourceType, name: &str, errs: Vec<FieldError>) -> Result<(), ApiError> {
     if errs.is_empty() {
         Ok(())
     } else {
         Err(ApiError::invalid(&rt.kind, &rt.group, name, errs))
     }
+}
+
+/// Bytes a base64 value decodes to.
+fn decoded_len(v: &Value) -> usize {
+    let s = v.as_str().unwrap_or_default().trim_end_matches('=');
+    s.len() * 3 / 4
 }
 
 fn validate_workload(kind: &str, obj: &Value, errs: &mut Vec<FieldError>) -> Result<(), ApiError> {
@@ -107,141 +182,6 @@ fn validate_workload(kind: &str, obj: &Value, errs: &mut Vec<FieldError>) -> Res
         _ => errs.push(FieldError::required("spec.template.spec.containers", "")),
     }
     Ok(())
-}
-
-fn set_default(obj: &mut Value, key: &str, v: Value) {
-    if let Some(m) = obj.as_object_mut() {
-        m.entry(key.to_string()).or_insert(v);
-    }
-}
-
-/// The value at a path, without creating anything on the way (IndexMut would insert nulls).
-fn at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
-    path.iter().try_fold(v, |cur, k| cur.get_mut(*k))
-}
-
-fn default_pod_spec(spec: Option<&mut Value>) {
-    let Some(spec) = spec else { return };
-    for list in ["containers", "initContainers"] {
-        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
-            for c in cs {
-                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
-                    for p in ports {
-                        set_default(p, "protocol", json!("TCP"));
-                    }
-                }
-                set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
-                set_default(c, "terminationMessagePolicy", json!("File"));
-                let image = c["image"].as_str().unwrap_or_default().to_string();
-                let tag = image.rsplit('/').next().unwrap_or_default();
-                let latest = !tag.contains(':') || tag.ends_with(":latest");
-                let policy = if latest && !image.contains('@') {
-                    "Always"
-                } else {
-                    "IfNotPresent"
-                };
-                set_default(c, "imagePullPolicy", json!(policy));
-            }
-        }
-    }
-    if spec.is_object() {
-        set_default(spec, "restartPolicy", json!("Always"));
-        set_default(spec, "terminationGracePeriodSeconds", json!(30));
-        set_default(spec, "dnsPolicy", json!("ClusterFirst"));
-        set_default(spec, "securityContext", json!({}));
-        set_default(spec, "schedulerName", json!("default-scheduler"));
-    }
-}
-
-/// Fill in the defaults the real API server sets, so clients see (and must tolerate) them.
-///
-/// `alloc` hands out cluster resources: `alloc("clusterIP")`, `alloc("nodePort")`.
-pub fn apply_defaults(rt: &ResourceType, obj: &mut Value, alloc: &mut dyn FnMut(&str) -> String) {
-    if rt.custom {
-        return;
-    }
-    match (rt.group.as_str(), rt.kind.as_str()) {
-        ("apps", "Deployment") => {
-            let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
-                return;
-            };
-            set_default(spec, "replicas", json!(1));
-            set_default(spec, "revisionHistoryLimit", json!(10));
-            set_default(spec, "progressDeadlineSeconds", json!(600));
-            // Each default on its own: an apply that drops `strategy.type` gets it back.
-            set_default(spec, "strategy", json!({}));
-            if let Some(strategy) = spec.get_mut("strategy").filter(|s| s.is_object()) {
-                set_default(strategy, "type", json!("RollingUpdate"));
-                if strategy["type"] == "RollingUpdate" {
-                    set_default(strategy, "rollingUpdate", json!({}));
-                    if let Some(ru) = strategy.get_mut("rollingUpdate") {
-                        set_default(ru, "maxSurge", json!("25%"));
-                        set_default(ru, "maxUnavailable", json!("25%"));
-                    }
-                }
-            }
-            default_pod_spec(at(spec, &["template", "spec"]));
-        }
-        ("apps", "StatefulSet" | "DaemonSet" | "ReplicaSet") | ("batch", "Job") => {
-            default_pod_spec(at(obj, &["spec", "template", "spec"]));
-        }
-        ("", "Pod") => default_pod_spec(obj.get_mut("spec")),
-        ("", "Service") => {
-            let spec = &mut obj["spec"];
-            if !spec.is_object() {
-                *spec = json!({});
-            }
-            set_default(spec, "type", json!("ClusterIP"));
-            set_default(spec, "sessionAffinity", json!("None"));
-            if spec["type"] != "ExternalName" && spec.get("clusterIP").is_none() {
-                let ip = alloc("clusterIP");
-                spec["clusterIP"] = json!(ip);
-                spec["clusterIPs"] = json!([ip]);
-            }
-            set_default(spec, "ipFamilies", json!(["IPv4"]));
-            set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
-            set_default(spec, "internalTrafficPolicy", json!("Cluster"));
-            let node_ports = matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"));
-            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                for p in ports {
-                    set_default(p, "protocol", json!("TCP"));
-                    let port = p["port"].clone();
-                    set_default(p, "targetPort", port);
-                    if node_ports && p.is_object() && p.get("nodePort").is_none() {
-                        let np: u64 = alloc("nodePort").parse().unwrap_or(30000);
-                        p["nodePort"] = json!(np);
-                    }
-                }
-            }
-        }
-        ("", "Namespace") => {
-            let name = obj["metadata"]["name"].clone();
-            if let Some(meta) = obj["metadata"].as_object_mut() {
-                let labels = meta.entry("labels").or_insert_with(|| json!({}));
-                set_default(labels, "kubernetes.io/metadata.name", name);
-            }
-            set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
-            obj["status"] = json!({"phase": "Active"});
-        }
-        ("", "Secret") => {
-            set_default(obj, "type", json!("Opaque"));
-            // stringData is write-only: the server folds it into data, base64-encoded.
-            if let Some(Value::Object(sd)) =
-                obj.as_object_mut().and_then(|m| m.remove("stringData"))
-            {
-                use base64::Engine;
-                if !obj["data"].is_object() {
-                    obj["data"] = json!({});
-                }
-                for (k, v) in sd {
-                    let text = v.as_str().unwrap_or_default().to_string();
-                    obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
-                }
-            }
-        }
-        ("policy", "PodDisruptionBudget") => {}
-        _ => {}
-    }
 }
 
 #[cfg(test)]

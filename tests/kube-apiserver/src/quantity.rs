@@ -142,14 +142,11 @@ fn pow10(n: u32) -> Option<u128> {
     10u128.checked_pow(n)
 }
 
-/// Parse a quantity; `Ok(Some(text))` when Kubernetes keeps the text as it was sent (its
-/// "already canonical" shortcut), else the parsed value.
-fn parse(s: &str) -> Result<Result<String, Parsed>, QuantityError> {
+/// Parse a quantity; the flag tells whether Kubernetes keeps the text as it was sent (its
+/// "already canonical" shortcut).
+fn parse(s: &str) -> Result<(Parsed, bool), QuantityError> {
     if s.is_empty() {
         return Err(QuantityError::Format);
-    }
-    if s == "0" {
-        return Ok(Ok(s.to_string()));
     }
     let p = split(s)?;
     let (base, exponent, mut format) = interpret(p.suffix).ok_or(QuantityError::Suffix)?;
@@ -172,15 +169,13 @@ fn parse(s: &str) -> Result<Result<String, Parsed>, QuantityError> {
             };
             let mult = if base == 2 { 1u128 << exponent } else { 1 };
             if let Some(r) = value.checked_mul(mult).filter(|r| *r <= i64::MAX as u128) {
-                if keep {
-                    return Ok(Ok(s.to_string()));
-                }
-                return Ok(Err(Parsed {
+                let q = Parsed {
                     negative: !p.positive,
                     mantissa: r,
                     scale,
                     format,
-                }));
+                };
+                return Ok((q, keep || s == "0"));
             }
         }
     }
@@ -213,12 +208,13 @@ fn parse(s: &str) -> Result<Result<String, Parsed>, QuantityError> {
     if format == Format::BinarySI && mantissa != 0 && !bigger_than_one {
         format = Format::DecimalSI;
     }
-    Ok(Err(Parsed {
+    let q = Parsed {
         negative: !p.positive,
         mantissa,
         scale,
         format,
-    }))
+    };
+    Ok((q, false))
 }
 
 /// `CanonicalizeBytes` of a parsed value.
@@ -235,7 +231,7 @@ fn canonical(q: &Parsed) -> String {
             pow10(q.scale as u32).and_then(|m| q.mantissa.checked_mul(m))
         } else {
             let d = pow10((-q.scale) as u32).unwrap_or(u128::MAX);
-            (q.mantissa % d == 0).then(|| q.mantissa / d)
+            q.mantissa.is_multiple_of(d).then(|| q.mantissa / d)
         };
         match int {
             Some(i) if i >= 1024 => integer = Some(i),
@@ -285,10 +281,29 @@ fn canonical(q: &Parsed) -> String {
 ///
 /// Leading and trailing whitespace is ignored, as `Quantity.UnmarshalJSON` does.
 pub fn canonicalize(text: &str) -> Result<String, QuantityError> {
-    match parse(text.trim())? {
-        Ok(kept) => Ok(kept),
-        Err(q) => Ok(canonical(&q)),
+    let (q, keep) = parse(text.trim())?;
+    Ok(if keep {
+        text.trim().to_string()
+    } else {
+        canonical(&q)
+    })
+}
+
+/// Like [`canonicalize`] for a value of a `ResourceList` (requests, limits, quota), which
+/// defaulting also rounds up to milli-units (`SetDefaults_ResourceList`: `100u` → `1m`).
+pub fn canonicalize_resource(text: &str) -> Result<String, QuantityError> {
+    let (mut q, keep) = parse(text.trim())?;
+    if q.scale >= -3 {
+        return Ok(if keep {
+            text.trim().to_string()
+        } else {
+            canonical(&q)
+        });
     }
+    let d = pow10((-3 - q.scale) as u32).unwrap_or(u128::MAX);
+    q.mantissa = q.mantissa.div_ceil(d);
+    q.scale = -3;
+    Ok(canonical(&q))
 }
 
 #[cfg(test)]
@@ -340,6 +355,14 @@ mod tests {
         ] {
             assert_eq!(canonicalize(given).as_deref(), Ok(stored), "{given}");
         }
+    }
+
+    #[test]
+    fn resource_lists_round_up_to_milli_units() {
+        assert_eq!(canonicalize_resource("100u").as_deref(), Ok("1m"));
+        assert_eq!(canonicalize_resource("1.0001m").as_deref(), Ok("2m"));
+        assert_eq!(canonicalize_resource("0.5").as_deref(), Ok("500m"));
+        assert_eq!(canonicalize_resource("1Gi").as_deref(), Ok("1Gi"));
     }
 
     #[test]

@@ -126,6 +126,15 @@ impl ApiError {
         .with_details(json!({"name": name, "group": rt.group, "kind": rt.resource}))
     }
 
+    /// HTTP 413 for a request body over the server's 3 MiB limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
     /// HTTP 400 with reason `BadRequest`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
@@ -247,6 +256,24 @@ impl FieldError {
             reason: "FieldValueInvalid",
             field: field.into(),
             message: format!("Invalid value: {value}: {detail}"),
+        }
+    }
+
+    /// `<field>: Duplicate value: <value>`.
+    pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
+        FieldError {
+            reason: "FieldValueDuplicate",
+            field: field.into(),
+            message: format!("Duplicate value: {value}"),
+        }
+    }
+
+    /// `<field>: Too long: must have at most <max> bytes` (the value is not shown).
+    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+        FieldError {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            message: format!("Too long: must have at most {max} bytes"),
         }
     }
 

@@ -16,17 +16,27 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::quantity::canonicalize;
+use crate::quantity::{canonicalize, canonicalize_resource};
 use crate::registry::ResourceType;
 use crate::status::ApiError;
 
 /// Whether the field at `names` (field names from the root, list items skipped) holds a
-/// `resource.Quantity` (k8s.io/api types: ResourceList values, `divisor`, `sizeLimit`, HPA targets).
-fn is_quantity(kind: &str, names: &[&str]) -> bool {
+/// `resource.Quantity` (k8s.io/api types): `Some(true)` for a ResourceList value, `Some(false)`
+/// for a single quantity (`divisor`, `sizeLimit`, HPA targets).
+fn quantity_kind(kind: &str, names: &[&str]) -> Option<bool> {
+    match names {
+        [.., "resourceFieldRef", "divisor"] => Some(false),
+        [.., "emptyDir", "sizeLimit"] => Some(false),
+        [.., "target" | "current", "value" | "averageValue"] => {
+            (kind == "HorizontalPodAutoscaler").then_some(false)
+        }
+        _ => is_resource_list_value(kind, names).then_some(true),
+    }
+}
+
+fn is_resource_list_value(kind: &str, names: &[&str]) -> bool {
     match names {
         [.., "resources", "requests" | "limits", _] => true,
-        [.., "resourceFieldRef", "divisor"] => true,
-        [.., "emptyDir", "sizeLimit"] => true,
         [.., "overhead", _] | [.., "overhead", "podFixed", _] => true,
         [
             "spec",
@@ -39,14 +49,13 @@ fn is_quantity(kind: &str, names: &[&str]) -> bool {
         ["status", "allocatedResources", _] => kind == "PersistentVolumeClaim",
         ["spec", "capacity", _] => kind == "PersistentVolume",
         ["status", "allocatable", _] => kind == "Node",
-        [.., "target" | "current", "value" | "averageValue"] => kind == "HorizontalPodAutoscaler",
         _ => false,
     }
 }
 
 /// Go maps (`map[string]…`, all `omitempty`): dropped when empty. Other objects are structs,
 /// which Go writes even when empty (`emptyDir: {}`, `securityContext: {}`).
-fn is_map(kind: &str, names: &[&str]) -> bool {
+pub(crate) fn is_map(kind: &str, names: &[&str]) -> bool {
     match names {
         ["spec", "selector"] => matches!(kind, "Service" | "ReplicationController"),
         ["parameters"] => kind == "StorageClass",
@@ -251,8 +260,12 @@ fn normalize(
                     Value::Number(n) => Some(n.to_string()),
                     _ => None,
                 };
-                if let Some(text) = scalar.filter(|_| is_quantity(kind, &refs)) {
-                    *child = Value::String(canonicalize(&text)?);
+                if let Some((text, list)) = scalar.zip(quantity_kind(kind, &refs)) {
+                    *child = Value::String(if list {
+                        canonicalize_resource(&text)?
+                    } else {
+                        canonicalize(&text)?
+                    });
                 } else {
                     normalize(kind, child, names)?;
                 }

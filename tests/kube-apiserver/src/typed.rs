@@ -10,14 +10,49 @@ use serde_json::Value;
 use crate::registry::ResourceType;
 use crate::ssa::schema::{item_key, list_keys};
 
-fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<Value> {
-    let typed: T = serde_json::from_value(obj.clone()).ok()?;
-    serde_json::to_value(typed).ok()
+/// Something done with the k8s-openapi type of a built-in kind.
+trait WithType {
+    type Out;
+    fn with<T: DeserializeOwned + Serialize>(self) -> Self::Out;
+}
+
+/// A round trip through the type: exactly the declared fields survive.
+struct RoundTrip<'a>(&'a Value);
+
+impl WithType for RoundTrip<'_> {
+    type Out = Option<Value>;
+    fn with<T: DeserializeOwned + Serialize>(self) -> Option<Value> {
+        let typed = T::deserialize(self.0).ok()?;
+        serde_json::to_value(typed).ok()
+    }
+}
+
+/// Decoding into the type: the path and serde message of the first type error.
+struct Decode<'a>(&'a Value);
+
+impl WithType for Decode<'_> {
+    type Out = Option<(serde_path_to_error::Path, String)>;
+    fn with<T: DeserializeOwned + Serialize>(self) -> Self::Out {
+        match serde_path_to_error::deserialize::<_, T>(self.0) {
+            Ok(_) => None,
+            Err(e) => Some((e.path().clone(), e.into_inner().to_string())),
+        }
+    }
 }
 
 /// The object as its k8s-openapi type sees it, or None for kinds without one (custom resources)
 /// and objects the type cannot read (those fail elsewhere, or are left alone).
 fn typed_view(rt: &ResourceType, obj: &Value) -> Option<Value> {
+    dispatch(rt, RoundTrip(obj)).flatten()
+}
+
+/// The first type error of a built-in object: its path and serde's message
+/// (`invalid type: string "two", expected i32`).
+pub fn decode_error(rt: &ResourceType, obj: &Value) -> Option<(serde_path_to_error::Path, String)> {
+    dispatch(rt, Decode(obj)).flatten()
+}
+
+fn dispatch<W: WithType>(rt: &ResourceType, w: W) -> Option<W::Out> {
     use k8s_openapi::api::{
         apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
         coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
@@ -29,47 +64,47 @@ fn typed_view(rt: &ResourceType, obj: &Value) -> Option<Value> {
         return None;
     }
     match (rt.group.as_str(), rt.kind.as_str()) {
-        ("", "Namespace") => roundtrip::<core::Namespace>(obj),
-        ("", "ConfigMap") => roundtrip::<core::ConfigMap>(obj),
-        ("", "Secret") => roundtrip::<core::Secret>(obj),
-        ("", "Service") => roundtrip::<core::Service>(obj),
-        ("", "ServiceAccount") => roundtrip::<core::ServiceAccount>(obj),
-        ("", "Pod") => roundtrip::<core::Pod>(obj),
-        ("", "PersistentVolumeClaim") => roundtrip::<core::PersistentVolumeClaim>(obj),
-        ("", "PersistentVolume") => roundtrip::<core::PersistentVolume>(obj),
-        ("", "Endpoints") => roundtrip::<core::Endpoints>(obj),
-        ("", "Event") => roundtrip::<core::Event>(obj),
-        ("", "LimitRange") => roundtrip::<core::LimitRange>(obj),
-        ("", "ResourceQuota") => roundtrip::<core::ResourceQuota>(obj),
-        ("", "Node") => roundtrip::<core::Node>(obj),
-        ("", "ReplicationController") => roundtrip::<core::ReplicationController>(obj),
-        ("apps", "Deployment") => roundtrip::<apps::Deployment>(obj),
-        ("apps", "StatefulSet") => roundtrip::<apps::StatefulSet>(obj),
-        ("apps", "DaemonSet") => roundtrip::<apps::DaemonSet>(obj),
-        ("apps", "ReplicaSet") => roundtrip::<apps::ReplicaSet>(obj),
-        ("apps", "ControllerRevision") => roundtrip::<apps::ControllerRevision>(obj),
-        ("batch", "Job") => roundtrip::<batch::Job>(obj),
-        ("batch", "CronJob") => roundtrip::<batch::CronJob>(obj),
-        ("networking.k8s.io", "Ingress") => roundtrip::<networking::Ingress>(obj),
-        ("networking.k8s.io", "NetworkPolicy") => roundtrip::<networking::NetworkPolicy>(obj),
-        ("networking.k8s.io", "IngressClass") => roundtrip::<networking::IngressClass>(obj),
-        ("policy", "PodDisruptionBudget") => roundtrip::<policy::PodDisruptionBudget>(obj),
-        ("coordination.k8s.io", "Lease") => roundtrip::<coordination::Lease>(obj),
-        ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::Role>(obj),
-        ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::RoleBinding>(obj),
-        ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<rbac::ClusterRole>(obj),
+        ("", "Namespace") => Some(w.with::<core::Namespace>()),
+        ("", "ConfigMap") => Some(w.with::<core::ConfigMap>()),
+        ("", "Secret") => Some(w.with::<core::Secret>()),
+        ("", "Service") => Some(w.with::<core::Service>()),
+        ("", "ServiceAccount") => Some(w.with::<core::ServiceAccount>()),
+        ("", "Pod") => Some(w.with::<core::Pod>()),
+        ("", "PersistentVolumeClaim") => Some(w.with::<core::PersistentVolumeClaim>()),
+        ("", "PersistentVolume") => Some(w.with::<core::PersistentVolume>()),
+        ("", "Endpoints") => Some(w.with::<core::Endpoints>()),
+        ("", "Event") => Some(w.with::<core::Event>()),
+        ("", "LimitRange") => Some(w.with::<core::LimitRange>()),
+        ("", "ResourceQuota") => Some(w.with::<core::ResourceQuota>()),
+        ("", "Node") => Some(w.with::<core::Node>()),
+        ("", "ReplicationController") => Some(w.with::<core::ReplicationController>()),
+        ("apps", "Deployment") => Some(w.with::<apps::Deployment>()),
+        ("apps", "StatefulSet") => Some(w.with::<apps::StatefulSet>()),
+        ("apps", "DaemonSet") => Some(w.with::<apps::DaemonSet>()),
+        ("apps", "ReplicaSet") => Some(w.with::<apps::ReplicaSet>()),
+        ("apps", "ControllerRevision") => Some(w.with::<apps::ControllerRevision>()),
+        ("batch", "Job") => Some(w.with::<batch::Job>()),
+        ("batch", "CronJob") => Some(w.with::<batch::CronJob>()),
+        ("networking.k8s.io", "Ingress") => Some(w.with::<networking::Ingress>()),
+        ("networking.k8s.io", "NetworkPolicy") => Some(w.with::<networking::NetworkPolicy>()),
+        ("networking.k8s.io", "IngressClass") => Some(w.with::<networking::IngressClass>()),
+        ("policy", "PodDisruptionBudget") => Some(w.with::<policy::PodDisruptionBudget>()),
+        ("coordination.k8s.io", "Lease") => Some(w.with::<coordination::Lease>()),
+        ("rbac.authorization.k8s.io", "Role") => Some(w.with::<rbac::Role>()),
+        ("rbac.authorization.k8s.io", "RoleBinding") => Some(w.with::<rbac::RoleBinding>()),
+        ("rbac.authorization.k8s.io", "ClusterRole") => Some(w.with::<rbac::ClusterRole>()),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            roundtrip::<rbac::ClusterRoleBinding>(obj)
+            Some(w.with::<rbac::ClusterRoleBinding>())
         }
         ("autoscaling", "HorizontalPodAutoscaler") => {
-            roundtrip::<autoscaling::HorizontalPodAutoscaler>(obj)
+            Some(w.with::<autoscaling::HorizontalPodAutoscaler>())
         }
-        ("events.k8s.io", "Event") => roundtrip::<events::Event>(obj),
-        ("discovery.k8s.io", "EndpointSlice") => roundtrip::<discovery::EndpointSlice>(obj),
-        ("storage.k8s.io", "StorageClass") => roundtrip::<storage::StorageClass>(obj),
-        ("scheduling.k8s.io", "PriorityClass") => roundtrip::<scheduling::PriorityClass>(obj),
+        ("events.k8s.io", "Event") => Some(w.with::<events::Event>()),
+        ("discovery.k8s.io", "EndpointSlice") => Some(w.with::<discovery::EndpointSlice>()),
+        ("storage.k8s.io", "StorageClass") => Some(w.with::<storage::StorageClass>()),
+        ("scheduling.k8s.io", "PriorityClass") => Some(w.with::<scheduling::PriorityClass>()),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            roundtrip::<apiextensions::CustomResourceDefinition>(obj)
+            Some(w.with::<apiextensions::CustomResourceDefinition>())
         }
         _ => None,
     }

@@ -23,6 +23,9 @@ use crate::server::Shared;
 use crate::status::ApiError;
 use crate::util::Query;
 
+/// `MaxRequestBodyBytes` of the real server's config (3 MiB).
+pub const MAX_REQUEST_BODY: usize = 3 * 1024 * 1024;
+
 const PATCH_TYPES: &str = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json";
 
 enum Reply {
@@ -128,6 +131,12 @@ pub async fn handle(
         Some(r) => r,
         None if shared.opts.require_token && !authenticated => {
             Reply::Error(ApiError::unauthorized())
+        }
+        // The real server reads at most 3 MiB of a write's body (`MaxRequestBodyBytes`).
+        None if matches!(method.as_str(), "POST" | "PUT" | "PATCH")
+            && body.len() > MAX_REQUEST_BODY =>
+        {
+            Reply::Error(ApiError::too_large(MAX_REQUEST_BODY))
         }
         None => {
             let r = Req {

@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::objects::{apply_defaults, validate};
+use crate::defaults::{allocate, apply_defaults, job_selector};
+use crate::objects::validate;
 use crate::registry::ResourceType;
 use crate::registry::has_generation;
 use crate::ssa::managed::{self, Writer};
@@ -254,15 +255,16 @@ fn drop_empty_meta_maps(obj: &mut Value) {
 /// What the real server does between reading a body and writing etcd: decoding drops unset
 /// `omitempty` scalars, defaulting fills in what is missing (on the main resource), and the
 /// protobuf round trip leaves the stored form (see [`crate::stored`]).
-fn admit(
-    store: &mut Store,
-    rt: &ResourceType,
-    obj: &mut Value,
-    defaults: bool,
-) -> Result<(), ApiError> {
+fn admit(rt: &ResourceType, obj: &mut Value, defaults: bool) -> Result<(), ApiError> {
+    if !rt.custom {
+        crate::decode::strip_nulls(obj);
+        if let Some(e) = crate::decode::type_error(rt, obj) {
+            return Err(ApiError::bad_request(crate::decode::decode_message(rt, &e)));
+        }
+    }
     crate::stored::drop_unset_scalars(rt, obj);
     if defaults {
-        apply_defaults(rt, obj, &mut |what| store.allocate(what));
+        apply_defaults(rt, obj);
     }
     crate::stored::stored_form(rt, obj)
 }
@@ -291,6 +293,20 @@ fn spec_changed(a: &Value, b: &Value) -> bool {
     strip(a) != strip(b)
 }
 
+/// etcd's default `--max-request-bytes` (1.5 MiB). The real server sends the protobuf form, a
+/// little smaller than JSON; the JSON size stands in for it.
+pub const MAX_STORED_BYTES: usize = 3 * 512 * 1024;
+
+/// An object etcd would refuse: the storage error reaches the client as a 500 without a reason.
+/// A dry run never reaches etcd, so it is not checked there.
+fn check_storage_size(obj: &Value) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(obj).map_or(0, |b| b.len());
+    if size > MAX_STORED_BYTES {
+        return Err(ApiError::unknown(500, "etcdserver: request is too large"));
+    }
+    Ok(())
+}
+
 /// Store a new object (shared by POST and create-via-apply).
 fn finish_create(
     store: &mut Store,
@@ -314,10 +330,14 @@ fn finish_create(
     if let Some(m) = meta.as_object_mut() {
         m.remove("resourceVersion");
     }
+    // Set by the registry after field management: owned by no manager.
+    allocate(ctx.rt, &mut obj, None, &mut |what| store.allocate(what));
+    job_selector(ctx.rt, &mut obj);
     validate(ctx.rt, &obj)?;
     if ctx.dry_run {
         return Ok(ok(obj, 201));
     }
+    check_storage_size(&obj)?;
     let stored = store.put(key.clone(), obj, EventType::Added);
     Ok(Outcome {
         object: stored,
@@ -370,7 +390,7 @@ pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outco
     {
         m.remove("status");
     }
-    admit(store, ctx.rt, &mut body, true)?;
+    admit(ctx.rt, &mut body, true)?;
     let mut w = ctx.writer("");
     let av = ctx.rt.api_version();
     w.api_version = &av;
@@ -413,6 +433,9 @@ fn finish_update(
         }
     }
     new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+    allocate(ctx.rt, &mut new, Some(old), &mut |what| {
+        store.allocate(what)
+    });
     // The common no-op (an unchanged re-apply) is answered before the costlier checks; the stored
     // object has no undeclared fields, so an equal one has none either.
     if new == *old {
@@ -432,6 +455,7 @@ fn finish_update(
     if ctx.dry_run {
         return Ok(ok(new, 200));
     }
+    check_storage_size(&new)?;
     let stored = store.put(key.clone(), new, EventType::Modified);
     // The last finalizer of an object being deleted is gone: now it really goes.
     if stored["metadata"]["deletionTimestamp"].is_string()
@@ -525,7 +549,7 @@ fn update_inner(
         new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
     }
     carry_system_fields(ctx.rt, old, &mut new, subresource);
-    admit(store, ctx.rt, &mut new, subresource.is_empty())?;
+    admit(ctx.rt, &mut new, subresource.is_empty())?;
     match user_managed {
         Some(list) => {
             let kept: Vec<Value> = list

@@ -123,8 +123,17 @@ pub fn patch(
             )
         }
     };
-    // Apply converts the configuration to the kind's schema first: undeclared fields fail it.
+    // Apply converts the configuration to the kind's schema first: undeclared fields and values
+    // of the wrong type fail it.
     let invalid = |errs: Vec<String>| conflict(managed::ApplyError::Invalid(errs));
+    if !ctx.rt.custom {
+        let mut typed = body.clone();
+        crate::decode::strip_nulls(&mut typed);
+        if let Some(e) = crate::decode::type_error(ctx.rt, &typed) {
+            let path = crate::decode::smd_path(&typed, &e.path);
+            return Err(invalid(vec![crate::decode::apply_message(&e, &path)]));
+        }
+    }
     let on = OnUndeclared::Apply(&invalid);
     match existing {
         None => {
@@ -145,7 +154,7 @@ pub fn patch(
             {
                 m.remove("status");
             }
-            admit(store, ctx.rt, &mut obj, true)?;
+            admit(ctx.rt, &mut obj, true)?;
             finish_create(store, ctx, obj, &on)
         }
         Some(old) => {
@@ -153,7 +162,7 @@ pub fn patch(
             let mut merged = managed::apply(&old, &body, &w, force).map_err(conflict)?;
             carry_system_fields(ctx.rt, &old, &mut merged, subresource);
             set_type(ctx.rt, &mut merged);
-            admit(store, ctx.rt, &mut merged, subresource.is_empty())?;
+            admit(ctx.rt, &mut merged, subresource.is_empty())?;
             finish_update(store, ctx, key, &old, merged, &on)
         }
     }

@@ -249,22 +249,102 @@ pub fn merge_apply(live: &Value, applied: &Value, names: &mut Vec<String>) -> Va
         }
         (Value::Array(li), Value::Array(ai)) if list_keys(names).is_some() => {
             let keys = list_keys(names).unwrap_or_default();
-            let mut out: Vec<Value> = li.clone();
-            for item in ai {
-                let k = item_key(item, &keys);
-                let pos = k.as_ref().and_then(|k| {
-                    out.iter()
-                        .position(|l| item_key(l, &keys).as_ref() == Some(k))
-                });
-                match pos {
-                    Some(p) => out[p] = merge_apply(&out[p], item, names),
-                    None => out.push(item.clone()),
-                }
-            }
-            Value::Array(out)
+            Value::Array(merge_keyed_list(li, ai, &keys, names))
         }
         _ => applied.clone(),
     }
+}
+
+/// Merge a keyed list the way structured-merge-diff's `mergingWalker.visitListItems` does: the
+/// items the applied configuration names come in its order, live items it does not name keep
+/// their place around them.
+fn merge_keyed_list(
+    live: &[Value],
+    applied: &[Value],
+    keys: &[String],
+    names: &mut Vec<String>,
+) -> Vec<Value> {
+    use std::collections::{HashMap, HashSet, VecDeque};
+    let pe = |v: &Value, i: usize, side: &str| {
+        item_key(v, keys)
+            .map(|k| key_pe(&k))
+            .unwrap_or_else(|| format!("{side}{i}"))
+    };
+    let lpes: Vec<String> = live
+        .iter()
+        .enumerate()
+        .map(|(i, v)| pe(v, i, "live:"))
+        .collect();
+    let rpes: Vec<String> = applied
+        .iter()
+        .enumerate()
+        .map(|(i, v)| pe(v, i, "applied:"))
+        .collect();
+    let mut lidx: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in lpes.iter().enumerate() {
+        lidx.entry(p.as_str()).or_insert(i);
+    }
+    let mut ridx: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in rpes.iter().enumerate() {
+        ridx.entry(p.as_str()).or_insert(i);
+    }
+    let mut shared: VecDeque<&str> = rpes
+        .iter()
+        .map(String::as_str)
+        .filter(|p| lidx.contains_key(p))
+        .collect();
+    let mut next_shared = shared.pop_front();
+    let mut merged_rhs: HashSet<&str> = HashSet::new();
+    let mut out = Vec::with_capacity(live.len().max(applied.len()));
+    let merge_item = |l: Option<&Value>, r: Option<&Value>, names: &mut Vec<String>| match (l, r) {
+        (Some(l), Some(r)) => merge_apply(l, r, names),
+        (Some(l), None) => l.clone(),
+        (None, Some(r)) => r.clone(),
+        (None, None) => Value::Null,
+    };
+    let (mut li, mut ri) = (0, 0);
+    while li < lpes.len() || ri < rpes.len() {
+        if li < lpes.len() && ri < rpes.len() {
+            let p = lpes[li].as_str();
+            if p == rpes[ri] {
+                merged_rhs.insert(p);
+                let l = lidx.get(p).map(|&i| &live[i]);
+                let r = ridx.get(p).map(|&i| &applied[i]);
+                out.push(merge_item(l, r, names));
+                li += 1;
+                ri += 1;
+                next_shared = shared.pop_front();
+                continue;
+            }
+            if ridx.contains_key(p) && next_shared.is_some_and(|n| n != p) {
+                // A shared item, but not the one due in this round.
+                li += 1;
+                continue;
+            }
+        }
+        if li < lpes.len() {
+            let p = lpes[li].as_str();
+            if !ridx.contains_key(p) {
+                out.push(live[li].clone());
+                li += 1;
+                continue;
+            } else if merged_rhs.contains(p) {
+                li += 1;
+                continue;
+            }
+        }
+        if ri < rpes.len() {
+            let p = rpes[ri].as_str();
+            merged_rhs.insert(p);
+            let l = lidx.get(p).map(|&i| &live[i]);
+            out.push(merge_item(l, Some(&applied[ri]), names));
+            ri += 1;
+            if next_shared == Some(p) {
+                next_shared = shared.pop_front();
+            }
+        }
+    }
+    out
 }
 
 fn item_matches(item: &Value, pe: &str) -> bool {
@@ -362,6 +442,23 @@ mod tests {
         let merged = merge_apply(&live, &applied, &mut vec![]);
         assert_eq!(merged["spec"]["containers"][0]["image"], "x");
         assert_eq!(merged["spec"]["containers"][1]["image"], "z");
+    }
+
+    #[test]
+    fn merged_keyed_lists_take_the_applied_order_around_other_items() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let live = json!({"spec": {"containers": [{"name": "a"}, {"name": "x"}, {"name": "b"}, {"name": "c"}]}});
+        let applied =
+            json!({"spec": {"containers": [{"name": "c"}, {"name": "a"}, {"name": "n"}]}});
+        let merged = merge_apply(&live, &applied, &mut names(&[]));
+        let order: Vec<&str> = merged["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        // x (not in the configuration) keeps its place; b too; c, a, n follow the configuration.
+        assert_eq!(order, ["x", "b", "c", "a", "n"]);
     }
 
     #[test]

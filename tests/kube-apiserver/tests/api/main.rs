@@ -1,11 +1,13 @@
 //! The test server over real HTTP: paths, Status bodies, server-side apply, dry runs, paging,
 //! watch and fault injection.
 
+mod defaults;
 mod http;
 mod kube_client;
 mod ssa;
 mod stored;
 mod streams;
+mod validation;
 
 use http::{get, post, put, request};
 use kube_apiserver::TestServer;
