@@ -539,6 +539,53 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 set_default(names, "listKind", json!(format!("{kind}List")));
             }
         }
+        ("admissionregistration.k8s.io", kind) => default_admission(kind, obj),
+        _ => {}
+    }
+}
+
+/// pkg/apis/admissionregistration/v1/defaults.go: each webhook's failurePolicy, matchPolicy,
+/// selectors, timeout (and reinvocationPolicy for mutating ones), rule scope and service port;
+/// a ValidatingAdmissionPolicy's failurePolicy and match resources.
+fn default_admission(kind: &str, obj: &mut Value) {
+    let match_resources = |m: &mut Value| {
+        set_default(m, "namespaceSelector", json!({}));
+        set_default(m, "objectSelector", json!({}));
+        set_default(m, "matchPolicy", json!("Equivalent"));
+        each_item(m.get_mut("resourceRules"), |r| {
+            set_default(r, "scope", json!("*"))
+        });
+    };
+    match kind {
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => {
+            each_item(obj.get_mut("webhooks"), |w| {
+                set_default(w, "failurePolicy", json!("Fail"));
+                set_default(w, "matchPolicy", json!("Equivalent"));
+                set_default(w, "namespaceSelector", json!({}));
+                set_default(w, "objectSelector", json!({}));
+                set_default(w, "timeoutSeconds", json!(10));
+                if kind == "MutatingWebhookConfiguration" {
+                    set_default(w, "reinvocationPolicy", json!("Never"));
+                }
+                each_item(w.get_mut("rules"), |r| set_default(r, "scope", json!("*")));
+                if let Some(svc) = at(w, &["clientConfig", "service"]).filter(|s| s.is_object()) {
+                    set_default(svc, "port", json!(443));
+                }
+            });
+        }
+        "ValidatingAdmissionPolicy" => {
+            if let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) {
+                set_default(spec, "failurePolicy", json!("Fail"));
+                if let Some(m) = spec.get_mut("matchConstraints").filter(|m| m.is_object()) {
+                    match_resources(m);
+                }
+            }
+        }
+        "ValidatingAdmissionPolicyBinding" => {
+            if let Some(m) = at(obj, &["spec", "matchResources"]).filter(|m| m.is_object()) {
+                match_resources(m);
+            }
+        }
         _ => {}
     }
 }

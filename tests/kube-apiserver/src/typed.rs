@@ -53,6 +53,7 @@ pub fn decode_error(rt: &ResourceType, obj: &Value) -> Option<(serde_path_to_err
 }
 
 fn dispatch<W: WithType>(rt: &ResourceType, w: W) -> Option<W::Out> {
+    use k8s_openapi::api::admissionregistration::v1 as admission;
     use k8s_openapi::api::{
         apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
         coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
@@ -103,6 +104,18 @@ fn dispatch<W: WithType>(rt: &ResourceType, w: W) -> Option<W::Out> {
         ("discovery.k8s.io", "EndpointSlice") => Some(w.with::<discovery::EndpointSlice>()),
         ("storage.k8s.io", "StorageClass") => Some(w.with::<storage::StorageClass>()),
         ("scheduling.k8s.io", "PriorityClass") => Some(w.with::<scheduling::PriorityClass>()),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            Some(w.with::<admission::ValidatingWebhookConfiguration>())
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            Some(w.with::<admission::MutatingWebhookConfiguration>())
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            Some(w.with::<admission::ValidatingAdmissionPolicy>())
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            Some(w.with::<admission::ValidatingAdmissionPolicyBinding>())
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             Some(w.with::<apiextensions::CustomResourceDefinition>())
         }

@@ -3,6 +3,7 @@
 mod body;
 mod discovery;
 mod openapi;
+mod protobuf;
 mod read;
 mod watch;
 
@@ -337,10 +338,19 @@ fn parse_body(r: &Req<'_>, yaml_ok: bool) -> Result<Value, ApiError> {
     if r.body.is_empty() {
         return Ok(json!({}));
     }
-    if r.content_type.contains("protobuf") || r.content_type.contains("cbor") {
+    if r.content_type.contains("protobuf") {
+        return protobuf::decode(&r.body).map_err(|e| match e {
+            protobuf::ProtoError::Envelope => ApiError::bad_request(e.to_string()),
+            protobuf::ProtoError::Unsupported(why) => ApiError::unsupported_media_type(
+                r.content_type,
+                &format!("application/json, application/yaml ({why})"),
+            ),
+        });
+    }
+    if r.content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(
             r.content_type,
-            "application/json, application/yaml",
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf",
         ));
     }
     match serde_json::from_slice::<Value>(&r.body) {

@@ -398,19 +398,84 @@ pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outco
     finish_create(store, ctx, body, &OnUndeclared::Decode)
 }
 
+/// What may not change once set (REAL-SERVER.md "Immutable fields"), with the real messages:
+/// workload selectors, a Job's template, a StatefulSet's spec beyond its mutable fields, the data
+/// of an `immutable` ConfigMap or Secret, a Secret's type.
 fn immutable_checks(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
-    if rt.group == "apps" && !rt.custom && old["spec"]["selector"] != new["spec"]["selector"] {
-        return Err(ApiError::invalid(
-            &rt.kind,
-            &rt.group,
-            name_of(new),
-            vec![FieldError::immutable(
+    if rt.custom {
+        return Ok(());
+    }
+    let mut errs = Vec::new();
+    let changed = |path: &str| old.pointer(path) != new.pointer(path);
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("apps", kind) | ("batch", kind)
+            if kind != "StatefulSet" && kind != "CronJob" && changed("/spec/selector") =>
+        {
+            errs.push(FieldError::immutable(
                 "spec.selector",
                 &new["spec"]["selector"],
-            )],
-        ));
+            ))
+        }
+        _ => {}
     }
-    Ok(())
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("batch", "Job") if changed("/spec/template") && old["spec"]["suspend"] != true => errs
+            .push(FieldError::immutable(
+                "spec.template",
+                &new["spec"]["template"],
+            )),
+        ("apps", "StatefulSet") => {
+            let strip = |v: &Value| {
+                let mut spec = v["spec"].clone();
+                if let Some(m) = spec.as_object_mut() {
+                    for k in [
+                        "replicas",
+                        "ordinals",
+                        "template",
+                        "updateStrategy",
+                        "persistentVolumeClaimRetentionPolicy",
+                        "minReadySeconds",
+                    ] {
+                        m.remove(k);
+                    }
+                }
+                spec
+            };
+            if strip(old) != strip(new) {
+                errs.push(FieldError {
+                    reason: "FieldValueForbidden",
+                    field: "spec".into(),
+                    message: "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into(),
+                });
+            }
+        }
+        ("", "ConfigMap" | "Secret") => {
+            if rt.kind == "Secret" && changed("/type") {
+                errs.push(FieldError::immutable("type", &new["type"]));
+            }
+            if old["immutable"] == true {
+                let forbidden = |field: &str| FieldError {
+                    reason: "FieldValueForbidden",
+                    field: field.into(),
+                    message: "Forbidden: field is immutable when `immutable` is set".into(),
+                };
+                if new["immutable"] != true {
+                    errs.push(forbidden("immutable"));
+                }
+                for f in ["data", "binaryData"] {
+                    if changed(&format!("/{f}")) {
+                        errs.push(forbidden(f));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&rt.kind, &rt.group, name_of(new), errs))
+    }
 }
 
 /// Bump generation, skip no-op writes, validate and store an updated object.

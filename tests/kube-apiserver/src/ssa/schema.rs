@@ -88,6 +88,7 @@ fn builtin_list_keys(names: &[String]) -> Option<&'static [&'static str]> {
         }
         "ports" if names.len() == 2 && names[0] == "spec" => Some(&["port", "protocol"]),
         "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates" => Some(&["name"]),
+        "webhooks" if names.len() == 1 => Some(&["name"]),
         "volumeMounts" => Some(&["mountPath"]),
         "volumeDevices" => Some(&["devicePath"]),
         "hostAliases" => Some(&["ip"]),
@@ -117,6 +118,7 @@ pub fn is_atomic_map(names: &[String]) -> bool {
             "selector"
                 | "podSelector"
                 | "namespaceSelector"
+                | "objectSelector"
                 | "labelSelector"
                 | "nodeSelectorTerms"
         )

@@ -202,3 +202,60 @@ fn size_limits_answer_like_the_real_server() {
         "Request entity too large: limit is 3145728"
     );
 }
+
+#[test]
+fn immutable_fields_refuse_changes_with_the_real_messages() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: m:1}]\n";
+    let path = "/apis/batch/v1/namespaces/shop/jobs/migrate?fieldManager=keelson";
+    assert_eq!(apply(srv.url(), path, job).status, 201);
+    let r = apply(srv.url(), path, &job.replace("m:1", "m:2"));
+    let c = causes(&r);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].0.as_str(), c[0].1.as_str()),
+        ("FieldValueInvalid", "spec.template")
+    );
+    assert!(c[0].2.ends_with(": field is immutable"), "{c:?}");
+
+    let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers: [{name: db, image: pg:16}]\n";
+    let path = "/apis/apps/v1/namespaces/shop/statefulsets/db?fieldManager=keelson";
+    assert_eq!(apply(srv.url(), path, sts).status, 201);
+    assert_eq!(
+        apply(srv.url(), path, &sts.replace("pg:16", "pg:17")).status,
+        200
+    );
+    let r = apply(
+        srv.url(),
+        path,
+        &sts.replace("serviceName: db", "serviceName: db-headless"),
+    );
+    assert_eq!(
+        r.json()["message"],
+        "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+    );
+
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: \"1\"}\n";
+    let path = "/api/v1/namespaces/shop/configmaps/frozen?fieldManager=keelson";
+    assert_eq!(apply(srv.url(), path, cm).status, 201);
+    let r = apply(srv.url(), path, &cm.replace("\"1\"", "\"2\""));
+    assert_eq!(
+        r.json()["message"],
+        "ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+    );
+
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: tls}\ntype: Opaque\ndata: {a: Yg==}\n";
+    let path = "/api/v1/namespaces/shop/secrets/tls?fieldManager=keelson";
+    assert_eq!(apply(srv.url(), path, secret).status, 201);
+    let r = apply(
+        srv.url(),
+        path,
+        &secret.replace("Opaque", "kubernetes.io/basic-auth"),
+    );
+    assert_eq!(
+        r.json()["message"],
+        "Secret \"tls\" is invalid: type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable"
+    );
+}
