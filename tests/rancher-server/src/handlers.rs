@@ -9,15 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::resources::{
-    cluster_obj, create_binding, create_namespace, create_project, delete_project, move_namespace,
-    update_namespace, update_project,
-};
-use crate::{Fault, Inner, LoggedRequest, Shared, lock};
-
-pub(crate) use crate::resources::{
-    insert_binding_raw, insert_project_raw, new_namespace, refresh_states,
-};
+use crate::{Fault, Inner, LoggedRequest, Shared, bindings, lock, namespaces, projects};
 
 pub(crate) fn router(state: Shared) -> Router {
     Router::new().fallback(handle).with_state(state)
@@ -45,6 +37,7 @@ fn code_for(status: u16) -> &'static str {
         404 => "NotFound",
         405 => "MethodNotAllow",
         409 => "Conflict",
+        400 => "BadRequest",
         422 => "InvalidBodyContent",
         503 => "ClusterUnavailable",
         _ => "ServerError",
@@ -68,6 +61,17 @@ async fn handle(
     } else {
         Some(serde_json::from_slice(&body).map_err(|e| e.to_string()))
     };
+    // Rancher builds links from the request's host (and the proxy headers),
+    // so behind a proxy that rewrites the host they name the inner one.
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get("host"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -95,7 +99,8 @@ async fn handle(
                 ),
                 _ => {
                     let b = body_json.as_ref().and_then(|r| r.as_ref().ok());
-                    refresh_states(&mut g);
+                    projects::refresh_states(&mut g);
+                    g.base = request_base(&g.own_base, host.as_deref(), proto.as_deref());
                     dispatch(&mut g, &method, &path, &query, b)
                 }
             }
@@ -112,6 +117,23 @@ async fn handle(
     };
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (code, axum::Json(value)).into_response()
+}
+
+fn request_base(own: &str, host: Option<&str>, proto: Option<&str>) -> String {
+    let scheme = proto.unwrap_or_else(|| own.split_once("://").map(|(s, _)| s).unwrap_or("http"));
+    match host {
+        Some(h) => format!("{scheme}://{h}"),
+        None => own.to_string(),
+    }
+}
+
+pub(crate) fn cluster_obj(base: &str, id: &str) -> Value {
+    json!({
+        "id": id, "type": "cluster", "baseType": "cluster", "name": id, "state": "active",
+        "links": {"self": format!("{base}/v3/clusters/{id}"),
+                   "namespaces": format!("{base}/v3/clusters/{id}/namespaces")},
+        "actions": {},
+    })
 }
 
 fn take_fault(faults: &mut Vec<Fault>, method: &str, path: &str) -> Option<Fault> {
@@ -182,18 +204,18 @@ fn dispatch(
             let items = s.projects.values().map(|p| p.obj.clone()).collect();
             collection(s, "project", path, items, &q)
         }
-        ("POST", ["v3", "projects"]) => create_project(s, body),
+        ("POST", ["v3", "projects"]) => projects::create(s, body),
         ("GET", ["v3", "projects", id]) => match s.projects.get(*id) {
             Some(p) => (200, p.obj.clone()),
             None => not_found("projects", id),
         },
-        ("PUT", ["v3", "projects", id]) => update_project(s, id, body),
-        ("DELETE", ["v3", "projects", id]) => delete_project(s, id),
+        ("PUT", ["v3", "projects", id]) => projects::update(s, id, body),
+        ("DELETE", ["v3", "projects", id]) => projects::delete(s, id),
         ("GET", ["v3", "projectroletemplatebindings"]) => {
             let items = s.bindings.values().cloned().collect();
             collection(s, "projectRoleTemplateBinding", path, items, &q)
         }
-        ("POST", ["v3", "projectroletemplatebindings"]) => create_binding(s, body),
+        ("POST", ["v3", "projectroletemplatebindings"]) => bindings::create(s, body),
         ("GET", ["v3", "projectroletemplatebindings", id]) => match s.bindings.get(*id) {
             Some(b) => (200, b.clone()),
             None => not_found("projectroletemplatebindings", id),
@@ -215,33 +237,27 @@ fn dispatch(
                 .namespaces
                 .iter()
                 .filter(|((c, _), _)| c == cluster)
-                .map(|(_, v)| v.clone())
+                .map(|(_, n)| namespaces::view(&s.base, cluster, n))
                 .collect();
             collection(s, "namespace", path, items, &q)
         }
-        ("POST", ["v3", "clusters", cluster, "namespaces"]) => create_namespace(s, cluster, body),
+        ("POST", ["v3", "clusters", cluster, "namespaces"]) => namespaces::create(s, cluster, body),
         ("GET", ["v3", "clusters", cluster, "namespaces", name]) => {
             match s.namespaces.get(&(cluster.to_string(), name.to_string())) {
-                Some(n) => (200, n.clone()),
+                Some(n) => (200, namespaces::view(&s.base, cluster, n)),
                 None => not_found("namespaces", name),
             }
         }
         ("PUT", ["v3", "clusters", cluster, "namespaces", name]) => {
-            update_namespace(s, cluster, name, body)
+            namespaces::update(s, cluster, name, body)
         }
         ("POST", ["v3", "clusters", cluster, "namespaces", name])
             if q.iter().any(|(k, v)| k == "action" && v == "move") =>
         {
-            move_namespace(s, cluster, name, body)
+            namespaces::move_to(s, cluster, name, body)
         }
         ("DELETE", ["v3", "clusters", cluster, "namespaces", name]) => {
-            match s
-                .namespaces
-                .remove(&(cluster.to_string(), name.to_string()))
-            {
-                Some(n) => (200, n),
-                None => not_found("namespaces", name),
-            }
+            namespaces::delete(s, cluster, name)
         }
         (_, ["v3", ..]) => error(405, "MethodNotAllow", &format!("Method {m} not supported")),
         _ => error(404, "NotFound", "not found"),
