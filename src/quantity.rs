@@ -78,6 +78,53 @@ fn apply_suffix(value: i128, suffix: &str) -> Option<i128> {
     }
 }
 
+/// Prints nano-units in the canonical form Kubernetes uses
+/// (`resource.Quantity.String()`): the largest binary suffix that divides
+/// evenly when `binary` (the value was written with `Ki`…`Ei`), otherwise
+/// the largest decimal one (`24`, `1500m`, `2k`).
+pub fn format(nanos: i128, binary: bool) -> String {
+    if nanos == 0 {
+        return "0".into();
+    }
+    if binary && nanos % NANO == 0 {
+        let whole = nanos / NANO;
+        for (suffix, pow) in [
+            ("Ei", 60),
+            ("Pi", 50),
+            ("Ti", 40),
+            ("Gi", 30),
+            ("Mi", 20),
+            ("Ki", 10),
+        ] {
+            if whole % (1i128 << pow) == 0 {
+                return format!("{}{suffix}", whole / (1i128 << pow));
+            }
+        }
+    }
+    for (suffix, exp) in [
+        ("E", 27),
+        ("P", 24),
+        ("T", 21),
+        ("G", 18),
+        ("M", 15),
+        ("k", 12),
+        ("", 9),
+        ("m", 6),
+        ("u", 3),
+    ] {
+        let unit = 10i128.pow(exp);
+        if nanos % unit == 0 {
+            return format!("{}{suffix}", nanos / unit);
+        }
+    }
+    format!("{nanos}n")
+}
+
+/// True when the spelling uses a binary suffix (`Ki` … `Ei`).
+pub fn is_binary(text: &str) -> bool {
+    text.trim().ends_with('i')
+}
+
 /// True when two spellings mean the same quantity; falls back to text
 /// equality when either is not a quantity.
 pub fn same(a: &str, b: &str) -> bool {
@@ -90,6 +137,15 @@ pub fn same(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_in_canonical_form() {
+        assert_eq!(format(parse("24").unwrap(), false), "24");
+        assert_eq!(format(parse("1500m").unwrap(), false), "1500m");
+        assert_eq!(format(parse("48Gi").unwrap(), true), "48Gi");
+        assert_eq!(format(parse("1536Mi").unwrap(), true), "1536Mi");
+        assert_eq!(format(parse("2000").unwrap(), false), "2k");
+    }
 
     #[test]
     fn equal_spellings_compare_equal() {

@@ -92,11 +92,24 @@ pub struct RancherOutcome {
 
 impl RancherOutcome {
     fn planned(plan: &rancher::RancherPlan) -> Self {
+        // A change Rancher would refuse fails the plan too (a dry run in
+        // review shows it before the merge).
+        let refused: Vec<String> = plan
+            .refusals()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.summary,
+                    c.refused.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
         RancherOutcome {
             plan: serde_json::to_value(plan).unwrap_or(Json::Null),
             applied: None,
             changed: plan.has_changes(),
-            error: None,
+            error: (!refused.is_empty())
+                .then(|| format!("rancher: Rancher would refuse {}", refused.join("; "))),
             text: plan.render_text(),
             markdown: plan.render_markdown(),
         }
@@ -307,7 +320,8 @@ pub async fn reconcile_env<C: Cluster>(
     if let Some(spec) = &env.rancher {
         match rancher_step(env, spec, rancher, opts).await {
             Ok((o, annotation)) => {
-                let failed = o.error.is_some();
+                // A dry run goes on to show the Kubernetes plan as well.
+                let failed = o.error.is_some() && !opts.dry_run;
                 outcome = Some(o);
                 if failed {
                     let mut r = EnvResult::error(

@@ -38,6 +38,10 @@ pub struct LiveProject {
     pub namespace_default_quota: BTreeMap<String, String>,
     /// `containerDefaultResourceLimit`, limit keys only.
     pub container_default_limits: BTreeMap<String, String>,
+    /// `resourceQuota.usedLimit`: the sum of the quotas of the project's
+    /// namespaces, as Rancher last computed it. Rancher's webhook refuses a
+    /// `resourceQuota` below it.
+    pub used_limit: BTreeMap<String, String>,
     /// The object as received.
     pub raw: Value,
 }
@@ -58,6 +62,11 @@ pub struct LiveBinding {
 }
 
 /// A namespace as the cluster-scoped v3 API shows it.
+///
+/// Rancher keeps `projectId`, `resourceQuota` and
+/// `containerDefaultResourceLimit` as the namespace annotations
+/// `field.cattle.io/<field>` and shows them as fields (rancher/rancher
+/// `pkg/schemas/cluster.cattle.io/v3/schema.go`, `AnnotationField`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveNamespace {
     /// Namespace name.
@@ -66,6 +75,15 @@ pub struct LiveNamespace {
     pub project_id: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// `resourceQuota.limit`: the namespace's own quota, which Rancher's
+    /// quota controller turns into the namespace's `ResourceQuota`.
+    pub resource_quota: BTreeMap<String, String>,
+    /// `containerDefaultResourceLimit`: the namespace's container defaults
+    /// (its `LimitRange`).
+    pub container_default_limits: BTreeMap<String, String>,
+    /// Why Rancher withholds the namespace's quota (its
+    /// `ResourceQuotaValidated` condition is false), with Rancher's message.
+    pub quota_withheld: Option<String>,
     /// The object as received.
     pub raw: Value,
 }
@@ -129,6 +147,7 @@ impl LiveProject {
                 v.get("containerDefaultResourceLimit"),
                 Some(CONTAINER_LIMIT_KEYS),
             ),
+            used_limit: string_map(v.pointer("/resourceQuota/usedLimit"), Some(QUOTA_KEYS)),
             id,
             raw: v,
         })
@@ -208,9 +227,34 @@ impl LiveNamespace {
             name,
             project_id,
             labels: string_map(v.get("labels"), None),
+            resource_quota: string_map(v.pointer("/resourceQuota/limit"), Some(QUOTA_KEYS)),
+            container_default_limits: string_map(
+                v.get("containerDefaultResourceLimit"),
+                Some(CONTAINER_LIMIT_KEYS),
+            ),
+            quota_withheld: withheld(&v),
             raw: v,
         }
     }
+}
+
+/// The message of a false `ResourceQuotaValidated` condition, which Rancher's
+/// quota controller keeps in the `cattle.io/status` annotation
+/// (rancher/rancher `pkg/controllers/managementuser/resourcequota/resource_quota_sync.go`).
+fn withheld(v: &Value) -> Option<String> {
+    let status = v.pointer("/annotations/cattle.io~1status")?.as_str()?;
+    let status: Value = serde_json::from_str(status).ok()?;
+    status
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "ResourceQuotaValidated" && c["status"] == "False")
+        .map(|c| {
+            c.get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("Rancher did not validate the namespace quota")
+                .to_string()
+        })
 }
 
 impl RancherClient {
@@ -366,12 +410,23 @@ impl RancherClient {
 }
 
 /// A quota object as Rancher takes it, or `null` for none.
-pub(crate) fn limit_object(map: &BTreeMap<String, String>, wrap: bool) -> Value {
-    if map.is_empty() {
+///
+/// A norman PUT merges nested objects key by key (rancher/rancher
+/// `pkg/norman/types/convert/merge/merge.go`), so a key that Rancher holds
+/// (`live`) and the spec dropped is sent as `null`; left out, it would stay.
+pub(crate) fn limit_object(
+    want: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+    wrap: bool,
+) -> Value {
+    if want.is_empty() {
         return Value::Null;
     }
-    let inner: serde_json::Map<String, Value> =
-        map.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let mut inner: serde_json::Map<String, Value> =
+        want.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    for k in live.keys().filter(|k| !want.contains_key(*k)) {
+        inner.insert(k.clone(), Value::Null);
+    }
     if wrap {
         json!({ "limit": inner })
     } else {

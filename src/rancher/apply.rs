@@ -5,11 +5,13 @@
 //! clear "not applied". The report lists each change as applied, unchanged,
 //! failed (with Rancher's code and message) or skipped.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::api::limit_object;
 use super::client::RancherClient;
 use super::desired::{PROJECT_ID_ANNOTATION, owner_labels};
 use super::error::RancherError;
@@ -126,6 +128,24 @@ pub async fn apply(client: &RancherClient, plan: &RancherPlan) -> ApplyReport {
         results: Vec::with_capacity(plan.changes.len()),
         error: None,
     };
+    let refusals: Vec<String> = plan
+        .refusals()
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.summary,
+                c.refused.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    if !refusals.is_empty() {
+        // Half a change set is worse than none: a project limit refused
+        // after the namespace moved would leave both in between.
+        report.error = Some(RancherError::WouldBeRefused {
+            environment: plan.environment.clone(),
+            reasons: refusals,
+        });
+    }
     for change in &plan.changes {
         let mut result = ChangeResult {
             kind: change.kind,
@@ -139,9 +159,14 @@ pub async fn apply(client: &RancherClient, plan: &RancherPlan) -> ApplyReport {
             continue;
         }
         if let Some(e) = &report.error {
-            result.outcome = Outcome::Skipped {
-                reason: format!("an earlier step failed ({})", short(e)),
+            let reason = match (&change.refused, e) {
+                (Some(why), _) => format!("Rancher would refuse it: {why}"),
+                (None, RancherError::WouldBeRefused { .. }) => {
+                    "another change of this environment would be refused".to_string()
+                }
+                _ => format!("an earlier step failed ({})", short(e)),
             };
+            result.outcome = Outcome::Skipped { reason };
             report.results.push(result);
             continue;
         }
@@ -224,17 +249,38 @@ async fn run(
         }
         Op::PlaceNamespace { raw } => {
             let pid = need_project(project_id)?;
-            let mut body = raw.clone();
+            let mut body = namespace_body(raw);
             if let Value::Object(m) = &mut body {
-                m.remove("links");
-                m.remove("actions");
-                m.insert("projectId".into(), json!(pid));
+                // `projectId` is `noupdate` in Rancher's namespace schema: a
+                // PUT drops it. The annotation is what moves the namespace.
                 let ann = m.entry("annotations").or_insert_with(|| json!({}));
                 if !ann.is_object() {
                     *ann = json!({});
                 }
-                // The annotation is what Rancher's namespace controller reads.
                 ann[PROJECT_ID_ANNOTATION] = json!(pid);
+            }
+            client
+                .update_namespace(&plan.cluster_id, &plan.namespace, &body)
+                .await
+                .map(drop)
+        }
+        Op::SetNamespaceQuota { raw, quota, limits } => {
+            let mut body = namespace_body(raw);
+            if let Value::Object(m) = &mut body {
+                // Rancher checks these against the namespace's current
+                // project, so they are written after the move, never with it.
+                if let Some(q) = quota {
+                    m.insert(
+                        "resourceQuota".into(),
+                        limit_object(q, &BTreeMap::new(), true),
+                    );
+                }
+                if let Some(l) = limits {
+                    m.insert(
+                        "containerDefaultResourceLimit".into(),
+                        limit_object(l, &BTreeMap::new(), false),
+                    );
+                }
             }
             client
                 .update_namespace(&plan.cluster_id, &plan.namespace, &body)
@@ -254,6 +300,24 @@ async fn run(
         }
         Op::DeleteBinding { id } => client.delete_binding(id).await,
     }
+}
+
+/// A namespace as read, ready to PUT back: read-only parts, the ignored
+/// `projectId` and the quota fields (written only on purpose) removed.
+fn namespace_body(raw: &Value) -> Value {
+    let mut body = raw.clone();
+    if let Value::Object(m) = &mut body {
+        for k in [
+            "links",
+            "actions",
+            "projectId",
+            "resourceQuota",
+            "containerDefaultResourceLimit",
+        ] {
+            m.remove(k);
+        }
+    }
+    body
 }
 
 async fn wait_active(

@@ -236,7 +236,13 @@ impl RancherClient {
         )))
     }
 
-    /// Lists a collection, following `pagination.next` while it stays on this server.
+    /// Lists a collection, following `pagination.next`.
+    ///
+    /// Rancher builds `next` from the host a request reached it by, so
+    /// behind a proxy that rewrites the host it names the inner host. Only
+    /// the path and query of `next` are used, and only when the path is the
+    /// collection being listed; the request goes to the configured URL, so
+    /// the token never follows a link to another host.
     pub async fn list(
         &self,
         path: &str,
@@ -244,6 +250,7 @@ impl RancherClient {
     ) -> Result<Vec<Value>, RancherError> {
         let mut out = Vec::new();
         let mut page = self.request(Method::GET, path, query, None).await?;
+        let mut seen = std::collections::BTreeSet::new();
         loop {
             let data =
                 page.get("data")
@@ -259,30 +266,56 @@ impl RancherClient {
                 .and_then(Value::as_str)
                 .filter(|n| !n.is_empty());
             let Some(next) = next else { break };
-            // The token must never go to another host, whatever a link says.
-            let Some(rel) = next.strip_prefix(&self.base) else {
+            let (next_path, next_query) = self.next_page(path, next)?;
+            if !seen.insert(next_query.clone()) {
                 return Err(RancherError::Decode {
                     method: "GET".into(),
                     path: path.to_string(),
-                    detail: format!("pagination.next points off this server: {next}"),
+                    detail: format!("pagination.next repeats a page: {next}"),
                 });
-            };
-            let (p, q) = rel.split_once('?').unwrap_or((rel, ""));
-            let pairs: Vec<(String, String)> = q
-                .split('&')
-                .filter(|s| !s.is_empty())
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    (unescape(k), unescape(v))
-                })
-                .collect();
-            let refs: Vec<(&str, &str)> = pairs
+            }
+            let refs: Vec<(&str, &str)> = next_query
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            page = self.request(Method::GET, p, &refs, None).await?;
+            page = self.request(Method::GET, &next_path, &refs, None).await?;
         }
         Ok(out)
+    }
+
+    /// The path and query of a `pagination.next` link, checked to continue
+    /// the collection at `path`.
+    fn next_page(
+        &self,
+        path: &str,
+        next: &str,
+    ) -> Result<(String, Vec<(String, String)>), RancherError> {
+        let off = |why: &str| RancherError::Decode {
+            method: "GET".into(),
+            path: path.to_string(),
+            detail: format!("pagination.next {why}: {next}"),
+        };
+        let url = reqwest::Url::parse(next)
+            .or_else(|_| reqwest::Url::parse(&self.base)?.join(next))
+            .map_err(|_| off("is not a URL"))?;
+        // A Rancher served under a path prefix (`https://host/rancher`)
+        // may or may not repeat the prefix in its links.
+        let prefix = reqwest::Url::parse(&self.base)
+            .map(|b| b.path().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        let link_path = url.path();
+        let link_path = link_path
+            .strip_prefix(prefix.as_str())
+            .filter(|p| p.starts_with("/v3"))
+            .unwrap_or(link_path);
+        if link_path.trim_end_matches('/') != path.trim_end_matches('/') {
+            return Err(off(&format!("leaves the collection {path}")));
+        }
+        let query = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Ok((path.to_string(), query))
     }
 
     /// GETs one object, `None` when Rancher answers 404.
@@ -322,29 +355,6 @@ pub(crate) fn seg(s: &str) -> String {
         }
     }
     out
-}
-
-fn unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn api_error(method: &Method, path: &str, status: StatusCode, body: &[u8]) -> ApiError {
@@ -429,9 +439,48 @@ mod tests {
     fn segments_and_query_round_trip() {
         assert_eq!(seg("c-m-abc12:p-xyz34"), "c-m-abc12:p-xyz34");
         assert_eq!(seg("a b/c"), "a%20b%2Fc");
-        assert_eq!(unescape("a%20b%2Fc"), "a b/c");
-        assert_eq!(unescape("c-1%3Ap-2"), "c-1:p-2");
-        assert_eq!(unescape("50%"), "50%");
+    }
+
+    #[test]
+    fn next_page_keeps_path_and_query_and_drops_the_host() {
+        let c = RancherClient::with_http(
+            reqwest::Client::new(),
+            "https://rancher.example.com/rancher",
+            Token::new("t"),
+            DEFAULT_TIMEOUT,
+        )
+        .unwrap();
+        let (p, q) = c
+            .next_page(
+                "/v3/projects",
+                "http://rancher.cattle-system.svc/v3/projects?limit=2&marker=p-2&name=a%20b",
+            )
+            .unwrap();
+        assert_eq!(p, "/v3/projects");
+        assert_eq!(
+            q,
+            vec![
+                ("limit".to_string(), "2".to_string()),
+                ("marker".to_string(), "p-2".to_string()),
+                ("name".to_string(), "a b".to_string())
+            ]
+        );
+        // The base path prefix may be repeated in links.
+        let (p, _) = c
+            .next_page(
+                "/v3/projects",
+                "https://rancher.example.com/rancher/v3/projects?marker=x",
+            )
+            .unwrap();
+        assert_eq!(p, "/v3/projects");
+        let err = c
+            .next_page("/v3/projects", "https://evil.example/v3/tokens?limit=1")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("leaves the collection /v3/projects"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -137,6 +137,17 @@ pub enum RancherError {
         /// How long keelson waited.
         after: Duration,
     },
+    /// The plan holds changes Rancher would refuse; nothing was sent.
+    #[error(
+        "environment {environment}: Rancher would refuse {}; nothing was applied",
+        reasons.join("; ")
+    )]
+    WouldBeRefused {
+        /// Environment name.
+        environment: String,
+        /// Each refused change: what, and why with the numbers.
+        reasons: Vec<String>,
+    },
     /// The desired state itself is wrong; nothing was sent to Rancher.
     #[error("environment {environment}: {message}")]
     InvalidDesired {

@@ -12,19 +12,22 @@ fn quantities(m: &BTreeMap<String, Quantity>) -> BTreeMap<String, String> {
 }
 
 fn member(environment: &str, m: &Member) -> Result<DesiredMember, RancherError> {
-    let subject = match (&m.user_principal_id, &m.group_principal_id) {
-        (Some(u), None) => Subject::UserPrincipalId(u.clone()),
-        (None, Some(g)) => Subject::GroupPrincipalId(g.clone()),
-        _ => {
-            return Err(RancherError::InvalidDesired {
-                environment: environment.to_string(),
-                message: format!(
-                    "rancher.members: the member with role {} needs exactly one of userPrincipalId and groupPrincipalId",
-                    m.role
-                ),
-            });
-        }
-    };
+    let set: Vec<Subject> = [
+        m.user_principal_id.clone().map(Subject::UserPrincipalId),
+        m.group_principal_id.clone().map(Subject::GroupPrincipalId),
+        m.user_id.clone().map(Subject::UserId),
+        m.group_id.clone().map(Subject::GroupId),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let [subject] = <[Subject; 1]>::try_from(set).map_err(|_| RancherError::InvalidDesired {
+        environment: environment.to_string(),
+        message: format!(
+            "rancher.members: the member with role {} needs exactly one of userPrincipalId, groupPrincipalId, userId and groupId",
+            m.role
+        ),
+    })?;
     Ok(DesiredMember {
         subject,
         role: m.role.clone(),
@@ -95,5 +98,14 @@ mod tests {
         bad.members[0].user_principal_id = Some("local://u-x".into());
         let err = DesiredRancher::from_spec("prod", "shop-prod", &bad).unwrap_err();
         assert!(err.to_string().contains("exactly one"), "{err}");
+
+        let mut ids = spec.clone();
+        ids.members[0].group_principal_id = None;
+        ids.members[0].group_id = Some("g-team1".into());
+        ids.members[1].user_principal_id = None;
+        ids.members[1].user_id = Some("u-abc12".into());
+        let d = DesiredRancher::from_spec("prod", "shop-prod", &ids).unwrap();
+        assert_eq!(d.members[0].subject, Subject::GroupId("g-team1".into()));
+        assert_eq!(d.members[1].subject, Subject::UserId("u-abc12".into()));
     }
 }

@@ -16,8 +16,11 @@ mod client;
 mod desired;
 mod error;
 mod from_spec;
+mod placement;
 mod plan;
+mod project;
 mod render;
+mod usage;
 
 pub use api::{LiveBinding, LiveNamespace, LiveProject};
 pub use apply::{ApplyReport, ChangeResult, Outcome, apply};

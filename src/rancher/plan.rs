@@ -9,10 +9,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::api::{LiveBinding, LiveNamespace, LiveProject};
+use super::api::LiveBinding;
 use super::client::RancherClient;
-use super::desired::{DesiredMember, DesiredProject, DesiredRancher, PROJECT_ID_ANNOTATION};
+use super::desired::{DesiredMember, DesiredRancher, PROJECT_ID_ANNOTATION};
 use super::error::RancherError;
+use super::placement::{namespace_change, namespace_quota_change};
+use super::project::project_change;
+use super::usage;
 use crate::quantity;
 
 /// What a change is about.
@@ -23,6 +26,8 @@ pub enum ChangeKind {
     Project,
     /// The namespace's place in the project.
     Namespace,
+    /// The namespace's own quota and container defaults.
+    NamespaceQuota,
     /// A project member (role template binding).
     Member,
 }
@@ -66,6 +71,11 @@ pub struct RancherChange {
     /// Fields that change (empty when unchanged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<FieldDiff>,
+    /// Why Rancher would refuse this change, with the numbers it would
+    /// check (its `usedLimit`, the project limit). Apply sends nothing for
+    /// the environment while any change has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     /// What apply sends; absent from JSON (a printed plan is for reading).
     #[serde(skip)]
     pub(crate) op: Option<Op>,
@@ -76,12 +86,27 @@ pub struct RancherChange {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
     CreateProject(Value),
-    ReplaceProject { id: String, body: Value },
-    DeleteProject { id: String },
+    ReplaceProject {
+        id: String,
+        body: Value,
+    },
+    DeleteProject {
+        id: String,
+    },
     CreateNamespace,
-    PlaceNamespace { raw: Value },
+    PlaceNamespace {
+        raw: Value,
+    },
+    /// `None` leaves that part as Rancher holds it; an empty map clears it.
+    SetNamespaceQuota {
+        raw: Value,
+        quota: Option<BTreeMap<String, String>>,
+        limits: Option<BTreeMap<String, String>>,
+    },
     CreateBinding(DesiredMember),
-    DeleteBinding { id: String },
+    DeleteBinding {
+        id: String,
+    },
 }
 
 /// The Rancher part of an environment's plan.
@@ -116,6 +141,11 @@ impl RancherPlan {
             .count()
     }
 
+    /// The changes Rancher would refuse, each with why.
+    pub fn refusals(&self) -> impl Iterator<Item = &RancherChange> {
+        self.changes.iter().filter(|c| c.refused.is_some())
+    }
+
     /// The annotation the rendered Namespace must carry, when the project id is known.
     pub fn namespace_annotation(&self) -> Option<(String, String)> {
         self.project_id
@@ -139,7 +169,11 @@ pub async fn plan(
     let ns = client
         .get_namespace(&desired.cluster_id, &desired.namespace)
         .await?;
-    changes.push(namespace_change(desired, project_id.as_deref(), ns));
+    let placement = namespace_change(desired, project_id.as_deref(), ns.as_ref());
+    let moving = placement.action == Action::Update;
+    changes.push(placement);
+    changes.extend(namespace_quota_change(desired, ns.as_ref(), moving));
+    usage::check(client, desired, live.as_ref(), ns.as_ref(), &mut changes).await?;
 
     let bindings = match &project_id {
         Some(id) => client.list_bindings(id).await?,
@@ -197,6 +231,7 @@ pub async fn plan_retire(
             target: target.clone(),
             summary: format!("keep project {} ({}): {why}", p.name, p.id),
             diff: vec![],
+            refused: None,
             op: None,
         };
         if !p.owned_by(env) {
@@ -220,6 +255,7 @@ pub async fn plan_retire(
                     target,
                     summary: format!("delete project {} ({})", p.name, p.id),
                     diff: vec![],
+                    refused: None,
                     op: Some(Op::DeleteProject { id: p.id.clone() }),
                 });
             } else {
@@ -240,219 +276,6 @@ pub async fn plan_retire(
     })
 }
 
-fn project_change(desired: &DesiredRancher, live: Option<&LiveProject>) -> RancherChange {
-    let want = &desired.project;
-    let target = format!("project {}", want.name);
-    let Some(live) = live else {
-        let body = serde_json::json!({
-            "type": "project",
-            "clusterId": desired.cluster_id,
-            "name": want.name,
-            "description": want.description.clone().unwrap_or_default(),
-            "labels": desired.owner_labels(),
-            "resourceQuota": super::api::limit_object(&want.resource_quota, true),
-            "namespaceDefaultResourceQuota": super::api::limit_object(&want.namespace_default_quota, true),
-            "containerDefaultResourceLimit": super::api::limit_object(&want.container_default_limits, false),
-        });
-        let diff = project_diff(want, &LiveProject::empty());
-        return RancherChange {
-            kind: ChangeKind::Project,
-            action: Action::Create,
-            summary: format!(
-                "create project {} in cluster {}",
-                want.name, desired.cluster_id
-            ),
-            target,
-            diff,
-            op: Some(Op::CreateProject(body)),
-        };
-    };
-    let diff = project_diff(want, live);
-    if diff.is_empty() {
-        return RancherChange {
-            kind: ChangeKind::Project,
-            action: Action::Unchanged,
-            summary: format!("project {} ({}) is up to date", want.name, live.id),
-            target,
-            diff,
-            op: None,
-        };
-    }
-    let mut body = live.raw.clone();
-    if let Value::Object(m) = &mut body {
-        // Read-only parts of the answer; Rancher recomputes them.
-        for k in [
-            "links",
-            "actions",
-            "state",
-            "transitioning",
-            "transitioningMessage",
-            "conditions",
-        ] {
-            m.remove(k);
-        }
-        if let Some(d) = &want.description {
-            m.insert("description".into(), Value::String(d.clone()));
-        }
-        // Both quotas go together, as Rancher validates them as a pair.
-        m.insert(
-            "resourceQuota".into(),
-            super::api::limit_object(&want.resource_quota, true),
-        );
-        m.insert(
-            "namespaceDefaultResourceQuota".into(),
-            super::api::limit_object(&want.namespace_default_quota, true),
-        );
-        m.insert(
-            "containerDefaultResourceLimit".into(),
-            super::api::limit_object(&want.container_default_limits, false),
-        );
-    }
-    let fields: Vec<String> = diff.iter().map(|d| d.field.clone()).collect();
-    RancherChange {
-        kind: ChangeKind::Project,
-        action: Action::Update,
-        summary: format!(
-            "update project {} ({}): {}",
-            want.name,
-            live.id,
-            fields.join(", ")
-        ),
-        target,
-        diff,
-        op: Some(Op::ReplaceProject {
-            id: live.id.clone(),
-            body,
-        }),
-    }
-}
-
-impl LiveProject {
-    fn empty() -> Self {
-        LiveProject {
-            id: String::new(),
-            name: String::new(),
-            cluster_id: String::new(),
-            description: String::new(),
-            state: String::new(),
-            labels: BTreeMap::new(),
-            resource_quota: BTreeMap::new(),
-            namespace_default_quota: BTreeMap::new(),
-            container_default_limits: BTreeMap::new(),
-            raw: Value::Null,
-        }
-    }
-}
-
-fn project_diff(want: &DesiredProject, live: &LiveProject) -> Vec<FieldDiff> {
-    let mut out = Vec::new();
-    if let Some(d) = &want.description
-        && d.trim() != live.description.trim()
-    {
-        out.push(FieldDiff {
-            field: "description".into(),
-            before: Some(live.description.clone()).filter(|s| !s.is_empty()),
-            after: Some(d.clone()).filter(|s| !s.is_empty()),
-        });
-    }
-    map_diff(
-        "resourceQuota.limit",
-        &want.resource_quota,
-        &live.resource_quota,
-        &mut out,
-    );
-    map_diff(
-        "namespaceDefaultResourceQuota.limit",
-        &want.namespace_default_quota,
-        &live.namespace_default_quota,
-        &mut out,
-    );
-    map_diff(
-        "containerDefaultResourceLimit",
-        &want.container_default_limits,
-        &live.container_default_limits,
-        &mut out,
-    );
-    out
-}
-
-fn map_diff(
-    prefix: &str,
-    want: &BTreeMap<String, String>,
-    live: &BTreeMap<String, String>,
-    out: &mut Vec<FieldDiff>,
-) {
-    let keys: std::collections::BTreeSet<&String> = want.keys().chain(live.keys()).collect();
-    for k in keys {
-        let (a, b) = (live.get(k), want.get(k));
-        let same = match (a, b) {
-            (Some(x), Some(y)) => quantity::same(x, y),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            out.push(FieldDiff {
-                field: format!("{prefix}.{k}"),
-                before: a.cloned(),
-                after: b.cloned(),
-            });
-        }
-    }
-}
-
-fn namespace_change(
-    desired: &DesiredRancher,
-    project_id: Option<&str>,
-    ns: Option<LiveNamespace>,
-) -> RancherChange {
-    let name = &desired.namespace;
-    let target = format!("namespace {name}");
-    let after = Some(project_id.unwrap_or("(new project)").to_string());
-    match ns {
-        None => RancherChange {
-            kind: ChangeKind::Namespace,
-            action: Action::Create,
-            summary: format!(
-                "create namespace {name} in project {}",
-                desired.project.name
-            ),
-            target,
-            diff: vec![FieldDiff {
-                field: "projectId".into(),
-                before: None,
-                after,
-            }],
-            op: Some(Op::CreateNamespace),
-        },
-        Some(ns) if project_id.is_some() && ns.project_id.as_deref() == project_id => {
-            RancherChange {
-                kind: ChangeKind::Namespace,
-                action: Action::Unchanged,
-                summary: format!("namespace {name} is in project {}", desired.project.name),
-                target,
-                diff: vec![],
-                op: None,
-            }
-        }
-        Some(ns) => RancherChange {
-            kind: ChangeKind::Namespace,
-            action: Action::Update,
-            summary: format!(
-                "move namespace {name} into project {} (now {})",
-                desired.project.name,
-                ns.project_id.as_deref().unwrap_or("in no project")
-            ),
-            target,
-            diff: vec![FieldDiff {
-                field: "projectId".into(),
-                before: ns.project_id.clone(),
-                after,
-            }],
-            op: Some(Op::PlaceNamespace { raw: ns.raw }),
-        },
-    }
-}
-
 fn member_changes(desired: &DesiredRancher, bindings: &[LiveBinding]) -> Vec<RancherChange> {
     let mut out = Vec::new();
     for m in &desired.members {
@@ -464,6 +287,7 @@ fn member_changes(desired: &DesiredRancher, bindings: &[LiveBinding]) -> Vec<Ran
                 summary: format!("{} is {} ({})", m.subject, m.role, b.id),
                 target,
                 diff: vec![],
+                refused: None,
                 op: None,
             }),
             None => out.push(RancherChange {
@@ -476,6 +300,7 @@ fn member_changes(desired: &DesiredRancher, bindings: &[LiveBinding]) -> Vec<Ran
                     before: None,
                     after: Some(m.role.clone()),
                 }],
+                refused: None,
                 op: Some(Op::CreateBinding(m.clone())),
             }),
         }
@@ -505,6 +330,31 @@ fn delete_binding_change(b: &LiveBinding) -> RancherChange {
             before: Some(b.role_template_id.clone()),
             after: None,
         }],
+        refused: None,
         op: Some(Op::DeleteBinding { id: b.id.clone() }),
+    }
+}
+
+pub(super) fn map_diff(
+    prefix: &str,
+    want: &BTreeMap<String, String>,
+    live: &BTreeMap<String, String>,
+    out: &mut Vec<FieldDiff>,
+) {
+    let keys: std::collections::BTreeSet<&String> = want.keys().chain(live.keys()).collect();
+    for k in keys {
+        let (a, b) = (live.get(k), want.get(k));
+        let same = match (a, b) {
+            (Some(x), Some(y)) => quantity::same(x, y),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            out.push(FieldDiff {
+                field: format!("{prefix}.{k}"),
+                before: a.cloned(),
+                after: b.cloned(),
+            });
+        }
     }
 }

@@ -34,6 +34,12 @@ impl RancherPlan {
             for d in &c.diff {
                 s.push_str(&format!("      {}\n", diff_line(d)));
             }
+            if let Some(why) = &c.refused {
+                s.push_str(&format!("      ! Rancher would refuse this: {why}\n"));
+            }
+        }
+        if self.refusals().next().is_some() {
+            s.push_str("  Nothing will be applied to Rancher for this environment until the refusals above are resolved.\n");
         }
         s
     }
@@ -59,10 +65,17 @@ impl RancherPlan {
                 .iter()
                 .map(|d| format!("`{}`", diff_line(d).replace('|', "\\|")))
                 .collect();
+            let mut summary = c.summary.replace('|', "\\|");
+            if let Some(why) = &c.refused {
+                summary.push_str(&format!(
+                    "<br>**Rancher would refuse this:** {}",
+                    why.replace('|', "\\|")
+                ));
+            }
             s.push_str(&format!(
                 "| {} | {} | {} |\n",
                 sign(c.action),
-                c.summary.replace('|', "\\|"),
+                summary,
                 fields.join("<br>")
             ));
         }

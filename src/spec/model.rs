@@ -230,6 +230,12 @@ pub struct Member {
     /// e.g. `github_team://1234`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_principal_id: Option<String>,
+    /// A Rancher user id, e.g. `u-abc12` (Rancher's `userId`, beside the principal ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// A Rancher group id (Rancher's `groupId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
     /// Role template id, e.g. `project-member`, `read-only`, `project-owner`.
     pub role: String,
 }

@@ -8,6 +8,7 @@ use keelson::rancher::{
     DesiredMember, DesiredProject, DesiredRancher, RancherClient, RancherEndpoint, Subject,
 };
 use rancher_server::{DEFAULT_TOKEN, RancherServer};
+use serde_json::Value;
 
 pub const CLUSTER: &str = "c-m-abc12";
 
@@ -91,4 +92,23 @@ pub async fn converge(client: &RancherClient, d: &DesiredRancher) -> String {
     let report = keelson::rancher::apply(client, &plan).await;
     assert!(report.is_success(), "{}", report.render_text());
     report.project_id.clone().expect("project id after apply")
+}
+
+/// One raw request with the server's token: (status, JSON body).
+pub async fn call(
+    server: &RancherServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let mut req = http
+        .request(method, format!("{}{}", server.url(), path))
+        .bearer_auth(DEFAULT_TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }

@@ -119,7 +119,7 @@ async fn rejected_content_is_invalid_with_the_field_rancher_named() {
         panic!("{}", report.render_text());
     };
     assert_eq!(api.status, 422);
-    assert_eq!(api.code, "InvalidReference");
+    assert_eq!(api.code, "InvalidFormat");
     assert_eq!(api.field_name.as_deref(), Some("roleTemplateId"));
     assert!(api.message.contains("no-such-role"));
 }

@@ -60,7 +60,11 @@ async fn creates_projects_with_quotas_members_and_namespaces_for_staging_and_pro
 
         let ns = server.namespace(CLUSTER, &format!("shop-{env}")).unwrap();
         assert_eq!(ns["projectId"], pid.as_str());
-        assert_eq!(ns["annotations"][PROJECT_ID_ANNOTATION], pid.as_str());
+        // Rancher stores the project as this annotation (the v3 view shows it as `projectId`).
+        let annotations = server
+            .namespace_annotations(CLUSTER, &format!("shop-{env}"))
+            .unwrap();
+        assert_eq!(annotations[PROJECT_ID_ANNOTATION], pid);
 
         let bindings: Vec<_> = server
             .bindings()
@@ -230,7 +234,11 @@ async fn existing_namespace_outside_the_project_is_placed_in_it() {
     let pid = report.project_id.unwrap();
     let ns = server.namespace(CLUSTER, "shop-prod").unwrap();
     assert_eq!(ns["projectId"], pid.as_str());
-    assert_eq!(ns["annotations"][PROJECT_ID_ANNOTATION], pid.as_str());
+    // Rancher stores the project as this annotation (the v3 view shows it as `projectId`).
+    assert_eq!(
+        server.namespace_annotations(CLUSTER, "shop-prod").unwrap()[PROJECT_ID_ANNOTATION],
+        pid
+    );
     let ns_writes: Vec<_> = server
         .writes()
         .into_iter()
@@ -243,16 +251,32 @@ async fn existing_namespace_outside_the_project_is_placed_in_it() {
         "/v3/clusters/c-m-abc12/namespaces/shop-prod"
     );
 
-    // A namespace in another project is moved too.
+    // A namespace in another project is moved too, and then given this
+    // project's container defaults (Rancher would keep the old project's).
     let other = server.insert_project(json!({"clusterId": CLUSTER, "name": "elsewhere"}));
     server.add_namespace(CLUSTER, "shop-prod", Some(&other));
     let p = plan(&client, &d).await.unwrap();
-    assert_eq!(p.change_count(), 1, "{}", p.render_text());
-    assert!(apply(&client, &p).await.is_success());
+    let kinds: Vec<ChangeKind> = p
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .map(|c| c.kind)
+        .collect();
     assert_eq!(
-        server.namespace(CLUSTER, "shop-prod").unwrap()["projectId"],
-        pid.as_str()
+        kinds,
+        vec![ChangeKind::Namespace, ChangeKind::NamespaceQuota],
+        "{}",
+        p.render_text()
     );
+    assert!(apply(&client, &p).await.is_success());
+    let ns = server.namespace(CLUSTER, "shop-prod").unwrap();
+    assert_eq!(ns["projectId"], pid.as_str());
+    assert_eq!(ns["containerDefaultResourceLimit"]["limitsMemory"], "512Mi");
+    assert_eq!(
+        server.resource_quota(CLUSTER, "shop-prod").unwrap()["limits.cpu"],
+        "8"
+    );
+    assert!(!plan(&client, &d).await.unwrap().has_changes());
 }
 
 #[tokio::test]

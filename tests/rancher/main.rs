@@ -4,7 +4,10 @@
 
 mod common;
 mod errors;
+mod fidelity;
 mod lifecycle;
 mod members;
+mod proxy;
+mod quota;
 mod server;
 mod tls;
