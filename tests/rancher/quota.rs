@@ -361,3 +361,73 @@ async fn a_namespace_that_would_not_fit_its_new_project_is_flagged() {
         ""
     );
 }
+
+#[tokio::test]
+async fn a_quota_key_dropped_from_the_spec_is_removed_in_rancher() {
+    let server = RancherServer::start().await;
+    let client = client(&server);
+    let mut d = desired("prod");
+    let pid = converge(&client, &d).await;
+    d.project.resource_quota.remove("pods");
+    d.project.namespace_default_quota.remove("pods");
+    d.project.container_default_limits.remove("requestsMemory");
+    let p = plan(&client, &d).await.unwrap();
+    let report = apply(&client, &p).await;
+    assert!(report.is_success(), "{}", report.render_text());
+
+    let project = server.project(&pid).unwrap();
+    assert!(
+        project["resourceQuota"]["limit"].get("pods").is_none(),
+        "{project}"
+    );
+    assert!(
+        project["namespaceDefaultResourceQuota"]["limit"]
+            .get("pods")
+            .is_none()
+    );
+    assert!(
+        project["containerDefaultResourceLimit"]
+            .get("requestsMemory")
+            .is_none()
+    );
+    // Rancher's controller completes the namespace quota with the project's
+    // resources only, so `pods` leaves the namespace as well.
+    let quota = server.resource_quota(CLUSTER, "shop-prod").unwrap();
+    assert!(!quota.contains_key("pods"), "{quota:?}");
+    assert!(!plan(&client, &d).await.unwrap().has_changes());
+}
+
+#[tokio::test]
+async fn a_move_without_manage_namespaces_fails_with_ranchers_403() {
+    let server = RancherServer::start().await;
+    let client = client(&server);
+    let d = desired("prod");
+    let pid = converge(&client, &d).await;
+    let other = server.insert_project(json!({"clusterId": CLUSTER, "name": "elsewhere"}));
+    let (s, _) = call(
+        &server,
+        Method::PUT,
+        &format!("/v3/clusters/{CLUSTER}/namespaces/shop-prod"),
+        Some(json!({"annotations": {"field.cattle.io/projectId": other}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    server.deny_manage_namespaces(&pid);
+
+    let p = plan(&client, &d).await.unwrap();
+    let report = apply(&client, &p).await;
+    let Some(RancherError::Forbidden(api)) = &report.error else {
+        panic!("{}", report.render_text());
+    };
+    let short = pid.split_once(':').unwrap().1;
+    assert_eq!(
+        api.message,
+        format!(
+            "admission webhook \"rancher.cattle.io.namespaces\" denied the request: User \"user-t3st\" does not have permission \"manage-namespaces\" on project \"{short}\""
+        )
+    );
+    assert_eq!(
+        server.namespace(CLUSTER, "shop-prod").unwrap()["projectId"],
+        other.as_str()
+    );
+}
