@@ -151,6 +151,36 @@ pub fn validate(kind: Kind, file: &Path, node: &Node, instance: &Json) -> Vec<Di
                     .with_help("write a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi"),
                 );
             }
+            ValidationErrorKind::Enum { options } => {
+                // The allowed values themselves, never the schema's type
+                // name (`Runtime`), and the nearest one when it is a typo.
+                let allowed: Vec<String> = options
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let value = err.instance();
+                let shown = value.as_str().map_or_else(|| short(value), str::to_string);
+                let d = Diagnostic::error(
+                    "schema",
+                    file,
+                    Some(node.locate(&pointer, false)),
+                    format!("`{shown}` is not an allowed value{}", where_(&pointer)),
+                );
+                let hint = value
+                    .as_str()
+                    .and_then(|v| did_you_mean(v, allowed.iter().map(String::as_str)));
+                out.push(match hint {
+                    Some(s) => d.with_help(format!(
+                        "did you mean `{s}`? expected one of: {}",
+                        allowed.join(", ")
+                    )),
+                    None => d.with_help(format!("expected one of: {}", allowed.join(", "))),
+                });
+            }
             _ => {
                 let mut message = err.to_string();
                 if message.len() > 300 {
