@@ -2,7 +2,7 @@
 //! verified as the kubeconfig says, discovery cached per kind.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -38,10 +38,14 @@ impl KubeCluster {
                 context: context.map(str::to_string),
                 ..KubeConfigOptions::default()
             };
+            let (files, from) = kubeconfig_files(path);
+            if !files.iter().any(|f| f.is_file()) {
+                return Err(ClusterError::Config(missing_kubeconfig(&files, from)));
+            }
             match path {
                 Some(p) => {
                     let kc = Kubeconfig::read_from(p).map_err(|e| {
-                        ClusterError::Config(format!("reading kubeconfig {}: {e}", p.display()))
+                        ClusterError::Config(format!("kubeconfig {}: {e}", p.display()))
                     })?;
                     kube::Config::from_custom_kubeconfig(kc, &options).await
                 }
@@ -74,6 +78,31 @@ impl KubeCluster {
     }
 }
 
+/// The kubeconfig files kube-rs reads, and where that list came from:
+/// `path` (`--kubeconfig` or the keelson config), else every file in
+/// `KUBECONFIG`, else `~/.kube/config`.
+pub fn kubeconfig_files(path: Option<&Path>) -> (Vec<PathBuf>, &'static str) {
+    if let Some(p) = path {
+        return (vec![p.to_path_buf()], "given");
+    }
+    if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        return (std::env::split_paths(&list).collect(), "from KUBECONFIG");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    (vec![home.join(".kube").join("config")], "the default")
+}
+
+/// The error for kubeconfig files that do not exist, with every way on.
+pub fn missing_kubeconfig(files: &[PathBuf], from: &str) -> String {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    format!(
+        "no kubeconfig: {} ({from}) does not exist. Pass --kubeconfig FILE or set KUBECONFIG, \
+         map cluster names to kubeconfigs in a keelson config (-c/--config FILE), or plan \
+         without a cluster: --against DIR (captured objects) or --against-ref REV (another commit)",
+        names.join(", ")
+    )
+}
+
 fn api_resource(res: &Resource) -> ApiResource {
     ApiResource {
         group: res.group.clone(),
@@ -98,12 +127,15 @@ fn map_err(verb: &str, what: String, e: kube::Error) -> ClusterError {
             what,
             code: s.code,
             reason: s.reason.clone(),
-            message: s.message.clone(),
+            message: match super::explain::status_hint(s.code) {
+                Some(hint) => format!("{}; {hint}", s.message),
+                None => s.message.clone(),
+            },
         },
         other => ClusterError::Transport {
             verb: verb.into(),
             what,
-            message: other.to_string(),
+            message: super::explain::transport(&other),
         },
     }
 }
@@ -125,10 +157,16 @@ impl Cluster for KubeCluster {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
             .await
-            .map_err(|e| {
-                ClusterError::UnknownKind(format!(
-                    "{kind} ({api_version}) is not served by the cluster: {e}"
-                ))
+            .map_err(|e| match e {
+                // Only an answer from the server says the kind is not there;
+                // a connection that failed says nothing about it.
+                kube::Error::Api(s) if s.code != 404 => {
+                    map_err("discover", format!("{kind} ({api_version})"), kube::Error::Api(s))
+                }
+                kube::Error::Api(_) | kube::Error::Discovery(_) => ClusterError::UnknownKind(
+                    format!("{kind} ({api_version}) is not served by the cluster: {e}"),
+                ),
+                other => map_err("discover", format!("{kind} ({api_version})"), other),
             })?;
         let r = Resource {
             group: ar.group,

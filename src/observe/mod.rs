@@ -3,6 +3,7 @@
 //! `dir.rs` over a folder of captured objects (`reconcile --against DIR`).
 
 pub mod dir;
+pub mod explain;
 pub mod kube;
 
 use std::collections::{BTreeMap, BTreeSet};
