@@ -72,9 +72,31 @@ pub struct ConfigError {
     pub rendered: String,
 }
 
+/// The help line of every "cannot read the config" error, whichever
+/// subcommand meets it.
+pub const MISSING_CONFIG_HELP: &str = "pass -c/--config FILE or set KEELSON_CONFIG; \
+     the README's \"Running against a real cluster\" shows a minimal config";
+
+/// A config file read and decoded, with what positions its errors need.
+#[derive(Debug)]
+pub struct ConfigFile {
+    /// The decoded file.
+    pub config: Config,
+    /// Its YAML tree, to point a later check at a key.
+    pub node: crate::yaml::Node,
+    /// Its text, for snippets.
+    pub sources: crate::diag::Sources,
+}
+
 /// Read and check the keelson config file. Errors name file:line:col.
 pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
-    use crate::diag::{Diagnostic, Sources, did_you_mean, render};
+    read_config(path).map(|f| f.config)
+}
+
+/// Read and decode the keelson config file: the one reader of `keelson.yaml`
+/// for every subcommand (the controller checks its section on top).
+pub fn read_config(path: &std::path::Path) -> Result<ConfigFile, ConfigError> {
+    use crate::diag::{Diagnostic, Sources, render};
     let fail = |d: Diagnostic, sources: &Sources| ConfigError {
         rendered: render(std::slice::from_ref(&d), sources, false),
         diagnostics: vec![d],
@@ -97,14 +119,18 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
             }
         },
         Err(e) => {
+            let cause = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_string(),
+                _ => e.to_string(),
+            };
             return Err(fail(
                 Diagnostic::error(
-                    "io",
+                    "config",
                     path,
                     None,
-                    format!("cannot read the config file: {e}"),
+                    format!("cannot read the keelson config: {cause}"),
                 )
-                .with_help("pass --config FILE, or create keelson.yaml (see the README)"),
+                .with_help(MISSING_CONFIG_HELP),
                 &sources,
             ));
         }
@@ -112,62 +138,17 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
     sources.add(path, &text);
     let node = crate::yaml::parse_one(&text, crate::yaml::Limits::default())
         .map_err(|e| fail(Diagnostic::from_yaml(path, e), &sources))?;
-    let json = node.to_json();
-    let config: Config = serde_path_to_error::deserialize(&json).map_err(|e| {
-        let pointer: String = e
-            .path()
-            .iter()
-            .map(|seg| match seg {
-                serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
-                serde_path_to_error::Segment::Map { key } => format!("/{key}"),
-                _ => String::new(),
-            })
-            .collect();
-        let inner = e.into_inner().to_string();
+    let config: Config = serde_path_to_error::deserialize(node.to_json()).map_err(|e| {
+        let pointer = pointer_of(e.path());
+        let message = e.inner().to_string();
         // serde names the unknown field and the expected ones; point at the key.
-        let unknown = inner
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.split('`').next())
-            .map(str::to_string);
-        let (span, d) = match &unknown {
-            Some(field) => {
-                // serde_path_to_error's path may already end in the field.
-                let at = if pointer.ends_with(&format!("/{field}")) {
-                    pointer.clone()
-                } else {
-                    format!("{pointer}/{field}")
-                };
-                let span = node.locate(&at, true);
-                let expected: Vec<&str> = inner
-                    .split("expected ")
-                    .nth(1)
-                    .map(|r| {
-                        r.split(['`', ',', ' '])
-                            .filter(|s| !s.is_empty() && *s != "one" && *s != "of" && *s != "or")
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let d = Diagnostic::error("config", path, Some(span), inner.clone());
-                let d = match did_you_mean(field, expected.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d,
-                };
-                (span, d)
-            }
-            None => {
-                let span = node.locate(&pointer, false);
-                (
-                    span,
-                    Diagnostic::error(
-                        "config",
-                        path,
-                        Some(span),
-                        format!("{inner} (at {pointer})"),
-                    ),
-                )
-            }
+        let unknown = message.starts_with("unknown field");
+        let span = node.locate(&pointer, unknown);
+        let d = Diagnostic::error("config", path, Some(span), message.clone());
+        let d = match unknown_field_hint(&message) {
+            Some(help) => d.with_help(help),
+            None => d,
         };
-        let _ = span;
         fail(d, &sources)
     })?;
     if config.kind != "Config" || config.api_version != "keelson.dev/v1" {
@@ -184,7 +165,40 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
             &sources,
         ));
     }
-    Ok(config)
+    Ok(ConfigFile {
+        config,
+        node,
+        sources,
+    })
+}
+
+/// The JSON pointer of a serde path (`/clusters/dev/contxt`).
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } => {
+                out.push_str(&format!("/{}", key.replace('~', "~0").replace('/', "~1")))
+            }
+            Segment::Enum { variant } => out.push_str(&format!("/{variant}")),
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// "unknown field `pollIntervall`, expected one of `a`, `b`" → "did you mean `pollInterval`?"
+fn unknown_field_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let candidates: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    match crate::diag::did_you_mean(field, candidates.iter().copied()) {
+        Some(c) => Some(format!("did you mean `{c}`?")),
+        None if !candidates.is_empty() => Some(format!("known fields: {}", candidates.join(", "))),
+        None => None,
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub struct BackupArgs {
     /// The keelson config file.
     #[arg(
         long,
+        short = 'c',
         global = true,
         default_value = "keelson.yaml",
         env = "KEELSON_CONFIG"
@@ -47,7 +48,7 @@ pub enum BackupCommand {
         #[arg(long)]
         cluster: Option<String>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = Output::Text)]
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,
     },
     /// Check snapshot files: trailing sha256 and bbolt structure.

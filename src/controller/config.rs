@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 use super::engine::Settings;
 use super::report::{Provider, ReporterConfig};
 use crate::config::Config;
-use crate::diag::{self, Diagnostic, Sources};
+use crate::diag::{self, Diagnostic};
 use crate::source::{Auth, RepoSpec, Secret};
-use crate::yaml::{self, Node};
+use crate::yaml::Node;
 
 /// The `controller:` section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -131,15 +131,7 @@ pub struct CommitStatusConfig {
     pub token_env: Option<String>,
 }
 
-/// A config file that failed to load, with every problem found.
-#[derive(Debug, thiserror::Error)]
-#[error("{rendered}")]
-pub struct ConfigError {
-    /// The problems.
-    pub diagnostics: Vec<Diagnostic>,
-    /// The problems rendered with snippets.
-    pub rendered: String,
-}
+pub use crate::config::ConfigError;
 
 /// A loaded config file and the controller settings it describes.
 #[derive(Debug)]
@@ -152,79 +144,27 @@ pub struct Loaded {
 
 /// Load `path` and resolve its `controller:` section into [`Settings`].
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let d = Diagnostic::error(
-            "config",
-            path,
-            None,
-            format!("cannot read the config file: {e}"),
-        )
-        .with_help("pass the right file with `--config PATH`");
-        finish(vec![d], &Sources::default())
-    })?;
-    let mut sources = Sources::default();
-    sources.add(path, &text);
-    let node = yaml::parse_one(&text, yaml::Limits::default())
-        .map_err(|e| finish(vec![Diagnostic::from_yaml(path, e)], &sources))?;
-    let config: Config = serde_path_to_error::deserialize(node.to_json()).map_err(|e| {
-        let pointer = pointer_of(e.path());
-        let message = e.inner().to_string();
-        let span = node.locate(&pointer, message.starts_with("unknown field"));
-        let mut d = Diagnostic::error("config", path, Some(span), message.clone());
-        if let Some(help) = unknown_field_hint(&message) {
-            d = d.with_help(help);
-        }
-        finish(vec![d], &sources)
-    })?;
+    let file = crate::config::read_config(path)?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut checker = Checker {
         file: path,
-        node: &node,
+        node: &file.node,
         base,
         diags: Vec::new(),
     };
-    let settings = checker.settings(&config);
+    let settings = checker.settings(&file.config);
     match settings {
-        Some(settings) if checker.diags.is_empty() => Ok(Loaded { config, settings }),
-        _ => Err(finish(checker.diags, &sources)),
-    }
-}
-
-fn finish(diagnostics: Vec<Diagnostic>, sources: &Sources) -> ConfigError {
-    ConfigError {
-        rendered: diag::render(&diagnostics, sources, false),
-        diagnostics,
-    }
-}
-
-fn pointer_of(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for seg in path.iter() {
-        match seg {
-            Segment::Seq { index } => out.push_str(&format!("/{index}")),
-            Segment::Map { key } => {
-                out.push_str(&format!("/{}", key.replace('~', "~0").replace('/', "~1")))
-            }
-            Segment::Enum { variant } => out.push_str(&format!("/{variant}")),
-            Segment::Unknown => {}
-        }
-    }
-    out
-}
-
-/// "unknown field `pollIntervall`, expected one of `a`, `b`" → "did you mean `pollInterval`?"
-fn unknown_field_hint(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (field, rest) = rest.split_once('`')?;
-    let candidates: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-    match diag::did_you_mean(field, candidates.iter().copied()) {
-        Some(c) => Some(format!("did you mean `{c}`?")),
-        None if !candidates.is_empty() => Some(format!("known fields: {}", candidates.join(", "))),
-        None => None,
+        Some(settings) if checker.diags.is_empty() => Ok(Loaded {
+            config: file.config,
+            settings,
+        }),
+        _ => Err(ConfigError {
+            rendered: diag::render(&checker.diags, &file.sources, false),
+            diagnostics: checker.diags,
+        }),
     }
 }
 
