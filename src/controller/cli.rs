@@ -59,14 +59,26 @@ pub struct StatusArgs {
     #[arg(long)]
     pub history: bool,
     /// Only this environment (history and details).
-    #[arg(long)]
+    #[arg(long, short = 'e')]
     pub env: Option<String>,
     /// How many history entries.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    /// Print JSON.
-    #[arg(long)]
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = StatusFormat::Text)]
+    pub output: StatusFormat,
+    /// The old spelling of `--output json`.
+    #[arg(long, hide = true, conflicts_with = "output")]
     pub json: bool,
+}
+
+/// Output format of `keelson status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// A table.
+    Text,
+    /// JSON.
+    Json,
 }
 
 fn init_logging(format: LogFormat) {
@@ -139,12 +151,25 @@ async fn wait_for_signal() {
 }
 
 /// Print the app × environment matrix (or the history).
-pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
+    args.json |= args.output == StatusFormat::Json;
     if let Some(dir) = &args.repo {
         return print_declared(dir, args.env.as_deref(), args.json);
     }
     if let Some(dir) = &args.state_dir {
+        if !Store::file_in(dir).is_file() {
+            anyhow::bail!(
+                "--state-dir {}: no status store there ({} does not exist); pass the \
+                 controller's state directory (`stateDir` in its config)",
+                dir.display(),
+                Store::file_in(dir).display()
+            );
+        }
         let store = Store::open(dir)?;
+        if let Some(env) = &args.env {
+            let names: Vec<String> = store.all_status()?.into_iter().map(|e| e.env).collect();
+            known_env(env, &names, &format!("the status store in {}", dir.display()))?;
+        }
         if args.history {
             return print_history(&store.history(args.env.as_deref(), args.limit)?, args.json);
         }
@@ -156,7 +181,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         None => {
             let loaded = config::load(&args.config).map_err(|e| {
                 anyhow::anyhow!(
-                    "{}\nno --server or --state-dir given, and the config file could not be used to find the controller",
+                    "{}status reads the controller's address from the config; without one, \
+                     --server URL asks a running controller and --repo DIR shows what a \
+                     repository declares",
                     e.rendered
                 )
             })?;
@@ -166,6 +193,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let client = reqwest::Client::new();
+        if let (Some(env), true) = (&args.env, args.history) {
+            let report: StatusReport =
+                fetch_json(client.get(format!("{server}/status")), &server).await?;
+            let names: Vec<String> = report.environments.iter().map(|e| e.env.clone()).collect();
+            known_env(env, &names, &format!("the controller at {server}"))?;
+        }
         if args.history {
             let mut url = format!("{server}/history?limit={}", args.limit);
             if let Some(env) = &args.env {
@@ -205,6 +238,25 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
         .with_context(|| format!("{server} did not answer with keelson status JSON"))
 }
 
+/// `--env NAME` must name an environment that is there: a typo is an
+/// error, never an empty table.
+fn known_env(env: &str, names: &[String], source: &str) -> anyhow::Result<()> {
+    if names.iter().any(|n| n == env) {
+        return Ok(());
+    }
+    let hint = crate::diag::did_you_mean(env, names.iter().map(String::as_str))
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    anyhow::bail!(
+        "no environment `{env}` in {source}{hint}; environments: {}",
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
 fn print_status(
     report: Option<&StatusReport>,
     envs: &[EnvStatus],
@@ -212,6 +264,14 @@ fn print_status(
     json: bool,
     declared: bool,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(o) = only {
+        let names: Vec<String> = envs.iter().map(|e| e.env.clone()).collect();
+        let source = match report {
+            Some(r) => format!("the controller's status ({})", r.source.url),
+            None => "the status".to_string(),
+        };
+        known_env(o, &names, &source)?;
+    }
     let envs: Vec<EnvStatus> = envs
         .iter()
         .filter(|e| only.is_none_or(|o| o == e.env))
@@ -312,7 +372,24 @@ fn print_declared(
 ) -> anyhow::Result<ExitCode> {
     use super::{AppStatus, Health};
     use crate::record::{Attempt, CommitRef, Trigger};
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "--repo {}: no such directory; pass the environments repository (the folder holding environments/)",
+            dir.display()
+        );
+    }
     let report = crate::check::check_repo(dir);
+    if report.repo.environments.is_empty() {
+        crate::cli::specs::report_diagnostics(&report, crate::cli::specs::Color::Auto);
+        anyhow::bail!(
+            "no environments in {}; --repo must point at an environments repository (the folder holding environments/)",
+            dir.join("environments").display()
+        );
+    }
+    let names: Vec<String> = report.repo.environments.keys().cloned().collect();
+    if let Some(o) = only {
+        known_env(o, &names, &dir.join("environments").display().to_string())?;
+    }
     let head = git2::Repository::discover(dir)
         .ok()
         .and_then(|r| {
