@@ -31,7 +31,8 @@ pub use desired::{
 };
 pub use error::{ApiError, RancherError};
 pub use plan::{
-    Action, ChangeKind, FieldDiff, RancherChange, RancherPlan, RetiredRancher, plan, plan_retire,
+    Action, ChangeKind, FieldDiff, RancherChange, RancherPlan, RetiredRancher, plan, plan_from,
+    plan_retire, retire_from,
 };
 
 /// Per-cluster Rancher endpoint from the keelson config file.

@@ -163,32 +163,44 @@ pub async fn plan(
     let live = client
         .find_project(&desired.cluster_id, &desired.project.name)
         .await?;
-    let mut changes = vec![project_change(desired, live.as_ref())];
-    let project_id = live.as_ref().map(|p| p.id.clone());
-
     let ns = client
         .get_namespace(&desired.cluster_id, &desired.namespace)
         .await?;
-    let placement = namespace_change(desired, project_id.as_deref(), ns.as_ref());
-    let moving = placement.action == Action::Update;
-    changes.push(placement);
-    changes.extend(namespace_quota_change(desired, ns.as_ref(), moving));
-    usage::check(client, desired, live.as_ref(), ns.as_ref(), &mut changes).await?;
-
-    let bindings = match &project_id {
-        Some(id) => client.list_bindings(id).await?,
+    let bindings = match &live {
+        Some(p) => client.list_bindings(&p.id).await?,
         None => Vec::new(),
     };
-    changes.extend(member_changes(desired, &bindings));
+    let mut plan = plan_from(desired, live.as_ref(), ns.as_ref(), &bindings);
+    usage::check(client, desired, live.as_ref(), ns.as_ref(), &mut plan.changes).await?;
+    Ok(plan)
+}
 
-    Ok(RancherPlan {
+/// Plans `desired` against Rancher state already read: the project of that
+/// name (if any), the environment's namespace (if any) and the project's
+/// bindings. [`plan`] reads them from Rancher and then checks the plan
+/// against the project's usage; an offline plan (`reconcile --against-ref`)
+/// builds them from the base commit's spec, where there is no usage to read.
+pub fn plan_from(
+    desired: &DesiredRancher,
+    live: Option<&LiveProject>,
+    ns: Option<&LiveNamespace>,
+    bindings: &[LiveBinding],
+) -> RancherPlan {
+    let mut changes = vec![project_change(desired, live)];
+    let project_id = live.map(|p| p.id.clone());
+    let placement = namespace_change(desired, project_id.as_deref(), ns);
+    let moving = placement.action == Action::Update;
+    changes.push(placement);
+    changes.extend(namespace_quota_change(desired, ns, moving));
+    changes.extend(member_changes(desired, bindings));
+    RancherPlan {
         environment: desired.environment.clone(),
         cluster_id: desired.cluster_id.clone(),
         project: desired.project.name.clone(),
         project_id,
         namespace: desired.namespace.clone(),
         changes,
-    })
+    }
 }
 
 /// What keelson knows about an environment that is being retired.
@@ -212,16 +224,46 @@ pub async fn plan_retire(
     client: &RancherClient,
     retired: &RetiredRancher,
 ) -> Result<RancherPlan, RancherError> {
-    let env = &retired.environment;
     let live = client
         .find_project(&retired.cluster_id, &retired.project)
         .await?;
+    let (bindings, namespaces) = match &live {
+        Some(p) => {
+            let bindings = client.list_bindings(&p.id).await?;
+            let namespaces: Vec<String> = if p.owned_by(&retired.environment) {
+                client
+                    .list_namespaces(&retired.cluster_id)
+                    .await?
+                    .into_iter()
+                    .filter(|n| n.project_id.as_deref() == Some(p.id.as_str()))
+                    .map(|n| n.name)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (bindings, namespaces)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(retire_from(retired, live.as_ref(), &bindings, &namespaces))
+}
+
+/// Plans the removal of an environment's Rancher state from state already
+/// read: the project (if any), its bindings and the names of the namespaces
+/// in it. See [`plan_retire`].
+pub fn retire_from(
+    retired: &RetiredRancher,
+    live: Option<&LiveProject>,
+    bindings: &[LiveBinding],
+    namespaces_in_project: &[String],
+) -> RancherPlan {
+    let env = &retired.environment;
     let mut changes = Vec::new();
-    let project_id = live.as_ref().map(|p| p.id.clone());
-    if let Some(p) = &live {
-        for b in client.list_bindings(&p.id).await? {
+    let project_id = live.map(|p| p.id.clone());
+    if let Some(p) = live {
+        for b in bindings {
             if b.owned_by(env) {
-                changes.push(delete_binding_change(&b));
+                changes.push(delete_binding_change(b));
             }
         }
         let target = format!("project {}", p.name);
@@ -234,46 +276,40 @@ pub async fn plan_retire(
             refused: None,
             op: None,
         };
+        let foreign: Vec<&str> = namespaces_in_project
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != retired.namespace)
+            .collect();
         if !p.owned_by(env) {
             changes.push(kept(format!(
                 "keelson did not create it for environment {env}"
             )));
+        } else if foreign.is_empty() {
+            changes.push(RancherChange {
+                kind: ChangeKind::Project,
+                action: Action::Delete,
+                target,
+                summary: format!("delete project {} ({})", p.name, p.id),
+                diff: vec![],
+                refused: None,
+                op: Some(Op::DeleteProject { id: p.id.clone() }),
+            });
         } else {
-            let foreign: Vec<String> = client
-                .list_namespaces(&retired.cluster_id)
-                .await?
-                .into_iter()
-                .filter(|n| {
-                    n.project_id.as_deref() == Some(p.id.as_str()) && n.name != retired.namespace
-                })
-                .map(|n| n.name)
-                .collect();
-            if foreign.is_empty() {
-                changes.push(RancherChange {
-                    kind: ChangeKind::Project,
-                    action: Action::Delete,
-                    target,
-                    summary: format!("delete project {} ({})", p.name, p.id),
-                    diff: vec![],
-                    refused: None,
-                    op: Some(Op::DeleteProject { id: p.id.clone() }),
-                });
-            } else {
-                changes.push(kept(format!(
-                    "it holds namespaces keelson does not own for {env}: {}",
-                    foreign.join(", ")
-                )));
-            }
+            changes.push(kept(format!(
+                "it holds namespaces keelson does not own for {env}: {}",
+                foreign.join(", ")
+            )));
         }
     }
-    Ok(RancherPlan {
+    RancherPlan {
         environment: env.clone(),
         cluster_id: retired.cluster_id.clone(),
         project: retired.project.clone(),
         project_id,
         namespace: retired.namespace.clone(),
         changes,
-    })
+    }
 }
 
 fn member_changes(desired: &DesiredRancher, bindings: &[LiveBinding]) -> Vec<RancherChange> {
