@@ -91,7 +91,8 @@ pub struct RancherOutcome {
 }
 
 impl RancherOutcome {
-    fn planned(plan: &rancher::RancherPlan) -> Self {
+    /// The outcome of planning `plan` (nothing applied yet).
+    pub fn planned(plan: &rancher::RancherPlan) -> Self {
         // A change Rancher would refuse fails the plan too (a dry run in
         // review shows it before the merge).
         let refused: Vec<String> = plan
@@ -238,6 +239,17 @@ impl Clusters {
             against,
             open: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Every environment planned against one captured state, with no
+    /// config (so no Rancher endpoint).
+    pub fn captured(cluster: DirCluster) -> Self {
+        Clusters {
+            config: None,
+            override_kubeconfig: None,
+            against: Some(Arc::new(AnyCluster::Dir(cluster))),
+            open: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The Rancher client of cluster `name`, when the config names an endpoint.

@@ -59,6 +59,12 @@ impl DirCluster {
         Ok(DirCluster { objects })
     }
 
+    /// Captured state made of `objects` (`reconcile --against-ref` builds
+    /// them from the base commit).
+    pub fn from_objects(objects: Vec<Json>) -> Self {
+        DirCluster { objects }
+    }
+
     /// Number of objects read.
     pub fn len(&self) -> usize {
         self.objects.len()

@@ -291,36 +291,8 @@ impl GitSource {
             commit: info,
             path: dir.clone(),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| read_err(e.to_string()))?;
-        let mut failure = None;
-        tree.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
-            let Ok(name) = entry.name() else {
-                return git2::TreeWalkResult::Skip;
-            };
-            let path = dir.join(parent).join(name);
-            let result = match entry.kind() {
-                Some(ObjectType::Tree) => std::fs::create_dir_all(&path).map_err(|e| e.to_string()),
-                Some(ObjectType::Blob) if entry.filemode() != 0o120000 => self
-                    .repo
-                    .find_blob(entry.id())
-                    .map_err(|e| e.message().to_string())
-                    .and_then(|b| std::fs::write(&path, b.content()).map_err(|e| e.to_string())),
-                _ => Ok(()),
-            };
-            match result {
-                Ok(()) => git2::TreeWalkResult::Ok,
-                Err(e) => {
-                    failure = Some(format!("{}: {e}", path.display()));
-                    git2::TreeWalkResult::Abort
-                }
-            }
-        })
-        .map_err(|e| read_err(e.message().to_string()))
-        .or_else(|e| if failure.is_some() { Ok(()) } else { Err(e) })?;
-        match failure {
-            Some(message) => Err(read_err(message)),
-            None => Ok(checkout),
-        }
+        export_tree(&self.repo, &tree, &dir).map_err(read_err)?;
+        Ok(checkout)
     }
 
     /// Paths (relative to the repository root) that differ between two commits.
@@ -352,6 +324,41 @@ impl GitSource {
             }
         }
         Ok(paths)
+    }
+}
+
+/// Write `tree` of `repo` as plain files under `dir` (created). Symlinks and
+/// submodules are skipped: a spec tree is plain files, and a symlink could
+/// point the renderer at files outside the repository. Errors name the file.
+pub fn export_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut failure = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
+        let Ok(name) = entry.name() else {
+            return git2::TreeWalkResult::Skip;
+        };
+        let path = dir.join(parent).join(name);
+        let result = match entry.kind() {
+            Some(ObjectType::Tree) => std::fs::create_dir_all(&path).map_err(|e| e.to_string()),
+            Some(ObjectType::Blob) if entry.filemode() != 0o120000 => repo
+                .find_blob(entry.id())
+                .map_err(|e| e.message().to_string())
+                .and_then(|b| std::fs::write(&path, b.content()).map_err(|e| e.to_string())),
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => git2::TreeWalkResult::Ok,
+            Err(e) => {
+                failure = Some(format!("{}: {e}", path.display()));
+                git2::TreeWalkResult::Abort
+            }
+        }
+    })
+    .map_err(|e| e.message().to_string())
+    .or_else(|e| if failure.is_some() { Ok(()) } else { Err(e) })?;
+    match failure {
+        Some(message) => Err(message),
+        None => Ok(()),
     }
 }
 
