@@ -5,8 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod against_ref;
+pub mod markdown;
+pub mod outcome;
 pub mod reconcile;
 pub mod specs;
+pub mod text;
 
 /// Keelson: declarative GitOps for Kubernetes and Rancher, with verified etcd snapshots.
 #[derive(Debug, Parser)]
@@ -40,7 +44,15 @@ pub enum Command {
 pub fn main() -> ExitCode {
     // Several crates bring rustls; pick one crypto provider for all of them.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which keelson reserves for "changes
+    // planned or applied": every error is 1.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     let result = match cli.command {
         Command::Validate(args) => specs::validate(args),
         Command::Render(args) => specs::render(args),
@@ -53,7 +65,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            match err.downcast_ref::<crate::config::ConfigError>() {
+                // Already rendered as `error[config]: …` with its position.
+                Some(e) => eprint!("{}", e.rendered),
+                None => eprintln!("error: {err:#}"),
+            }
             ExitCode::from(1)
         }
     }

@@ -4,7 +4,6 @@
 //! planned or applied, 1 error.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,8 +12,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::specs::{Color, report_diagnostics, selected_envs};
+use super::{against_ref, markdown, text};
 use crate::check;
-use crate::plan::{Action, Plan};
 use crate::reconcile::{self, Clusters, EnvResult, Options};
 
 /// Output format of `reconcile`.
@@ -22,7 +21,8 @@ use crate::reconcile::{self, Clusters, EnvResult, Options};
 pub enum PlanFormat {
     /// Human text with coloured diffs.
     Text,
-    /// A merge-request comment, one collapsible section per object.
+    /// A merge-request comment, one collapsible section per environment.
+    #[value(alias = "md")]
     Markdown,
     /// Machine-readable.
     Json,
@@ -46,9 +46,20 @@ pub struct ReconcileArgs {
     /// Compare against captured objects in DIR instead of a cluster (implies --dry-run).
     #[arg(long, value_name = "DIR")]
     pub against: Option<PathBuf>,
-    /// The keelson config file (clusters → kubeconfig contexts). Without it,
-    /// an environment's `cluster` is taken as a kubeconfig context name.
-    #[arg(long, value_name = "FILE")]
+    /// Compare against what keelson would have applied for commit REV of the
+    /// same Git repository (a branch, tag or commit id), offline: no cluster,
+    /// no Rancher, no credentials. Implies --dry-run. For merge requests:
+    /// `--against-ref origin/main`.
+    #[arg(
+        long,
+        value_name = "REV",
+        conflicts_with_all = ["against", "kubeconfig", "context", "server_dry_run"]
+    )]
+    pub against_ref: Option<String>,
+    /// The keelson config file (clusters → kubeconfig contexts); default:
+    /// keelson.yaml in --repo when it exists. Without one, an environment's
+    /// `cluster` is taken as a kubeconfig context name.
+    #[arg(long, short = 'c', value_name = "FILE", env = "KEELSON_CONFIG")]
     pub config: Option<PathBuf>,
     /// Use this kubeconfig for every environment (default: KUBECONFIG or ~/.kube/config).
     #[arg(long, value_name = "FILE")]
@@ -57,11 +68,22 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub context: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    #[arg(long, short = 'o', value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
-    /// Colour.
+    /// Colour of the text output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Print whole objects under creates in the text output (one line each by default).
+    #[arg(long)]
+    pub show_creates: bool,
+    /// Markdown: the most characters to print; a longer plan is cut, with a
+    /// note (GitHub refuses comments over 65,536).
+    #[arg(long, value_name = "CHARS", default_value_t = super::markdown::DEFAULT_LIMIT)]
+    pub markdown_limit: usize,
+    /// Markdown: where the full plan is (a CI job's URL), named in the note
+    /// printed when the plan is cut.
+    #[arg(long, value_name = "URL")]
+    pub full_plan_url: Option<String>,
     /// Objects applied at once.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
@@ -100,19 +122,23 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let report = check::check_repo(&args.repo);
     report_diagnostics(&report, args.color);
     let envs = selected_envs(&report, &args.envs)?;
+    let base = match &args.against_ref {
+        Some(rev) => Some(against_ref::load_base(&args.repo, rev)?),
+        None => None,
+    };
     let config_path = args.config.clone().or_else(|| {
         let default = args.repo.join("keelson.yaml");
         default.is_file().then_some(default)
     });
     let config = match &config_path {
-        Some(p) => Some(crate::config::load_config(p)?),
-        None => None,
+        Some(p) if base.is_none() => Some(crate::config::load_config(p)?),
+        _ => None,
     };
     let config_clusters: Vec<String> = config
         .iter()
         .flat_map(|c| c.clusters.keys().cloned())
         .collect();
-    let dry_run = args.dry_run || args.against.is_some();
+    let dry_run = args.dry_run || args.against.is_some() || base.is_some();
     let opts = Options {
         dry_run,
         server_dry_run: args.server_dry_run,
@@ -123,7 +149,18 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
     };
-    let mut clusters = Clusters::new(config, args.against.clone())?;
+    if base.is_none() && args.against.is_none() {
+        let used: BTreeSet<&str> = envs
+            .iter()
+            .filter_map(|e| report.ready.get(e))
+            .map(|e| e.cluster.as_str())
+            .collect();
+        check_kubeconfigs(&args, config.as_ref(), &used)?;
+    }
+    let mut clusters = match &base {
+        Some(b) => Clusters::captured(b.captured_state()),
+        None => Clusters::new(config, args.against.clone())?,
+    };
     if args.kubeconfig.is_some() || args.context.is_some() {
         clusters.override_kubeconfig = Some((args.kubeconfig.clone(), args.context.clone()));
     }
@@ -135,9 +172,26 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     // objects of an environment are held while it is planned).
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(args.env_parallelism.max(1)));
     let mut blocked = Vec::new();
+    let mut blocked_base = Vec::new();
     let mut tasks = Vec::new();
     for name in &envs {
         match report.ready.get(name) {
+            Some(env) if base.as_ref().is_some_and(|b| b.blocked(name)) => {
+                blocked_base.push(reconcile::EnvResult {
+                    environment: name.clone(),
+                    cluster: env.cluster.clone(),
+                    namespace: env.namespace.clone(),
+                    plan: None,
+                    apply: None,
+                    error: Some(format!(
+                        "the base commit's spec of `{name}` has errors, so what it applied is \
+                         unknown and no plan against it is possible; run `keelson validate` \
+                         on the base commit"
+                    )),
+                    apps: Vec::new(),
+                    rancher: None,
+                });
+            }
             Some(env) => {
                 let (env, clusters, opts, slots) =
                     (env.clone(), clusters.clone(), opts.clone(), slots.clone());
@@ -153,6 +207,7 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     for t in tasks {
         results.push(t.await?);
     }
+    results.extend(blocked_base);
 
     // Environments whose folder was removed: look on every cluster keelson
     // knows of (in use, in the config, or the one --context names).
@@ -160,7 +215,7 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         let known: BTreeSet<String> = report.repo.environments.keys().cloned().collect();
         let mut scan: BTreeSet<String> = report.ready.values().map(|e| e.cluster.clone()).collect();
         scan.extend(config_clusters);
-        if args.against.is_some() || clusters.override_kubeconfig.is_some() {
+        if args.against.is_some() || base.is_some() || clusters.override_kubeconfig.is_some() {
             // One cluster serves every name: scan it once.
             scan = scan.into_iter().take(1).collect();
             if scan.is_empty() {
@@ -179,13 +234,40 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let color = args.color.enabled(std::io::stdout().is_terminal());
+    if let Some(b) = &base {
+        against_ref::plan_rancher(&report, b, &mut results);
+    }
+
+    let against = match (&base, &args.against) {
+        (Some(b), _) => Some(format!("the base commit {}", b.commit)),
+        (None, Some(dir)) => Some(format!("the captured state in {}", dir.display())),
+        _ => None,
+    };
     let out = match args.output {
-        PlanFormat::Text => text(&results, &blocked, dry_run, color),
-        PlanFormat::Markdown => markdown(&results, &blocked),
+        PlanFormat::Text => text::render(
+            &results,
+            &blocked,
+            &text::TextOptions {
+                color: args.color.enabled(std::io::stdout().is_terminal()),
+                show_creates: args.show_creates,
+                dry_run,
+                against: against.clone(),
+            },
+        ),
+        PlanFormat::Markdown => markdown::render(
+            &results,
+            &blocked,
+            &markdown::MarkdownOptions {
+                dry_run,
+                limit: args.markdown_limit,
+                full_plan_url: args.full_plan_url.clone(),
+                against: against.clone(),
+            },
+        ),
         PlanFormat::Json => {
             serde_json::to_string_pretty(&serde_json::json!({
                 "dryRun": dry_run,
+                "against": against,
                 "blocked": blocked,
                 "environments": results,
             }))? + "\n"
@@ -203,165 +285,39 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
-fn sign(a: Action) -> (&'static str, &'static str) {
-    match a {
-        Action::Create => ("+", "create"),
-        Action::Update => ("~", "update"),
-        Action::Delete => ("-", "delete"),
-        Action::Unchanged => ("=", "unchanged"),
-        Action::Skip => ("!", "skip"),
-    }
-}
-
-/// One line: `prod: 2 to create, 1 to update, 0 to delete` (or, after an
-/// apply, `prod: 2 created, 1 updated, 0 deleted`).
-pub fn summary_line(env: &str, plan: &Plan, dry_run: bool) -> String {
-    let s = plan.summary();
-    let mut line = if dry_run {
-        format!(
-            "{env}: {} to create, {} to update, {} to delete",
-            s.create, s.update, s.delete
-        )
+/// The kubeconfig files the environments need, checked once before any
+/// environment is planned: a missing file is one error that names every way
+/// on, not the same error once per environment.
+fn check_kubeconfigs(
+    args: &ReconcileArgs,
+    config: Option<&crate::config::Config>,
+    clusters: &BTreeSet<&str>,
+) -> anyhow::Result<()> {
+    use crate::observe::kube::{kubeconfig_files, missing_kubeconfig};
+    let mut needed: BTreeSet<Option<PathBuf>> = BTreeSet::new();
+    if args.kubeconfig.is_some() || args.context.is_some() {
+        needed.insert(args.kubeconfig.clone());
     } else {
-        format!(
-            "{env}: {} created, {} updated, {} deleted",
-            s.create, s.update, s.delete
-        )
-    };
-    if s.skip > 0 {
-        let _ = write!(line, ", {} skipped", s.skip);
-    }
-    line
-}
-
-fn colorize(diff: &str, color: bool) -> String {
-    if !color {
-        return diff.to_string();
-    }
-    diff.lines()
-        .map(|l| {
-            if l.starts_with("+++") || l.starts_with("---") {
-                format!("\x1b[1m{l}\x1b[0m")
-            } else if l.starts_with('+') {
-                format!("\x1b[32m{l}\x1b[0m")
-            } else if l.starts_with('-') {
-                format!("\x1b[31m{l}\x1b[0m")
-            } else if l.starts_with("@@") {
-                format!("\x1b[36m{l}\x1b[0m")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
-fn text(results: &[EnvResult], blocked: &[String], dry_run: bool, color: bool) -> String {
-    let mut out = String::new();
-    for r in results {
-        let _ = writeln!(
-            out,
-            "== {} (cluster {}, namespace {})",
-            r.environment, r.cluster, r.namespace
-        );
-        if let Some(rr) = &r.rancher {
-            out.push_str(&rr.text);
-            if let Some(e) = &rr.error {
-                let _ = writeln!(out, "Rancher error: {e}");
-            }
-        }
-        if let Some(e) = &r.error {
-            let _ = writeln!(out, "error: {e}\n");
-            continue;
-        }
-        let Some(plan) = &r.plan else { continue };
-        for c in plan
-            .changes
-            .iter()
-            .filter(|c| c.action != Action::Unchanged || !c.notes.is_empty())
-        {
-            let (s, word) = sign(c.action);
-            let _ = writeln!(out, "{s} {word} {}", c.id);
-            for n in &c.notes {
-                let _ = writeln!(out, "    note: {n}");
-            }
-            // A deletion's diff is the whole object; the line says enough
-            // here (markdown and JSON carry it).
-            if !c.diff.is_empty() && c.action != Action::Delete {
-                out.push_str(&colorize(&c.diff, color));
-            }
-        }
-        if let Some(reason) = &plan.refused {
-            let _ = writeln!(out, "REFUSED: {reason}");
-        }
-        if let Some(a) = &r.apply {
-            if let Some(f) = a.failure_summary() {
-                let _ = writeln!(out, "apply failed: {f}");
-            }
-            for h in &a.health {
-                let _ = writeln!(out, "health {}: {}", h.id, h.reason);
-            }
-        }
-        let _ = writeln!(out, "{}\n", summary_line(&r.environment, plan, dry_run));
-    }
-    for b in blocked {
-        let _ = writeln!(out, "{b}: not planned: the spec has errors (see above)\n");
-    }
-    out
-}
-
-fn markdown(results: &[EnvResult], blocked: &[String]) -> String {
-    let mut out = String::from("## keelson plan\n\n");
-    for r in results {
-        if let Some(rr) = &r.rancher {
-            let _ = writeln!(out, "#### Rancher: {}\n", r.environment);
-            out.push_str(&rr.markdown);
-            if let Some(e) = &rr.error {
-                let _ = writeln!(out, "\n> **Rancher error:** {e}\n");
-            }
-        }
-        match (&r.error, &r.plan) {
-            (Some(e), _) => {
-                let _ = writeln!(out, "### ❌ {}\n\n```\n{e}\n```\n", r.environment);
-            }
-            (None, Some(plan)) => {
-                let _ = writeln!(out, "### {}\n", summary_line(&r.environment, plan, true));
-                if let Some(reason) = &plan.refused {
-                    let _ = writeln!(out, "> **Refused:** {reason}\n");
-                }
-                for c in plan
-                    .changes
-                    .iter()
-                    .filter(|c| c.action != Action::Unchanged)
-                {
-                    let (s, word) = sign(c.action);
-                    let _ = writeln!(
-                        out,
-                        "<details><summary><code>{s} {word} {}</code></summary>\n",
-                        c.id
-                    );
-                    for n in &c.notes {
-                        let _ = writeln!(out, "- {n}");
+        for c in clusters {
+            match config {
+                Some(cfg) => match cfg.clusters.get(*c) {
+                    Some(cc) if !cc.in_cluster => {
+                        needed.insert(cc.kubeconfig.clone());
                     }
-                    if !c.diff.is_empty() {
-                        let _ = writeln!(
-                            out,
-                            "\n```diff\n{}```\n",
-                            c.diff.replace("```", "`\u{200b}``")
-                        );
-                    }
-                    out.push_str("</details>\n\n");
+                    // In-cluster, or a name the config lacks (its own error).
+                    _ => {}
+                },
+                None => {
+                    needed.insert(None);
                 }
             }
-            (None, None) => {}
         }
     }
-    for b in blocked {
-        let _ = writeln!(
-            out,
-            "### ❌ {b}\n\nNot planned: the spec has errors (run `keelson validate`).\n"
-        );
+    for path in &needed {
+        let (files, from) = kubeconfig_files(path.as_deref());
+        if !files.iter().any(|f| f.is_file()) {
+            anyhow::bail!("{}", missing_kubeconfig(&files, from));
+        }
     }
-    out
+    Ok(())
 }

@@ -50,7 +50,7 @@ pub struct ValidateArgs {
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = DiagFormat::Text)]
+    #[arg(long, short = 'o', value_enum, default_value_t = DiagFormat::Text)]
     pub output: DiagFormat,
     /// Colour.
     #[arg(long, value_enum, default_value_t = Color::Auto)]

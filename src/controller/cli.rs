@@ -168,7 +168,11 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
         let store = Store::open(dir)?;
         if let Some(env) = &args.env {
             let names: Vec<String> = store.all_status()?.into_iter().map(|e| e.env).collect();
-            known_env(env, &names, &format!("the status store in {}", dir.display()))?;
+            known_env(
+                env,
+                &names,
+                &format!("the status store in {}", dir.display()),
+            )?;
         }
         if args.history {
             return print_history(&store.history(args.env.as_deref(), args.limit)?, args.json);
@@ -180,11 +184,11 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
         Some(s) => s.trim_end_matches('/').to_string(),
         None => {
             let loaded = config::load(&args.config).map_err(|e| {
+                eprint!("{}", e.rendered);
                 anyhow::anyhow!(
-                    "{}status reads the controller's address from the config; without one, \
+                    "status reads the controller's address from the config; without one, \
                      --server URL asks a running controller and --repo DIR shows what a \
-                     repository declares",
-                    e.rendered
+                     repository declares"
                 )
             })?;
             format!("http://{}", loaded.settings.listen)
