@@ -35,6 +35,23 @@ pub fn transport(e: &(dyn Error + 'static)) -> String {
         }
     }
     let lower = text.to_lowercase();
+    // The TLS library's error may come from another copy of rustls than
+    // ours (downcasts fail then): its message is stable.
+    if let Some(rest) = lower.split("invalid peer certificate: ").nth(1) {
+        let t = if rest.starts_with("unknownissuer") || rest.starts_with("badsignature") {
+            UNTRUSTED.to_string()
+        } else if rest.starts_with("expired") {
+            EXPIRED.to_string()
+        } else if rest.starts_with("notvalidforname") {
+            WRONG_NAME.to_string()
+        } else {
+            "the API server's certificate was refused".to_string()
+        };
+        return format!("TLS: {t} ({text})");
+    }
+    if lower.contains("received fatal alert") || lower.contains("tls handshake") {
+        return format!("TLS: the TLS handshake with the API server failed ({text})");
+    }
     if lower.contains("dns error")
         || lower.contains("failed to lookup address")
         || lower.contains("name or service not known")
@@ -70,28 +87,26 @@ pub fn status_hint(code: u16) -> Option<&'static str> {
     }
 }
 
+const UNTRUSTED: &str = "the API server's certificate is not trusted: it is signed by a CA the \
+     kubeconfig does not name; set `certificate-authority-data` (or `certificate-authority`) of \
+     the kubeconfig's cluster to that CA";
+const EXPIRED: &str =
+    "the API server's certificate has expired; renew it, or check this machine's clock";
+const WRONG_NAME: &str = "the API server's certificate is not valid for the host name in \
+     `server:`; use the name the certificate was issued for (or `tls-server-name` in the kubeconfig)";
+
 fn tls(e: &(dyn Error + 'static)) -> Option<String> {
     use rustls::CertificateError as C;
     match e.downcast_ref::<rustls::Error>()? {
         rustls::Error::InvalidCertificate(c) => Some(match c {
-            C::UnknownIssuer | C::BadSignature => {
-                "the API server's certificate is not trusted: it is signed by a CA the \
-                 kubeconfig does not name; set `certificate-authority-data` (or \
-                 `certificate-authority`) of the kubeconfig's cluster to that CA"
-                    .to_string()
-            }
-            C::Expired | C::ExpiredContext { .. } => {
-                "the API server's certificate has expired; renew it, or check this machine's clock"
-                    .to_string()
-            }
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                "the API server's certificate is not valid for the host name in `server:`; use the \
-                 name the certificate was issued for (or `tls-server-name` in the kubeconfig)"
-                    .to_string()
-            }
+            C::UnknownIssuer | C::BadSignature => UNTRUSTED.to_string(),
+            C::Expired | C::ExpiredContext { .. } => EXPIRED.to_string(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => WRONG_NAME.to_string(),
             other => format!("the API server's certificate was refused: {other:?}"),
         }),
-        other => Some(format!("the TLS handshake with the API server failed: {other}")),
+        other => Some(format!(
+            "the TLS handshake with the API server failed: {other}"
+        )),
     }
 }
 

@@ -88,7 +88,9 @@ pub fn kubeconfig_files(path: Option<&Path>) -> (Vec<PathBuf>, &'static str) {
     if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
         return (std::env::split_paths(&list).collect(), "from KUBECONFIG");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     (vec![home.join(".kube").join("config")], "the default")
 }
 
@@ -160,9 +162,11 @@ impl Cluster for KubeCluster {
             .map_err(|e| match e {
                 // Only an answer from the server says the kind is not there;
                 // a connection that failed says nothing about it.
-                kube::Error::Api(s) if s.code != 404 => {
-                    map_err("discover", format!("{kind} ({api_version})"), kube::Error::Api(s))
-                }
+                kube::Error::Api(s) if s.code != 404 => map_err(
+                    "discover",
+                    format!("{kind} ({api_version})"),
+                    kube::Error::Api(s),
+                ),
                 kube::Error::Api(_) | kube::Error::Discovery(_) => ClusterError::UnknownKind(
                     format!("{kind} ({api_version}) is not served by the cluster: {e}"),
                 ),

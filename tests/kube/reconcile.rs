@@ -454,7 +454,7 @@ fn markdown_and_json_outputs_describe_the_plan() {
     ]);
     assert_eq!(code, 2);
     assert!(
-        md.contains("### prod: 16 to create, 0 to update, 0 to delete"),
+        md.contains("<summary><b>prod</b>: 16 to create, 0 to update, 0 to delete</summary>"),
         "{md}"
     );
     assert!(

@@ -1,0 +1,328 @@
+//! Errors a new user meets: each names the cause and the next step, each
+//! exits 1 (2 is only "changes planned or applied"), and a typo is an error,
+//! never an empty answer.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+use kube_apiserver::{ServerOptions, TestServer};
+
+use super::{copy_example, keelson, project_root};
+
+/// Run keelson in `dir` with a HOME of its own and no KUBECONFIG, so that
+/// nothing of the machine running the tests is read.
+fn isolated(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("HOME", home.path())
+        .env_remove("KUBECONFIG")
+        .env_remove("KEELSON_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    let root = project_root();
+    for args in [
+        &["reconcile", "--output", "yaml"][..],
+        &["no-such-command"],
+        &["validate", "--no-such-flag"],
+        &["status", "--repo"],
+    ] {
+        let (code, _, err) = keelson(&root, args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("error:"), "{err}");
+    }
+    for args in [&["--help"][..], &["--version"], &["reconcile", "--help"]] {
+        assert_eq!(keelson(&root, args).0, 0, "{args:?}");
+    }
+}
+
+#[test]
+fn one_flag_convention_across_subcommands_with_old_spellings_kept() {
+    let root = project_root();
+    // --output/-o everywhere it applies; `md` for markdown.
+    let (code, md, _) = keelson(
+        &root,
+        &[
+            "reconcile",
+            "--dry-run",
+            "--against",
+            "examples/live",
+            "-o",
+            "md",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(md.starts_with("## keelson plan"), "{md}");
+    let (code, a, _) = keelson(&root, &["status", "--repo", ".", "-o", "json"]);
+    assert_eq!(code, 0);
+    let (code, b, _) = keelson(&root, &["status", "--repo", ".", "--json"]);
+    assert_eq!(code, 0, "the old `--json` is a hidden alias");
+    assert_eq!(a, b);
+    serde_json::from_str::<serde_json::Value>(&a).unwrap();
+    let (code, _, _) = keelson(&root, &["validate", "-o", "json"]);
+    assert_eq!(code, 0);
+    // -e/--env and -c/--config on every subcommand that takes them.
+    let (code, out, _) = keelson(&root, &["status", "--repo", ".", "-e", "prod"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("PROD") && !out.contains("STAGING"), "{out}");
+    for args in [
+        &["reconcile", "-c", "x.yaml", "--help"][..],
+        &["run", "-c", "x.yaml", "--help"],
+        &["status", "-c", "x.yaml", "--help"],
+        &["backup", "-c", "x.yaml", "list", "--help"],
+        &["backup", "list", "-o", "json", "--help"],
+    ] {
+        assert_eq!(keelson(&root, args).0, 0, "{args:?}");
+    }
+    let (_, help, _) = keelson(&root, &["status", "--help"]);
+    assert!(
+        !help.contains("--json"),
+        "old spellings stay hidden:\n{help}"
+    );
+}
+
+#[test]
+fn a_missing_config_reads_the_same_in_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut messages = Vec::new();
+    for args in [
+        &["run"][..],
+        &["status"],
+        &["backup", "list"],
+        &["run", "-c", "missing.yaml"],
+    ] {
+        let (code, _, err) = isolated(dir.path(), args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("cannot read the keelson config: no such file"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("pass -c/--config FILE or set KEELSON_CONFIG"),
+            "{args:?}: {err}"
+        );
+        let first: Vec<&str> = err.lines().take(4).collect();
+        messages.push(first.join("\n").replace("missing.yaml", "keelson.yaml"));
+    }
+    assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:#?}");
+    // status adds what it can do without a config.
+    let (_, _, err) = isolated(dir.path(), &["status"]);
+    assert!(
+        err.contains("--server URL") && err.contains("--repo DIR"),
+        "{err}"
+    );
+}
+
+#[test]
+fn status_typos_are_errors_not_empty_tables() {
+    let root = project_root();
+    let (code, out, err) = keelson(&root, &["status", "--repo", "/nonexistent"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("/nonexistent: no such directory"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = keelson(&root, &["status", "--repo", empty.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no environments in"), "{err}");
+    let (code, out, err) = keelson(&root, &["status", "--repo", ".", "--env", "prdo"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("no environment `prdo`"), "{err}");
+    assert!(err.contains("did you mean `prod`?"), "{err}");
+    let state = tempfile::tempdir().unwrap();
+    let missing = state.path().join("nope");
+    let (code, _, err) = keelson(&root, &["status", "--state-dir", missing.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no status store there"), "{err}");
+    assert!(
+        !missing.exists(),
+        "status must not create a state directory"
+    );
+}
+
+#[test]
+fn a_missing_kubeconfig_is_one_error_with_the_ways_on() {
+    let repo = copy_example();
+    let (code, out, err) = isolated(repo.path(), &["reconcile", "--dry-run"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(
+        err.matches("no kubeconfig").count(),
+        1,
+        "once, not per environment:\n{err}"
+    );
+    assert!(
+        err.contains(".kube/config (the default) does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("'\""), "no doubled quoting: {err}");
+    for way in [
+        "--kubeconfig FILE",
+        "KUBECONFIG",
+        "-c/--config FILE",
+        "--against DIR",
+        "--against-ref REV",
+    ] {
+        assert!(err.contains(way), "{way}: {err}");
+    }
+    assert!(out.is_empty(), "{out}");
+    let (code, _, err) = isolated(
+        repo.path(),
+        &["reconcile", "--dry-run", "--kubeconfig", "/nonexistent/kc"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no kubeconfig: /nonexistent/kc (given) does not exist"),
+        "{err}"
+    );
+}
+
+fn kubeconfig(dir: &Path, server: &str, token: bool) -> String {
+    let user = if token { "{token: abc}" } else { "{}" };
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+         contexts:\n- name: test\n  context: {{cluster: c, user: u}}\ncurrent-context: test\n\
+         users:\n- name: u\n  user: {user}\n"
+    );
+    write_kubeconfig(dir, &text)
+}
+
+fn write_kubeconfig(dir: &Path, text: &str) -> String {
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `reconcile --dry-run --env prod` against `kubeconfig`: its stdout+stderr.
+fn plan_with(kc: &str) -> (i32, String) {
+    let repo = copy_example();
+    let (code, out, err) = isolated(
+        repo.path(),
+        &[
+            "reconcile",
+            "--dry-run",
+            "--env",
+            "prod",
+            "--kubeconfig",
+            kc,
+            "--timeout",
+            "5",
+        ],
+    );
+    (code, format!("{out}{err}"))
+}
+
+#[test]
+fn an_untrusted_certificate_is_named_a_tls_problem() {
+    let srv = TestServer::start_blocking_with(ServerOptions {
+        tls: true,
+        ..ServerOptions::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let with_ca = srv.kubeconfig();
+    let without_ca: String = with_ca
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(with_ca, without_ca);
+    let (code, out) = plan_with(&write_kubeconfig(dir.path(), &without_ca));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("TLS: the API server's certificate is not trusted"),
+        "{out}"
+    );
+    assert!(out.contains("certificate-authority-data"), "{out}");
+    // With its CA the same server is reached.
+    let (code, out) = plan_with(&write_kubeconfig(dir.path(), &with_ca));
+    assert_eq!(code, 2, "{out}");
+}
+
+#[test]
+fn a_refused_connection_and_an_unknown_host_are_named() {
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = plan_with(&kubeconfig(dir.path(), &format!("http://{addr}"), true));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("connection refused: nothing listens"), "{out}");
+    let (code, out) = plan_with(&kubeconfig(
+        dir.path(),
+        "https://keelson-no-such-host.invalid:6443",
+        true,
+    ));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("DNS: the API server's host name does not resolve"),
+        "{out}"
+    );
+}
+
+#[test]
+fn refused_credentials_are_named_401() {
+    let srv = TestServer::start_blocking_with(ServerOptions {
+        require_token: true,
+        ..ServerOptions::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = plan_with(&kubeconfig(dir.path(), srv.url(), false));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("401"), "{out}");
+    assert!(out.contains("refused the credentials"), "{out}");
+}
+
+#[test]
+fn missing_permissions_are_named_403() {
+    // An API server that knows the user but allows nothing, as RBAC does.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let body = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"namespaces is forbidden: User \"ci\" cannot list resource \"namespaces\"","reason":"Forbidden","code":403}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = plan_with(&kubeconfig(dir.path(), &url, true));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("403"), "{out}");
+    assert!(out.contains("RBAC"), "{out}");
+}
+
+#[test]
+fn a_mistyped_enum_value_gets_a_did_you_mean() {
+    let repo = copy_example();
+    let env = repo.path().join("environments/prod/environment.yaml");
+    let text = std::fs::read_to_string(&env).unwrap();
+    std::fs::write(&env, text.replacen("runtime: jvm", "runtime: jmv", 1)).unwrap();
+    let (code, _, err) = keelson(repo.path(), &["validate"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`jmv` is not an allowed value"), "{err}");
+    assert!(err.contains("did you mean `jvm`?"), "{err}");
+    assert!(
+        err.contains("expected one of: jvm, node, go, python, generic"),
+        "{err}"
+    );
+    assert!(!err.contains("Runtime"), "no schema type names: {err}");
+    assert!(err.contains("environment.yaml:"), "names the file: {err}");
+}
