@@ -375,7 +375,10 @@ fn manual_edits_are_drift_and_are_reverted() {
     assert_eq!(status, 200);
     let (code, out, _) = h.keelson(&["reconcile", "--env", "prod", "--dry-run"]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("-  replicas: 9\n+  replicas: 3"), "{out}");
+    assert!(
+        out.contains("    -  replicas: 9\n    +  replicas: 3"),
+        "{out}"
+    );
     assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
     assert_eq!(
         h.get(DEPLOY, Some("shop-prod"), "orders").unwrap()["spec"]["replicas"],
