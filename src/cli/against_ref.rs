@@ -230,6 +230,10 @@ fn rancher_base(
                 format!("project {} {BASE_ID}", base.project.name)
             }),
             labels: BTreeMap::new(),
+            // What keelson gave it: the project's namespace defaults.
+            resource_quota: base.project.namespace_default_quota.clone(),
+            container_default_limits: base.project.container_default_limits.clone(),
+            quota_withheld: None,
             raw: Json::Null,
         }
     });
@@ -252,6 +256,8 @@ fn live_project(base: &DesiredRancher) -> LiveProject {
         resource_quota: base.project.resource_quota.clone(),
         namespace_default_quota: base.project.namespace_default_quota.clone(),
         container_default_limits: base.project.container_default_limits.clone(),
+        // Usage is live state; a commit has none.
+        used_limit: BTreeMap::new(),
         raw: Json::Null,
     }
 }
@@ -297,7 +303,7 @@ pub fn plan_rancher(head: &Report, base: &Base, results: &mut [EnvResult]) {
                         .and_then(|d| d.validate().map(|()| d))
                         .map(|d| {
                             let (p, ns, b) = rancher_base(&d, base_desired.as_ref());
-                            rancher::plan_from(&d, p.as_ref(), ns, &b)
+                            rancher::plan_from(&d, p.as_ref(), ns.as_ref(), &b)
                         })
                         .map_err(|e| format!("rancher: {e}")),
                 ));

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::api::LiveBinding;
+use super::api::{LiveBinding, LiveNamespace, LiveProject};
 use super::client::RancherClient;
 use super::desired::{DesiredMember, DesiredRancher, PROJECT_ID_ANNOTATION};
 use super::error::RancherError;
@@ -171,7 +171,14 @@ pub async fn plan(
         None => Vec::new(),
     };
     let mut plan = plan_from(desired, live.as_ref(), ns.as_ref(), &bindings);
-    usage::check(client, desired, live.as_ref(), ns.as_ref(), &mut plan.changes).await?;
+    usage::check(
+        client,
+        desired,
+        live.as_ref(),
+        ns.as_ref(),
+        &mut plan.changes,
+    )
+    .await?;
     Ok(plan)
 }
 
