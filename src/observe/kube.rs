@@ -42,23 +42,40 @@ impl KubeCluster {
             if !files.iter().any(|f| f.is_file()) {
                 return Err(ClusterError::Config(missing_kubeconfig(&files, from)));
             }
-            match path {
-                Some(p) => {
-                    let kc = Kubeconfig::read_from(p).map_err(|e| {
-                        ClusterError::Config(format!("kubeconfig {}: {e}", p.display()))
-                    })?;
-                    kube::Config::from_custom_kubeconfig(kc, &options).await
-                }
-                None => kube::Config::from_kubeconfig(&options).await,
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            let kc = match path {
+                Some(p) => Kubeconfig::read_from(p),
+                None => Kubeconfig::read(),
             }
-            .map_err(|e| {
-                ClusterError::Config(format!(
-                    "kubeconfig{}: {e}",
-                    context
-                        .map(|c| format!(" context `{c}`"))
-                        .unwrap_or_default()
-                ))
-            })?
+            .map_err(|e| ClusterError::Config(format!("kubeconfig {}: {e}", names.join(", "))))?;
+            if let Some(c) = context
+                && !kc.contexts.iter().any(|n| n.name == c)
+            {
+                let known: Vec<&str> = kc.contexts.iter().map(|n| n.name.as_str()).collect();
+                return Err(ClusterError::Config(format!(
+                    "kubeconfig {} ({from}) has no context `{c}` (it has: {}). Name the \
+                     context in a keelson config (`context:` under clusters.{c}, -c/--config \
+                     FILE), add a context `{c}` to the kubeconfig, or use --context NAME for \
+                     every environment",
+                    names.join(", "),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| {
+                    ClusterError::Config(format!(
+                        "kubeconfig {}{}: {e}",
+                        names.join(", "),
+                        context
+                            .map(|c| format!(", context `{c}`"))
+                            .unwrap_or_default()
+                    ))
+                })?
         };
         let client = kube::Client::try_from(config)
             .map_err(|e| ClusterError::Config(format!("kube client: {e}")))?;

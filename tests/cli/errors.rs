@@ -326,3 +326,27 @@ fn a_mistyped_enum_value_gets_a_did_you_mean() {
     assert!(!err.contains("Runtime"), "no schema type names: {err}");
     assert!(err.contains("environment.yaml:"), "names the file: {err}");
 }
+
+#[test]
+fn a_context_missing_from_the_kubeconfig_is_named_with_the_ones_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), "http://127.0.0.1:1", true);
+    let repo = copy_example();
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["reconcile", "--dry-run", "--env", "prod"])
+        .current_dir(repo.path())
+        .env("HOME", home.path())
+        .env("KUBECONFIG", &kc)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "kubeconfig {kc} (from KUBECONFIG) has no context `prod-eu` (it has: test)"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("--context NAME"), "{text}");
+}
