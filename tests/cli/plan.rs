@@ -293,3 +293,68 @@ fn an_apply_that_was_refused_prints_what_happened_not_the_plan() {
     assert!(out.contains("dev: refused, nothing applied"), "{out}");
     assert!(out.contains("1 failed or refused: dev."), "{out}");
 }
+
+/// The example repository wired to a test server (no Rancher endpoint).
+fn cluster_repo(srv: &kube_apiserver::TestServer) -> tempfile::TempDir {
+    let repo = copy_example();
+    let kc = repo.path().join("kubeconfig");
+    srv.write_kubeconfig(&kc).unwrap();
+    let mut cfg = String::from("apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n");
+    for c in ["dev", "staging-eu", "prod-eu"] {
+        cfg.push_str(&format!(
+            "  {c}:\n    kubeconfig: {}\n    context: test\n",
+            kc.display()
+        ));
+    }
+    std::fs::write(repo.path().join("keelson.yaml"), cfg).unwrap();
+    repo
+}
+
+#[test]
+fn after_a_failed_apply_the_summary_counts_what_was_written() {
+    use kube_apiserver::{Fault, Gvr, TestServer};
+    let srv = TestServer::start_blocking();
+    // Every Deployment write fails; the rest of dev goes through.
+    srv.faults().inject(
+        Fault::status(500)
+            .method("PATCH")
+            .path_contains("/deployments/")
+            .times(10_000),
+    );
+    let repo = cluster_repo(&srv);
+    let (code, out, _) = keelson(
+        repo.path(),
+        &["reconcile", "--env", "dev", "--no-wait", "--timeout", "5"],
+    );
+    assert_eq!(code, 1, "{out}");
+    let live = |gvr: &str| {
+        srv.list_objects(&Gvr::parse(gvr), Some("shop-dev"))
+            .into_iter()
+            .filter(|o| o["metadata"]["labels"]["keelson.dev/environment"] == "dev")
+            .count()
+    };
+    assert_eq!(live("apps/v1/deployments"), 0);
+    let namespace = srv
+        .get_object(&Gvr::parse("v1/namespaces"), None, "shop-dev")
+        .is_some();
+    let written =
+        usize::from(namespace) + live("v1/services") + live("networking.k8s.io/v1/ingresses");
+    assert!(
+        written >= 4,
+        "the Namespace and Services went through: {out}"
+    );
+    // dev plans 10 objects; what was not written failed or was not attempted.
+    assert!(
+        out.contains(&format!(
+            "dev: {written} created, 0 updated, 0 deleted, {} failed",
+            10 - written
+        )),
+        "the counts are of writes that happened, not of the plan:\n{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Applied: {written} created, 0 updated, 0 deleted, in 1 environment. 1 failed or refused: dev."
+        )),
+        "{out}"
+    );
+}
