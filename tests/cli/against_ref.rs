@@ -385,3 +385,46 @@ fn against_ref_refuses_cluster_flags() {
     assert_eq!(code, 1, "a usage error exits 1: {err}");
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+#[test]
+fn a_base_whose_spec_has_errors_cannot_be_planned_against() {
+    let repo = copy_example();
+    edit(
+        repo.path(),
+        "environments/staging/environment.yaml",
+        "runtime: python",
+        "runtime: pyhton",
+    );
+    git_commit_all(repo.path(), "broken staging");
+    edit(
+        repo.path(),
+        "environments/staging/environment.yaml",
+        "runtime: pyhton",
+        "runtime: python",
+    );
+    git_commit_all(repo.path(), "fix staging");
+    let (code, v, _) = json_plan(repo.path(), "HEAD~1", &[]);
+    assert_eq!(code, 1, "an unknown base is an error, not a plan: {v}");
+    let staging = v["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["environment"] == "staging")
+        .unwrap();
+    assert!(
+        staging["error"]
+            .as_str()
+            .unwrap()
+            .contains("the base commit's spec of `staging` has errors"),
+        "{staging}"
+    );
+    assert!(staging.get("plan").is_none());
+    // The other environments are planned as usual.
+    let prod = v["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["environment"] == "prod")
+        .unwrap();
+    assert!(prod["plan"].is_object(), "{prod}");
+}

@@ -3,6 +3,7 @@
 //! commands, and the CI examples' comment-posting script.
 
 mod against_ref;
+mod ci_examples;
 mod errors;
 mod plan;
 mod post_comment;

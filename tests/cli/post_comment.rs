@@ -22,7 +22,7 @@ struct Request {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Flavour {
+pub enum Flavour {
     GitHub,
     GitLab,
 }
@@ -35,16 +35,16 @@ struct State {
 }
 
 /// A comment store speaking just enough of GitHub's or GitLab's REST API.
-struct Forge {
-    url: String,
+pub struct Forge {
+    pub url: String,
     state: Arc<Mutex<State>>,
 }
 
-const GITHUB_TOKEN: &str = "ghs_s3cretT0kenValue";
-const GITLAB_TOKEN: &str = "glpat-s3cretT0kenValue";
+pub const GITHUB_TOKEN: &str = "ghs_s3cretT0kenValue";
+pub const GITLAB_TOKEN: &str = "glpat-s3cretT0kenValue";
 
 impl Forge {
-    fn start(flavour: Flavour, seeded: usize) -> Forge {
+    pub fn start(flavour: Flavour, seeded: usize) -> Forge {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mut st = State {
@@ -67,7 +67,7 @@ impl Forge {
         Forge { url, state }
     }
 
-    fn comments(&self) -> Vec<(u64, String)> {
+    pub fn comments(&self) -> Vec<(u64, String)> {
         self.state.lock().unwrap().comments.clone()
     }
 
@@ -242,7 +242,7 @@ fn python() -> &'static str {
 
 /// Run the script with `env` (and nothing of the test's own environment
 /// that a CI would set); (exit code, stdout + stderr).
-fn post(plan: &Path, env: &[(&str, &str)], extra: &[&str]) -> (i32, String) {
+pub fn post(plan: &Path, env: &[(&str, &str)], extra: &[&str]) -> (i32, String) {
     let script = project_root().join("examples/ci/post-plan-comment.py");
     let mut cmd = Command::new(python());
     cmd.arg(script).arg(plan).args(extra).env_clear();
