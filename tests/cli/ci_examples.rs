@@ -166,7 +166,7 @@ fn the_gitlab_job_plans_offline_and_posts_one_note() {
             .iter()
             .any(|l| l.contains("post-plan-comment.py plan.md"))
     );
-    assert!(script.iter().any(|l| *l == "test \"$code\" != 1"));
+    assert!(script.contains(&"test \"$code\" != 1"));
 
     let dir = tempfile::tempdir().unwrap();
     let base = merge_request(dir.path());
