@@ -431,3 +431,43 @@ async fn a_move_without_manage_namespaces_fails_with_ranchers_403() {
         other.as_str()
     );
 }
+
+#[tokio::test]
+async fn a_larger_namespace_quota_that_does_not_fit_is_flagged_and_rancher_agrees() {
+    let server = RancherServer::start().await;
+    let client = client(&server);
+    crowded(&server).await;
+    let mut d = desired("prod");
+    d.project
+        .namespace_default_quota
+        .insert("limitsCpu".into(), "10".into());
+    let p = plan(&client, &d).await.unwrap();
+    assert!(p.changes[0].refused.is_none(), "{}", p.render_text());
+    let quota = p
+        .changes
+        .iter()
+        .find(|c| c.kind == ChangeKind::NamespaceQuota)
+        .unwrap();
+    let why = quota.refused.as_deref().expect("refused");
+    assert!(
+        why.starts_with("namespace shop-prod given its quota needs 10 of resourceQuota.limit.limitsCpu 40, but the project's other namespaces already hold 32 (usedLimit); Rancher refuses it (422 MaxLimitExceeded)"),
+        "{why}"
+    );
+    // What Rancher answers to that write.
+    let (s, err) = call(
+        &server,
+        Method::PUT,
+        &format!("/v3/clusters/{CLUSTER}/namespaces/shop-prod"),
+        Some(json!({"resourceQuota": {"limit": {"limitsCpu": "10", "limitsMemory": "16Gi", "pods": "50"}}})),
+    )
+    .await;
+    assert_eq!((s, err["code"].as_str()), (422, Some("MaxLimitExceeded")));
+    assert_eq!(
+        err["message"],
+        "exceeds projectLimit on fields: limits.cpu=42"
+    );
+    assert_eq!(
+        enforced(&server, "shop-prod", "limits.cpu").as_deref(),
+        Some("8")
+    );
+}
