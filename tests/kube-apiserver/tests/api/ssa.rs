@@ -411,3 +411,32 @@ fn undeclared_fields_fail_apply_strict_writes_and_are_dropped_otherwise() {
     assert_eq!(r.status, 201);
     assert!(r.header("warning").is_none(), "Ignore drops silently");
 }
+
+#[test]
+fn a_keyed_list_takes_the_order_of_the_applied_configuration() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    let url = format!("{WEB}?fieldManager=keelson");
+    let with = |first: &str, second: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - {{name: {first}, image: {first}:1}}\n      - {{name: {second}, image: {second}:1}}\n"
+        )
+    };
+    assert_eq!(apply(srv.url(), &url, &with("app", "proxy")).status, 201);
+    // Another manager adds a container of its own.
+    let injector = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: agent, image: agent:1}\n";
+    let r = apply(srv.url(), &format!("{WEB}?fieldManager=injector"), injector);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = apply(srv.url(), &url, &with("proxy", "app"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let names: Vec<String> = get(srv.url(), WEB).json()["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    // keelson's two containers follow its configuration (proxy before app); the injector's, not
+    // named by it, keeps its place behind the live item it followed, as structured-merge-diff
+    // merges: live [app, proxy, agent] + applied [proxy, app] → [proxy, agent, app].
+    assert_eq!(names, ["proxy", "agent", "app"]);
+}
