@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod metrics;
+pub mod page;
 pub mod pipeline;
 pub mod report;
 pub mod server;

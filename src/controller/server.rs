@@ -1,5 +1,6 @@
-//! The controller's HTTP surface: `/healthz`, `/readyz`, `/metrics`,
-//! `/status`, `/history` and the push webhook `POST /hooks/git`.
+//! The controller's HTTP surface: the status page `/`, `/healthz`,
+//! `/readyz`, `/metrics`, `/status`, `/history` and the push webhook
+//! `POST /hooks/git`.
 
 use std::sync::Arc;
 
@@ -7,13 +8,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::engine::{Shared, SourceStatus};
 use super::metrics;
+use super::page;
 use super::webhook::{self, Event};
 use crate::record::{EnvStatus, Matrix, SyncRecord};
 
@@ -37,6 +39,7 @@ pub struct StatusReport {
 pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let shutdown = shared.shutdown.clone();
     let app = Router::new()
+        .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -75,12 +78,10 @@ fn internal(e: impl std::fmt::Display) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
 }
 
-async fn status(State(s): State<Arc<Shared>>) -> Response {
-    let environments = match s.store.all_status() {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
-    let report = StatusReport {
+/// What `/status` serves, also the data of the status page.
+fn report(s: &Shared) -> Result<StatusReport, crate::record::StoreError> {
+    let environments = s.store.all_status()?;
+    Ok(StatusReport {
         ready: s.is_ready().is_ok(),
         source: s.source.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         matrix: Matrix::from_status(&environments),
@@ -90,8 +91,46 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
             .and_then(|b| serde_json::to_value(b.snapshot()).ok())
             .unwrap_or_default(),
         environments,
+    })
+}
+
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    match report(&s) {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// Query of `GET /`.
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    /// Only the content that the page's refresh script swaps in.
+    #[serde(default)]
+    fragment: Option<String>,
+}
+
+async fn status_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> Response {
+    let report = match report(&s) {
+        Ok(r) => r,
+        Err(e) => return internal(e),
     };
-    Json(report).into_response()
+    let history = match s.store.recent_per_env(page::HISTORY_PER_ENV, 2_000) {
+        Ok(h) => h.into_iter().collect::<Vec<_>>(),
+        Err(e) => return internal(e),
+    };
+    let body = page::Body::new(&report, &history, chrono::Utc::now());
+    let html = if q.fragment.is_some() {
+        askama::Template::render(&body)
+    } else {
+        askama::Template::render(&page::Page {
+            refresh: page::REFRESH_SECONDS,
+            body,
+        })
+    };
+    match html {
+        Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 /// Query of `GET /history`.

@@ -289,6 +289,24 @@ impl Store {
         Ok(out)
     }
 
+    /// The newest `per_env` entries of each environment, newest first, from
+    /// at most the `scan` newest entries of the whole history (so a page that
+    /// refreshes every few seconds never reads all 20,000).
+    pub fn recent_per_env(
+        &self,
+        per_env: usize,
+        scan: usize,
+    ) -> Result<std::collections::BTreeMap<String, Vec<SyncRecord>>, StoreError> {
+        let mut out: std::collections::BTreeMap<String, Vec<SyncRecord>> = Default::default();
+        for rec in self.history(None, scan)? {
+            let list = out.entry(rec.env.clone()).or_default();
+            if list.len() < per_env {
+                list.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
     /// Set a small piece of controller state (e.g. the last fetched commit).
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.write(|tx| {

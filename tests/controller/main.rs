@@ -10,6 +10,7 @@ mod daemon;
 mod drift;
 mod e2e;
 mod http_auth;
+mod page;
 mod report;
 mod source;
 mod status;
