@@ -102,17 +102,24 @@ async fn browser(d: &Driver, chromium: &Path) -> Client {
         .expect("connect to chromedriver")
 }
 
-/// The visible text of each cell of app `app`'s matrix row.
+/// Run `script` in the page and return its value. The page swaps its content
+/// in every few seconds, so everything a check reads is read in one script:
+/// element handles held across WebDriver calls could go stale between them.
+async fn js(c: &Client, script: &str) -> serde_json::Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+/// The rendered text (`innerText`: what is visible, as laid out) of each cell
+/// of app `app`'s matrix row.
 async fn row(c: &Client, app: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for cell in c
-        .find_all(Locator::Css(&format!("#matrix tr[data-app=\"{app}\"] td")))
-        .await
-        .unwrap()
-    {
-        out.push(cell.text().await.unwrap());
-    }
-    out
+    let v = js(
+        c,
+        &format!(
+            "return Array.from(document.querySelectorAll('#matrix tr[data-app=\"{app}\"] td')).map(td => td.innerText.trim())"
+        ),
+    )
+    .await;
+    serde_json::from_value(v).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,73 +155,74 @@ async fn status_page_shows_what_runs_where_and_updates_itself() {
     c.goto(&base).await.unwrap();
 
     // The matrix as a person sees it: columns dev, prod; the running versions.
-    let headers: Vec<String> = {
-        let mut v = Vec::new();
-        for h in c
-            .find_all(Locator::Css("#matrix thead th[data-env]"))
-            .await
-            .unwrap()
-        {
-            v.push(h.attr("data-env").await.unwrap().unwrap_or_default());
-        }
-        v
-    };
-    assert_eq!(headers, ["dev", "prod"]);
+    let headers = js(
+        &c,
+        "return Array.from(document.querySelectorAll('#matrix thead th[data-env]')).map(th => th.dataset.env)",
+    )
+    .await;
+    assert_eq!(headers, serde_json::json!(["dev", "prod"]));
     assert_eq!(row(&c, "web").await, ["1.5.0 healthy", "1.4.2 healthy"]);
 
-    // Rendered, not just present: the matrix has a real box on screen and
+    // Rendered, not just present: the matrix has a real box on screen, and
     // the health badge is painted green.
-    let matrix = c.find(Locator::Id("matrix")).await.unwrap();
-    assert!(matrix.is_displayed().await.unwrap());
-    let (_, _, w, h) = matrix.rectangle().await.unwrap();
-    assert!(w > 100.0 && h > 40.0, "matrix box {w}x{h}");
-    let colour = c
-        .execute(
-            "return getComputedStyle(document.querySelector('#matrix tr[data-app=\"web\"] .badge')).backgroundColor",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(colour, "rgb(26, 127, 55)", "healthy is green");
+    let m = js(
+        &c,
+        "const m = document.getElementById('matrix'); const r = m.getBoundingClientRect(); \
+         return {visible: m.checkVisibility(), w: r.width, h: r.height, \
+         badge: getComputedStyle(m.querySelector('tr[data-app=\"web\"] .badge')).backgroundColor}",
+    )
+    .await;
+    assert_eq!(m["visible"], true, "{m}");
+    assert!(
+        m["w"].as_f64().unwrap() > 100.0 && m["h"].as_f64().unwrap() > 40.0,
+        "matrix box {m}"
+    );
+    assert_eq!(m["badge"], "rgb(26, 127, 55)", "healthy is green");
 
     // dev's error names the file, line and column, and is visible.
-    let err = c.find(Locator::Css("#env-dev ul.errors li")).await.unwrap();
-    assert!(err.is_displayed().await.unwrap());
+    let err = js(
+        &c,
+        "const li = document.querySelector('#env-dev ul.errors li'); \
+         return {visible: li.checkVisibility(), text: li.innerText, \
+         badge: document.querySelector('#env-dev h3 .badge').innerText}",
+    )
+    .await;
+    assert_eq!(err["visible"], true, "{err}");
     assert_eq!(
-        err.text().await.unwrap(),
+        err["text"],
         "environments/dev/pipeline.yaml:2:1: unknown field `replicaz`"
     );
-    let dev_badge = c
-        .find(Locator::Css("#env-dev h3 .badge"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(dev_badge, "invalid");
+    assert_eq!(err["badge"], "invalid");
 
-    // prod's last sync is in its history, with the object it wrote.
-    let sync = c
-        .find(Locator::Css("#env-prod details summary"))
-        .await
-        .unwrap();
-    sync.click().await.unwrap();
-    let opened_key = c
-        .find(Locator::Css("#env-prod details"))
-        .await
-        .unwrap()
-        .attr("data-key")
-        .await
-        .unwrap()
-        .expect("each sync has a key");
-    let changes = c
-        .find(Locator::Css("#env-prod details ul.changes li"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(changes, "update Deployment/prod/web");
+    // prod's last sync is in its history, with the object it wrote, once
+    // the reader opens it.
+    let hidden = js(
+        &c,
+        "return document.querySelector('#env-prod details ul.changes li').checkVisibility()",
+    )
+    .await;
+    assert_eq!(hidden, false, "closed until opened");
+    // A real click; retried if a refresh replaced the element in between.
+    for attempt in 1.. {
+        let clicked = match c.find(Locator::Css("#env-prod details summary")).await {
+            Ok(summary) => summary.click().await.map(drop),
+            Err(e) => Err(e),
+        };
+        match clicked {
+            Ok(()) => break,
+            Err(e) if attempt >= 3 => panic!("clicking the sync: {e}"),
+            Err(_) => continue,
+        }
+    }
+    let opened = js(
+        &c,
+        "const d = document.querySelector('#env-prod details[open]'); const li = d.querySelector('ul.changes li'); \
+         return {key: d.dataset.key, visible: li.checkVisibility(), text: li.innerText}",
+    )
+    .await;
+    assert_eq!(opened["visible"], true, "{opened}");
+    assert_eq!(opened["text"], "update Deployment/prod/web");
+    let opened_key = opened["key"].as_str().unwrap().to_string();
 
     let png = c.screenshot().await.unwrap();
     assert!(
