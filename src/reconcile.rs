@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::observe::dir::DirCluster;
 use crate::observe::kube::KubeCluster;
 use crate::observe::{self, Cluster, ClusterError, Resource};
-use crate::plan::{self, Action, DesiredEnv, Inventory, ObjectId, Plan, diff, inventory};
+use crate::plan::{self, Action, DesiredEnv, Inventory, ObjectId, Plan, inventory};
 use crate::rancher::{self, DesiredRancher, RancherClient};
 use crate::render::{self, ResolvedEnv};
 use crate::spec::PruneSpec;
@@ -135,7 +135,9 @@ impl EnvResult {
     pub fn failed(&self) -> bool {
         self.error.is_some()
             || self.rancher.as_ref().is_some_and(|r| r.error.is_some())
-            || self.plan.as_ref().is_some_and(|p| p.refused.is_some())
+            || self.plan.as_ref().is_some_and(|p| {
+                p.refused.is_some() || p.changes.iter().any(|c| c.intent.refused.is_some())
+            })
             || self.apply.as_ref().is_some_and(ApplyReport::failed)
     }
 
@@ -168,6 +170,12 @@ pub enum AnyCluster {
 }
 
 impl Cluster for AnyCluster {
+    fn dry_runs(&self) -> bool {
+        match self {
+            AnyCluster::Kube(c) => c.dry_runs(),
+            AnyCluster::Dir(c) => c.dry_runs(),
+        }
+    }
     async fn resource(&self, api_version: &str, kind: &str) -> Result<Resource, ClusterError> {
         match self {
             AnyCluster::Kube(c) => c.resource(api_version, kind).await,
@@ -200,6 +208,18 @@ impl Cluster for AnyCluster {
         match self {
             AnyCluster::Kube(c) => c.apply(res, obj, dry_run).await,
             AnyCluster::Dir(c) => c.apply(res, obj, dry_run).await,
+        }
+    }
+    async fn merge_patch(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Json,
+    ) -> Result<Json, ClusterError> {
+        match self {
+            AnyCluster::Kube(c) => c.merge_patch(res, ns, name, patch).await,
+            AnyCluster::Dir(c) => c.merge_patch(res, ns, name, patch).await,
         }
     }
     async fn delete(
@@ -315,6 +335,10 @@ pub fn desired_env(env: &ResolvedEnv) -> DesiredEnv {
         ignore: env.ignore.clone(),
         prune: env.prune.clone(),
         adopt: env.adopt,
+        manual_managers: env
+            .manual_managers
+            .clone()
+            .unwrap_or_else(plan::ownership::default_manual_managers),
     }
 }
 
@@ -454,6 +478,8 @@ fn annotate_namespace(objects: &mut [Json], namespace: &str, key: &str, value: &
             if let Some(a) = ann.as_object_mut() {
                 a.insert(key.to_string(), Json::String(value.to_string()));
             }
+            // The applied hash covers what Rancher added too.
+            render::stamp::stamp(o);
         }
     }
 }
@@ -486,9 +512,13 @@ async fn run<C: Cluster>(
         }
     };
     let mut plan = plan::plan(&desired, &live);
-    if opts.server_dry_run
+    // On a live cluster the server judges every object the no-op decision
+    // could not clear; offline, the local normaliser's verdict stands.
+    if cluster.dry_runs()
         && plan.refused.is_none()
-        && let Err(e) = confirm_with_server(cluster, &mut plan, &live, &opts.apply).await
+        && let Err(e) =
+            apply::confirm::confirm(cluster, &mut plan, &live, &opts.apply, opts.server_dry_run)
+                .await
     {
         return EnvResult::error(
             &env,
@@ -600,43 +630,6 @@ async fn write_inventory<C: Cluster>(
     r.map(|_| ())
 }
 
-/// Replace the client-side verdict of each update with the server's: apply
-/// with `dryRun=All` and compare the result with live, exactly.
-async fn confirm_with_server<C: Cluster>(
-    cluster: &C,
-    plan: &mut Plan,
-    live: &plan::LiveEnv,
-    opts: &ApplyOptions,
-) -> Result<(), ClusterError> {
-    let ids: Vec<(ObjectId, &Json)> = live
-        .owned
-        .iter()
-        .chain(&live.foreign)
-        .map(|o| (ObjectId::of(o), o))
-        .collect();
-    let by_key: HashMap<(&str, &str, &str, &str), &Json> =
-        ids.iter().map(|(id, o)| (id.key(), *o)).collect();
-    for c in plan
-        .changes
-        .iter_mut()
-        .filter(|c| c.action == Action::Update)
-    {
-        let body = c.apply.as_ref().expect("updates have a body");
-        let after = apply::server_dry_run(cluster, &c.id, body, opts).await?;
-        let before = by_key
-            .get(&c.id.key())
-            .map(|o| diff::strip_server_fields(o));
-        if before.as_ref() == Some(&after) {
-            c.action = Action::Unchanged;
-            c.diff.clear();
-            c.apply = None;
-        } else {
-            c.diff = diff::unified(&c.id, before.as_ref(), Some(&after));
-        }
-    }
-    Ok(())
-}
-
 /// Environments that have an inventory on a cluster but no folder any more:
 /// they are retired, which deletes everything they owned — only when their
 /// last applied spec allowed deleting everything.
@@ -689,6 +682,7 @@ pub async fn retired_envs<C: Cluster>(
             },
             adopt: false,
             rancher: inv.rancher.clone(),
+            manual_managers: plan::ownership::default_manual_managers(),
         };
         // Observe by the inventory's kinds; an empty desired set plans deletes.
         let mut r = run(cluster, desired, cluster_name, &namespace, Vec::new(), opts).await;

@@ -2,8 +2,16 @@
 //! first, waiting for each CRD to be Established; then config, services,
 //! workloads), deletions in reverse, bounded parallelism within a step,
 //! retries with backoff, and a wait for workload health.
+//!
+//! Each update first takes manual managers' fields over (when the plan saw
+//! any), and each write is checked against what the plan promised
+//! ([`verify`]). A step holding a change the server refused in its dry run
+//! is not started: it cannot succeed, and starting it half-applies the
+//! environment.
 
+pub mod confirm;
 pub mod health;
+pub mod verify;
 
 use std::time::Duration;
 
@@ -11,8 +19,9 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::observe::{Cluster, ClusterError};
-use crate::plan::{Action, Change, ObjectId, Plan};
+use crate::observe::{Cluster, ClusterError, Resource};
+use crate::plan::takeover::takeover_patch;
+use crate::plan::{Action, Change, FIELD_MANAGER, ObjectId, Plan};
 use crate::render::kind_rank;
 
 /// How to apply.
@@ -128,13 +137,31 @@ pub async fn apply_plan<C: Cluster>(cluster: &C, plan: &Plan, opts: &ApplyOption
 
     let mut failed = false;
     for step in steps(&writes) {
+        if !failed && step.iter().any(|c| c.intent.refused.is_some()) {
+            // Known to fail: nothing of this step or after it is started.
+            failed = true;
+            report
+                .results
+                .extend(step.iter().map(|c| match &c.intent.refused {
+                    Some(e) => ObjectResult {
+                        id: c.id.clone(),
+                        action: c.action,
+                        error: Some(format!(
+                            "not applied: the server refused it in a dry run: {e}"
+                        )),
+                        attempts: 0,
+                    },
+                    None => not_attempted(c),
+                }));
+            continue;
+        }
         if failed {
             report.results.extend(step.iter().map(|c| not_attempted(c)));
             continue;
         }
         let mut futures = Vec::with_capacity(step.len());
         for c in &step {
-            futures.push(write_one(cluster, c, opts));
+            futures.push(write_one(cluster, c, &plan.manual_managers, opts));
         }
         let results = bounded(futures, opts.parallelism).await;
         failed = results.iter().any(|r| r.error.is_some());
@@ -215,19 +242,50 @@ fn not_attempted(c: &Change) -> ObjectResult {
     }
 }
 
-async fn write_one<C: Cluster>(cluster: &C, c: &Change, opts: &ApplyOptions) -> ObjectResult {
+async fn write_one<C: Cluster>(
+    cluster: &C,
+    c: &Change,
+    manual: &[String],
+    opts: &ApplyOptions,
+) -> ObjectResult {
     let body = c.apply.as_ref().expect("writes have a body");
     let (result, attempts) = with_retries(opts, || async {
         let res = cluster.resource(&c.id.api_version, &c.id.kind).await?;
+        if c.intent.takeover {
+            take_over(cluster, &res, c, manual).await?;
+        }
         cluster.apply(&res, body, false).await
     })
     .await;
+    let error = match result {
+        Ok(stored) => verify::check(c, body, &stored).err(),
+        Err(e) => Some(e.to_string()),
+    };
     ObjectResult {
         id: c.id.clone(),
         action: c.action,
-        error: result.err().map(|e| e.to_string()),
+        error,
         attempts,
     }
+}
+
+/// Move the fields manual managers own into keelson's apply entry, read
+/// from the object as it is now; a concurrent write fails the patch's
+/// resourceVersion precondition (409), and the retry reads again.
+async fn take_over<C: Cluster>(
+    cluster: &C,
+    res: &Resource,
+    c: &Change,
+    manual: &[String],
+) -> Result<(), ClusterError> {
+    let ns = res.namespaced.then_some(c.id.namespace.as_str());
+    let Some(live) = cluster.get(res, ns, &c.id.name).await? else {
+        return Ok(());
+    };
+    if let Some(patch) = takeover_patch(&live, FIELD_MANAGER, manual, &c.intent.exempt) {
+        cluster.merge_patch(res, ns, &c.id.name, &patch).await?;
+    }
+    Ok(())
 }
 
 async fn delete_one<C: Cluster>(cluster: &C, c: &Change, opts: &ApplyOptions) -> ObjectResult {
@@ -245,8 +303,9 @@ async fn delete_one<C: Cluster>(cluster: &C, c: &Change, opts: &ApplyOptions) ->
     }
 }
 
-/// The server-side dry-run result of applying `body`, stripped of server
-/// fields, for exact comparison with live (`--server-dry-run`).
+/// The server-side dry-run result of applying `body` (force, as keelson),
+/// as the server returns it: with `managedFields`, which say what the
+/// apply would own.
 pub async fn server_dry_run<C: Cluster>(
     cluster: &C,
     id: &ObjectId,
@@ -258,5 +317,5 @@ pub async fn server_dry_run<C: Cluster>(
         cluster.apply(&res, body, true).await
     })
     .await;
-    r.map(|o| crate::plan::diff::strip_server_fields(&o))
+    r
 }

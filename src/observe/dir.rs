@@ -103,6 +103,10 @@ fn matches_selector(o: &Json, selector: &str) -> bool {
 }
 
 impl Cluster for DirCluster {
+    fn dry_runs(&self) -> bool {
+        false
+    }
+
     async fn resource(&self, api_version: &str, kind: &str) -> Result<Resource, ClusterError> {
         Ok(builtin(api_version, kind).unwrap_or_else(|| {
             let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
@@ -160,6 +164,18 @@ impl Cluster for DirCluster {
         _res: &Resource,
         _obj: &Json,
         _dry_run: bool,
+    ) -> Result<Json, ClusterError> {
+        Err(ClusterError::ReadOnly(
+            "captured state (--against) cannot be written; use --dry-run".into(),
+        ))
+    }
+
+    async fn merge_patch(
+        &self,
+        _res: &Resource,
+        _ns: Option<&str>,
+        _name: &str,
+        _patch: &Json,
     ) -> Result<Json, ClusterError> {
         Err(ClusterError::ReadOnly(
             "captured state (--against) cannot be written; use --dry-run".into(),

@@ -278,6 +278,24 @@ impl Cluster for KubeCluster {
             .map_err(|e| map_err("apply", what(res, namespace, name), e))
     }
 
+    async fn merge_patch(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Json,
+    ) -> Result<Json, ClusterError> {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        self.api(res, namespace)
+            .patch(name, &params, &Patch::Merge(patch))
+            .await
+            .map(to_json)
+            .map_err(|e| map_err("patch", what(res, namespace, name), e))
+    }
+
     async fn delete(
         &self,
         res: &Resource,

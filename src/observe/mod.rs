@@ -11,7 +11,7 @@ use std::future::Future;
 
 use serde_json::Value as Json;
 
-use crate::plan::{LiveEnv, ObjectId, inventory};
+use crate::plan::{Delegation, LiveEnv, ObjectId, inventory};
 use crate::render::objects::{CLUSTER_SCOPED, ENV_LABEL, MANAGED_BY};
 
 /// Where an API resource lives.
@@ -84,12 +84,22 @@ impl ClusterError {
     pub fn retryable(&self) -> bool {
         match self {
             ClusterError::Api { code, reason, .. } => {
-                matches!(code, 429 | 500 | 502 | 503 | 504)
+                (matches!(code, 429 | 500 | 502 | 503 | 504) && !self.is_typed_patch_error())
                     || (*code == 409 && reason == "Conflict" && !is_field_conflict(self))
             }
             ClusterError::Transport { .. } => true,
             _ => false,
         }
+    }
+}
+
+impl ClusterError {
+    /// Whether the server could not build the typed patch of a server-side
+    /// apply (`duplicate entries for key [...]`, an item without its key):
+    /// a 500 that the same body meets every time (REAL-SERVER.md).
+    pub fn is_typed_patch_error(&self) -> bool {
+        matches!(self, ClusterError::Api { code: 500, message, .. }
+            if message.contains("failed to create typed patch object"))
     }
 }
 
@@ -99,6 +109,11 @@ fn is_field_conflict(e: &ClusterError) -> bool {
 
 /// What keelson needs from a cluster.
 pub trait Cluster: Send + Sync {
+    /// Whether the cluster answers server-side dry runs (a live API server;
+    /// not captured state).
+    fn dry_runs(&self) -> bool {
+        true
+    }
     /// Resolve a kind to its resource (discovery, cached).
     fn resource(
         &self,
@@ -125,6 +140,16 @@ pub trait Cluster: Send + Sync {
         res: &Resource,
         obj: &Json,
         dry_run: bool,
+    ) -> impl Future<Output = Result<Json, ClusterError>> + Send;
+    /// JSON merge patch (RFC 7386) of one object, as field manager `keelson`:
+    /// how keelson rewrites `metadata.managedFields` to take manual
+    /// managers' fields over. Returns the object as stored.
+    fn merge_patch(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Json,
     ) -> impl Future<Output = Result<Json, ClusterError>> + Send;
     /// DELETE one object (background propagation).
     fn delete(
@@ -301,11 +326,53 @@ pub async fn observe<C: Cluster>(
             foreign.push(live);
         }
     }
+    let delegations = delegations(cluster, desired).await?;
     Ok(LiveEnv {
         owned,
         foreign,
         inventory,
+        delegations,
     })
+}
+
+/// The delegations the cluster holds for desired workloads: one LIST of
+/// HorizontalPodAutoscalers per namespace that has a scalable workload
+/// (HPAs are not keelson's, so no label selector). A cluster that does not
+/// serve `autoscaling/v2` has none.
+async fn delegations<C: Cluster>(
+    cluster: &C,
+    desired: &[Json],
+) -> Result<Vec<Delegation>, ClusterError> {
+    let namespaces: BTreeSet<&str> = desired
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.get("kind").and_then(Json::as_str),
+                Some("Deployment" | "StatefulSet" | "ReplicaSet")
+            )
+        })
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Json::as_str))
+        .collect();
+    if namespaces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let res = match cluster
+        .resource("autoscaling/v2", "HorizontalPodAutoscaler")
+        .await
+    {
+        Ok(r) => r,
+        Err(ClusterError::UnknownKind(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for ns in namespaces {
+        match cluster.list(&res, Some(ns), "").await {
+            Ok(hpas) => out.extend(hpas.iter().filter_map(Delegation::from_hpa)),
+            Err(ClusterError::Api { code: 404, .. }) => return Ok(out),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// Drop what planning never reads, so thousands of live objects take less
@@ -337,4 +404,42 @@ fn slim(mut o: Json) -> Json {
 async fn namespace_exists<C: Cluster>(cluster: &C, name: &str) -> Result<bool, ClusterError> {
     let ns = builtin("v1", "Namespace").expect("builtin");
     Ok(cluster.get(&ns, None, name).await?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, reason: &str, message: &str) -> ClusterError {
+        ClusterError::Api {
+            verb: "apply".into(),
+            what: "Deployment shop/notifier".into(),
+            code,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn errors_the_same_body_meets_every_time_are_not_retried() {
+        let typed = api(
+            500,
+            "InternalError",
+            "failed to create typed patch object (apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"n\"].env: duplicate entries for key [name=\"A\"]",
+        );
+        assert!(typed.is_typed_patch_error());
+        assert!(!typed.retryable());
+        assert!(!api(422, "Invalid", "field is immutable").retryable());
+        assert!(!api(400, "BadRequest", "cannot unmarshal").retryable());
+        assert!(api(500, "InternalError", "etcdserver: request timed out").retryable());
+        assert!(api(409, "Conflict", "the object has been modified").retryable());
+        assert!(
+            !api(
+                409,
+                "Conflict",
+                "Apply failed with 1 conflict: conflict with \"x\""
+            )
+            .retryable()
+        );
+    }
 }

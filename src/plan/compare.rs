@@ -1,82 +1,21 @@
-//! Comparing a desired object with its live version without phantom drift.
+//! The local normaliser: comparing a desired object with its live version
+//! without asking the server. A best effort, used where no server can answer
+//! (`reconcile --against DIR`) and for objects the no-op decision could not
+//! clear before the server's dry run judges them (see `apply::confirm`).
 //!
 //! Live objects carry much that keelson never set: server defaults, status,
 //! webhook-injected sidecars, fields other controllers own. Keelson compares
-//! only what it manages: the desired fields, plus fields it applied before
-//! (from managedFields) so that a removal is still seen. Equivalent forms
-//! (`1000m` = `1`, `1Gi` = `1024Mi`, `8080` = `"8080"`, empty = absent) are
-//! equal.
+//! only what it manages: the desired fields, plus fields it (or a manual
+//! manager) set before, from managedFields, so that a removal is still seen.
+//! Equivalent forms (`1000m` = `1`, `1Gi` = `1024Mi`, `8080` = `"8080"`,
+//! empty = absent) are equal. Defaults the server fills in inside atomic
+//! lists, and normalisations it does that this module does not know, can
+//! show as changes here; the server's dry run never has that fault.
 
 use serde_json::{Map, Value as Json};
 
-use super::fields::{FieldTree, Owners, item_key, merge_keys};
+use super::fields::{FieldTree, item_key, merge_keys};
 use crate::render::quantity;
-
-/// Remove the fields other controllers own from `desired`, so keelson does
-/// not fight over them (an HPA's `spec.replicas`). Returns the pointers
-/// dropped, for the plan's notes.
-pub fn drop_foreign(desired: &mut Json, owners: &Owners) -> Vec<String> {
-    let mut dropped = Vec::new();
-    drop_in(
-        desired,
-        Some(&owners.others),
-        owners.keelson.as_ref(),
-        "",
-        "",
-        &mut dropped,
-    );
-    dropped
-}
-
-fn drop_in(
-    d: &mut Json,
-    others: Option<&FieldTree>,
-    mine: Option<&FieldTree>,
-    field: &str,
-    at: &str,
-    dropped: &mut Vec<String>,
-) {
-    let Some(others) = others else { return };
-    match d {
-        Json::Object(m) => {
-            let keys: Vec<String> = m.keys().cloned().collect();
-            for k in keys {
-                if at.is_empty() && (k == "apiVersion" || k == "kind")
-                    || at == "/metadata" && (k == "name" || k == "namespace")
-                {
-                    continue;
-                }
-                let key = format!("f:{k}");
-                let theirs = others.child(&key);
-                let ours = mine.and_then(|t| t.child(&key));
-                let path = format!("{at}/{k}");
-                let child = m.get_mut(&k).expect("key exists");
-                let is_leaf = !matches!(child, Json::Object(_)) && !is_keyed_list(&k, child);
-                if theirs.is_some_and(FieldTree::is_empty) && is_leaf && ours.is_none() {
-                    m.remove(&k);
-                    dropped.push(path);
-                } else if theirs.is_some() {
-                    drop_in(child, theirs, ours, &k, &path, dropped);
-                }
-            }
-        }
-        Json::Array(items) => {
-            if let Some(keys) = merge_keys(field, items) {
-                for item in items.iter_mut() {
-                    let key = item_key(item, keys);
-                    let theirs = others.child(&key);
-                    let ours = mine.and_then(|t| t.child(&key));
-                    drop_in(item, theirs, ours, "", &format!("{at}/{key}"), dropped);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn is_keyed_list(field: &str, v: &Json) -> bool {
-    matches!(v, Json::Array(items) if merge_keys(field, items).is_some())
-}
 
 /// Remove the fields at `pointers` (ignore rules) from `v`.
 pub fn remove_pointers(v: &mut Json, pointers: &[String]) {
@@ -238,25 +177,6 @@ mod tests {
             "label c is someone else's"
         );
         assert!(!same(&p, &desired, ""));
-    }
-
-    #[test]
-    fn foreign_fields_are_dropped_from_what_keelson_applies() {
-        let mut desired = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "x:1"}]}}}});
-        let live = json!({"metadata": {"managedFields": [
-            {"manager": "keelson", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}},
-            {"manager": "hpa-controller", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
-        ]}});
-        let dropped = drop_foreign(&mut desired, &Owners::of(&live, "keelson"));
-        assert_eq!(dropped, ["/spec/replicas"]);
-        assert!(desired.pointer("/spec/replicas").is_none());
-        assert_eq!(
-            desired
-                .pointer("/spec/template/spec/containers/0/image")
-                .unwrap(),
-            "x:1"
-        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use similar::TextDiff;
 
 use super::ObjectId;
 use crate::render::emit;
+use crate::render::objects::APPLIED_HASH_ANNOTATION;
 
 /// Remove what the server adds (status, managedFields, resourceVersion…).
 pub fn strip_server_fields(o: &Json) -> Json {
@@ -80,9 +81,60 @@ pub fn mask_secrets(live: Option<&Json>, desired: Option<&Json>) -> (Option<Json
     (l, d)
 }
 
+/// `o` as a diff shows it: server fields stripped, and without keelson's
+/// applied-hash annotation, which changes with every change and says nothing
+/// a reviewer needs.
+pub fn for_display(o: &Json) -> Json {
+    let mut o = strip_server_fields(o);
+    drop_hash(&mut o);
+    o
+}
+
+fn drop_hash(o: &mut Json) {
+    if let Some(meta) = o.get_mut("metadata").and_then(Json::as_object_mut)
+        && let Some(a) = meta.get_mut("annotations").and_then(Json::as_object_mut)
+        && a.remove(APPLIED_HASH_ANNOTATION).is_some()
+        && a.is_empty()
+    {
+        meta.remove("annotations");
+    }
+}
+
+/// Put the keys of `after` in the order `before` has them (keys only
+/// `after` has come last), so that a diff shows changed values, not the
+/// server's key order.
+pub fn align_order(after: &mut Json, before: &Json) {
+    match (after, before) {
+        (Json::Object(a), Json::Object(b)) => {
+            let mut out = serde_json::Map::with_capacity(a.len());
+            for k in b.keys() {
+                if let Some(v) = a.remove(k) {
+                    out.insert(k.clone(), v);
+                }
+            }
+            out.append(a);
+            for (k, v) in out.iter_mut() {
+                if let Some(bv) = b.get(k) {
+                    align_order(v, bv);
+                }
+            }
+            *a = out;
+        }
+        (Json::Array(a), Json::Array(b)) => {
+            for (x, y) in a.iter_mut().zip(b) {
+                align_order(x, y);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A unified diff from `live` to `desired` (either may be absent).
 pub fn unified(id: &ObjectId, live: Option<&Json>, desired: Option<&Json>) -> String {
-    let (live, desired) = mask_secrets(live, desired);
+    let (mut live, mut desired) = mask_secrets(live, desired);
+    for o in live.iter_mut().chain(desired.iter_mut()) {
+        drop_hash(o);
+    }
     let a = live.map(|o| emit::to_yaml(&o)).unwrap_or_default();
     let b = desired.map(|o| emit::to_yaml(&o)).unwrap_or_default();
     let name = id.to_string();
@@ -118,6 +170,26 @@ mod tests {
         assert!(d.contains("+  password: \"*** (new value)\""), "{d}");
         let created = unified(&id, None, Some(&desired));
         assert!(!created.contains("c2VjcmV0"), "{created}");
+    }
+
+    #[test]
+    fn server_key_order_is_not_a_change() {
+        let before = json!({"metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"x": "1"}});
+        let mut after =
+            json!({"data": {"x": "2"}, "metadata": {"labels": {"a": "1"}, "name": "c"}});
+        align_order(&mut after, &before);
+        let id = ObjectId {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: String::new(),
+            name: "c".into(),
+        };
+        let d = unified(&id, Some(&before), Some(&after));
+        assert_eq!(
+            d.lines().filter(|l| l.starts_with(['+', '-'])).count(),
+            4,
+            "{d}"
+        );
     }
 
     #[test]

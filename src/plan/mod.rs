@@ -1,12 +1,21 @@
 //! Plan: desired objects against live ones → create / update / delete /
 //! unchanged, with a diff per change. A pure function: no I/O, so every rule
 //! here (ownership, pruning, the mass-deletion guard, create-only, ignore
-//! rules, other managers' fields) is tested without a cluster.
+//! rules, delegations, manual managers' drift) is tested without a cluster.
+//!
+//! An existing object is unchanged when [`ownership::unchanged`] says so
+//! from the applied hash and `managedFields` alone. Any other object gets a
+//! verdict and a diff from the local normaliser ([`compare`]), marked for
+//! confirmation: on a live cluster the server's dry run replaces both
+//! (`apply::confirm`); offline (`--against`) they stand, as a best effort.
 
 pub mod compare;
+pub mod delegation;
 pub mod diff;
 pub mod fields;
 pub mod inventory;
+pub mod ownership;
+pub mod takeover;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -17,8 +26,9 @@ use serde_json::Value as Json;
 
 use crate::render::objects::{APPLY_ANNOTATION, ENV_LABEL, MANAGED_BY, PRUNE_ANNOTATION};
 use crate::spec::{IgnoreRule, PruneSpec};
-use fields::Owners;
+pub use delegation::Delegation;
 pub use inventory::Inventory;
+use ownership::{Doubt, Owners};
 
 /// The field manager keelson applies with.
 pub const FIELD_MANAGER: &str = "keelson";
@@ -115,9 +125,49 @@ pub struct Change {
     /// Unified diff (Secret values masked), empty when unchanged.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub diff: String,
-    /// What to apply (desired minus ignored and foreign fields).
+    /// What to apply (desired minus ignored and delegated fields).
     #[serde(skip)]
     pub apply: Option<Json>,
+    /// What confirming and writing the change needs beyond its body.
+    #[serde(skip)]
+    pub intent: Intent,
+}
+
+impl Change {
+    /// A change with no diff, notes or body.
+    pub fn new(action: Action, id: ObjectId) -> Change {
+        Change {
+            action,
+            id,
+            notes: Vec::new(),
+            diff: String::new(),
+            apply: None,
+            intent: Intent::default(),
+        }
+    }
+}
+
+/// What confirming and writing one change needs beyond its body.
+#[derive(Debug, Clone, Default)]
+pub struct Intent {
+    /// The verdict is the local normaliser's; on a live cluster the server's
+    /// dry run replaces it.
+    pub confirm: bool,
+    /// JSON pointers left to others (ignore rules, delegations): not
+    /// compared, not applied, not taken over.
+    pub exempt: Vec<String>,
+    /// Manual managers own fields of the live object: apply takes them over
+    /// before it applies (see [`takeover`]).
+    pub takeover: bool,
+    /// The object as the server's dry run says it will be after the write
+    /// (server fields stripped): apply checks the write against it.
+    pub expected: Option<Json>,
+    /// The field paths (fieldsV1 keys) the write must remove; apply checks
+    /// that each is gone from what it wrote.
+    pub removed: Vec<Vec<String>>,
+    /// The server refused the change in a dry run: applying it cannot
+    /// succeed, and its step is not started.
+    pub refused: Option<String>,
 }
 
 /// The plan of one environment.
@@ -134,6 +184,9 @@ pub struct Plan {
     /// The inventory to record after a successful apply.
     #[serde(skip)]
     pub inventory: Inventory,
+    /// Field managers whose writes are drift (from the environment).
+    #[serde(skip)]
+    pub manual_managers: Vec<String>,
 }
 
 /// Counts per action.
@@ -190,6 +243,9 @@ pub struct DesiredEnv {
     pub adopt: bool,
     /// The environment's Rancher project, recorded in the inventory.
     pub rancher: Option<inventory::RancherRef>,
+    /// Field managers whose writes are drift to take over and revert
+    /// (`spec.manualManagers`, else [`ownership::DEFAULT_MANUAL_MANAGERS`]).
+    pub manual_managers: Vec<String>,
 }
 
 /// What is live for the environment.
@@ -201,6 +257,9 @@ pub struct LiveEnv {
     pub foreign: Vec<Json>,
     /// The recorded inventory, if any.
     pub inventory: Option<Inventory>,
+    /// Fields the cluster delegates to a controller keelson can see (an
+    /// HPA's `spec.replicas`).
+    pub delegations: Vec<Delegation>,
 }
 
 /// Plan one environment.
@@ -232,23 +291,25 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
     let desired_keys: HashSet<(&str, &str, &str, &str)> =
         desired_all.iter().map(ObjectId::key).collect();
 
+    let delegations = delegation::in_env(&desired.objects, &live.delegations);
     for d in &desired.objects {
         let id = ObjectId::of(d);
         desired_ids.insert(id.clone());
+        let mut exempt = ignored_pointers(&desired.ignore, &id);
+        let delegated = delegation::of(&delegations, &id);
+        exempt.extend(delegated.iter().map(|d| d.pointer.clone()));
         let mut want = d.clone();
-        compare::remove_pointers(&mut want, &ignored_pointers(&desired.ignore, &id));
+        compare::remove_pointers(&mut want, &exempt);
         let live_obj = owned_by_key
             .get(&id.key())
             .or_else(|| foreign_by_key.get(&id.key()))
             .copied();
         let Some(l) = live_obj else {
-            changes.push(Change {
-                action: Action::Create,
-                diff: diff::unified(&id, None, Some(&want)),
-                id,
-                notes: Vec::new(),
-                apply: Some(want),
-            });
+            let mut c = Change::new(Action::Create, id);
+            c.diff = diff::unified(&c.id, None, Some(&want));
+            c.apply = Some(want);
+            c.intent.exempt = exempt;
+            changes.push(c);
             continue;
         };
         let labelled = label(l, ENV_LABEL) == Some(desired.name.as_str())
@@ -258,54 +319,64 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
                 || "it is not managed by keelson".to_string(),
                 |e| format!("it belongs to environment `{e}`"),
             );
-            changes.push(Change {
-                action: Action::Skip,
-                id,
-                notes: vec![format!(
-                    "exists but {owner}; set `adopt: true` in environment.yaml to take it over"
-                )],
-                diff: String::new(),
-                apply: None,
-            });
+            let mut c = Change::new(Action::Skip, id);
+            c.notes.push(format!(
+                "exists but {owner}; set `adopt: true` in environment.yaml to take it over"
+            ));
+            changes.push(c);
             continue;
         }
         if annotation(d, APPLY_ANNOTATION) == Some("create-only") {
-            changes.push(Change {
-                action: Action::Unchanged,
-                id,
-                notes: vec!["create-only: exists, never updated".into()],
-                diff: String::new(),
-                apply: None,
-            });
+            let mut c = Change::new(Action::Unchanged, id);
+            c.notes.push("create-only: exists, never updated".into());
+            changes.push(c);
             continue;
         }
-        let owners = Owners::of(l, FIELD_MANAGER);
-        let dropped = compare::drop_foreign(&mut want, &owners);
-        let mut live_view = compare::project(l, &want, owners.keelson.as_ref(), "");
-        compare::remove_pointers(&mut live_view, &ignored_pointers(&desired.ignore, &id));
-        let mut notes: Vec<String> = dropped
-            .iter()
-            .map(|p| format!("{p} is owned by another controller; left alone"))
-            .collect();
-        let action = if compare::same(&live_view, &want, "") && labelled {
-            Action::Unchanged
-        } else {
-            if !labelled {
-                notes.push("adopting an existing object".into());
+        let mut c = Change::new(Action::Unchanged, id);
+        c.notes.extend(delegated.iter().map(|d| d.note()));
+        let owners = Owners::of(l, FIELD_MANAGER, &desired.manual_managers);
+        c.intent.takeover = owners.has_manual(l, &exempt);
+        let doubt = match ownership::unchanged(&want, l, &owners, &exempt) {
+            Ok(()) if labelled => {
+                c.intent.exempt = exempt;
+                changes.push(c);
+                continue;
             }
-            Action::Update
+            Ok(()) => None,
+            Err(d) => Some(d),
         };
-        changes.push(Change {
-            action,
-            diff: if action == Action::Update {
-                diff::unified(&id, Some(&live_view), Some(&want))
-            } else {
-                String::new()
-            },
-            id,
-            notes,
-            apply: (action == Action::Update).then_some(want),
-        });
+        tracing::debug!(object = %c.id, ?doubt, "not known to be unchanged");
+        if let Some(Doubt::Manual(who)) = &doubt {
+            c.notes.push(format!(
+                "fields set by {} only are drift; apply takes them over and removes them",
+                who.join(", ")
+            ));
+        }
+        // Not known to be unchanged: the local normaliser's verdict, which
+        // the server's dry run replaces on a live cluster. The live view
+        // holds what keelson owns and what manual managers added, so both a
+        // removal from Git and an entry added by hand show.
+        let mut mine = owners.keelson.clone().unwrap_or_default();
+        for (_, set) in &owners.manual {
+            mine.union(set);
+        }
+        let mut live_view = compare::project(l, &want, Some(&mine), "");
+        compare::remove_pointers(&mut live_view, &exempt);
+        if !labelled {
+            c.notes.push("adopting an existing object".into());
+        }
+        let same = labelled
+            && compare::same(&live_view, &want, "")
+            && !matches!(doubt, Some(Doubt::Manual(_)));
+        if !same {
+            c.action = Action::Update;
+            c.diff = diff::unified(&c.id, Some(&live_view), Some(&want));
+        }
+        ownership::keep_exempt(&mut want, l, &owners, &exempt);
+        c.apply = Some(want);
+        c.intent.confirm = true;
+        c.intent.exempt = exempt;
+        changes.push(c);
     }
 
     // Prune: labelled for this environment, recorded in the inventory, and
@@ -326,20 +397,16 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
             None
         };
         match note {
-            Some(n) => changes.push(Change {
-                action: Action::Skip,
-                id: id.clone(),
-                notes: vec![n.into()],
-                diff: String::new(),
-                apply: None,
-            }),
-            None => deletes.push(Change {
-                action: Action::Delete,
-                diff: diff::unified(id, Some(&diff::strip_server_fields(l)), None),
-                id: id.clone(),
-                notes: Vec::new(),
-                apply: None,
-            }),
+            Some(n) => {
+                let mut c = Change::new(Action::Skip, id.clone());
+                c.notes.push(n.into());
+                changes.push(c);
+            }
+            None => {
+                let mut c = Change::new(Action::Delete, id.clone());
+                c.diff = diff::unified(id, Some(&diff::strip_server_fields(l)), None);
+                deletes.push(c);
+            }
         }
     }
     deletes.sort_by_key(|c| std::cmp::Reverse(crate::render::kind_rank(&c.id.kind)));
@@ -374,6 +441,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         changes,
         refused,
         inventory,
+        manual_managers: desired.manual_managers.clone(),
     }
 }
 
@@ -451,6 +519,7 @@ mod tests {
             },
             adopt: false,
             rancher: None,
+            manual_managers: ownership::default_manual_managers(),
         }
     }
 
@@ -476,6 +545,7 @@ mod tests {
             owned: vec![keep.clone(), gone.clone(), stray.clone(), pinned.clone()],
             foreign: Vec::new(),
             inventory: inventory_of(&[&keep, &gone, &pinned]),
+            ..LiveEnv::default()
         };
         let mut d = desired(vec![keep.clone()]);
         d.prune.max_delete_percent = Some(100);
@@ -509,6 +579,7 @@ mod tests {
             owned: vec![live_obj.clone()],
             foreign: Vec::new(),
             inventory: inventory_of(&[&live_obj]),
+            ..LiveEnv::default()
         };
         let p = plan(&desired(vec![want]), &live);
         assert_eq!(p.changes[0].action, Action::Unchanged);
@@ -542,6 +613,7 @@ mod tests {
             owned: Vec::new(),
             foreign: vec![theirs],
             inventory: None,
+            ..LiveEnv::default()
         };
         let p = plan(&desired(vec![want]), &live);
         assert_eq!(p.changes[0].action, Action::Skip);

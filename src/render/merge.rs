@@ -131,6 +131,8 @@ pub struct ResolvedEnv {
     pub ignore: Vec<IgnoreRule>,
     /// Adopt unlabelled objects.
     pub adopt: bool,
+    /// Field managers whose writes are drift (`None`: the defaults).
+    pub manual_managers: Option<Vec<String>>,
     /// Rancher settings.
     pub rancher: Option<RancherSpec>,
 }
@@ -204,6 +206,7 @@ pub fn resolve(
         }),
         ignore: env.spec.ignore.clone(),
         adopt: env.spec.adopt,
+        manual_managers: env.spec.manual_managers.clone(),
         rancher: env.spec.rancher.clone(),
     })
 }

@@ -5,6 +5,7 @@ pub mod emit;
 pub mod merge;
 pub mod objects;
 pub mod quantity;
+pub mod stamp;
 
 use serde_json::Value as Json;
 
@@ -57,5 +58,8 @@ pub fn render_env(env: &ResolvedEnv) -> Vec<Json> {
         out.push(objects::passthrough(env, &m.object));
     }
     out.sort_by_cached_key(order_key);
+    for o in &mut out {
+        stamp::stamp(o);
+    }
     out
 }

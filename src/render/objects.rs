@@ -16,6 +16,9 @@ pub const ENV_LABEL: &str = "keelson.dev/environment";
 pub const PRUNE_ANNOTATION: &str = "keelson.dev/prune";
 /// Annotation: `create-only` creates an object once and never updates it.
 pub const APPLY_ANNOTATION: &str = "keelson.dev/apply";
+/// Annotation: a hash of the object as keelson applies it (see
+/// [`super::stamp`]); the no-op decision compares it with live.
+pub const APPLIED_HASH_ANNOTATION: &str = "keelson.dev/applied-hash";
 
 /// The default JVM heap share of the memory limit.
 const DEFAULT_HEAP_RATIO: f64 = 0.6;

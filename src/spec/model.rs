@@ -100,6 +100,13 @@ pub struct EnvironmentSpec {
     /// refusing.
     #[serde(default, skip_serializing_if = "is_false")]
     pub adopt: bool,
+    /// Field managers whose writes are manual edits: fields only they own,
+    /// inside objects keelson manages, are drift that apply takes over and
+    /// removes. When absent: `kubectl`, `kubectl-edit`, `kubectl-patch`,
+    /// `kubectl-set`, `kubectl-label`, `kubectl-annotate`, `kubectl-replace`,
+    /// `kubectl-create`, `kubectl-client-side-apply`, `before-first-apply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_managers: Option<Vec<String>>,
     /// etcd snapshot schedule override for this environment's cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,

@@ -1,6 +1,7 @@
 //! `keelson reconcile` end to end: the real binary, over real HTTP, against
 //! the Kubernetes API test server.
 
+mod drift;
 mod rancher;
 mod reconcile;
 
@@ -84,6 +85,28 @@ impl Harness {
     /// A stored object.
     pub fn get(&self, gvr: &str, ns: Option<&str>, name: &str) -> Option<Value> {
         self.srv.get_object(&Gvr::parse(gvr), ns, name)
+    }
+
+    /// PATCH over plain HTTP/1.1 with `content_type`, as another client of
+    /// the API would (`?fieldManager=kubectl-edit` makes it that manager's
+    /// write). Returns the status code.
+    pub fn patch(&self, path_and_query: &str, content_type: &str, body: &Value) -> u16 {
+        use std::io::{Read, Write};
+        let addr = self.srv.url().trim_start_matches("http://").to_string();
+        let body = body.to_string();
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "PATCH {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
     }
 }
 

@@ -214,14 +214,24 @@ fn mass_deletion_is_refused() {
 }
 
 #[test]
-fn replicas_owned_by_an_hpa_are_not_reverted() {
+fn replicas_an_hpa_on_the_cluster_targets_are_left_to_it_without_an_ignore_rule() {
     let h = Harness::new();
     assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
-    // An HPA controller scales orders (no ignore rule) to 7 through
-    // server-side apply under its own field manager.
+    // An HPA keelson does not manage targets orders, and its controller
+    // scales orders to 7 under its own field manager.
+    h.srv
+        .create_object(
+            &kube_apiserver::Gvr::parse("autoscaling/v2/horizontalpodautoscalers"),
+            "platform",
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "orders", "namespace": "shop-prod"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "orders"},
+                    "minReplicas": 2, "maxReplicas": 10}}),
+        )
+        .unwrap();
     let status = reqwest_like_patch(
         &h,
-        "/apis/apps/v1/namespaces/shop-prod/deployments/orders?fieldManager=hpa-controller&force=true",
+        "/apis/apps/v1/namespaces/shop-prod/deployments/orders?fieldManager=kube-controller-manager&force=true",
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "orders", "namespace": "shop-prod"}, "spec": {"replicas": 7}}),
     );
     assert_eq!(status, 200);
@@ -229,6 +239,12 @@ fn replicas_owned_by_an_hpa_are_not_reverted() {
     let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(h.srv.write_count(), 0);
+    assert!(
+        out.contains(
+            "note: /spec/replicas is delegated to HorizontalPodAutoscaler/shop-prod/orders; left alone"
+        ),
+        "the plan names the delegation:\n{out}"
+    );
     assert_eq!(
         h.get(DEPLOY, Some("shop-prod"), "orders").unwrap()["spec"]["replicas"],
         7
@@ -242,8 +258,8 @@ fn replicas_owned_by_an_hpa_are_not_reverted() {
     let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("note: /spec/replicas is owned by another controller; left alone"),
-        "{out}"
+        !out.contains("replicas: 7"),
+        "replicas are not in the diff:\n{out}"
     );
     let orders = h.get(DEPLOY, Some("shop-prod"), "orders").unwrap();
     assert_eq!(orders["spec"]["replicas"], 7);
@@ -251,6 +267,53 @@ fn replicas_owned_by_an_hpa_are_not_reverted() {
         orders["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example.com/shop/orders:1.42.1"
     );
+}
+
+#[test]
+fn a_field_git_declares_changed_by_any_other_manager_is_drift_and_is_taken_back() {
+    let h = Harness::new();
+    assert_eq!(h.keelson(&["reconcile", "--env", "prod"]).0, 2);
+    // No HPA: an operator scaling orders and a dashboard changing its image
+    // (server-side apply under their own managers, forced) are drift.
+    for (manager, body) in [
+        ("some-operator", json!({"spec": {"replicas": 7}})),
+        (
+            "rancher-ui",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "orders", "image": "registry.example.com/shop/orders:hotfix"}]}}}}),
+        ),
+    ] {
+        let mut body = body;
+        body["apiVersion"] = json!("apps/v1");
+        body["kind"] = json!("Deployment");
+        body["metadata"] = json!({"name": "orders", "namespace": "shop-prod"});
+        let status = reqwest_like_patch(
+            &h,
+            &format!(
+                "/apis/apps/v1/namespaces/shop-prod/deployments/orders?fieldManager={manager}&force=true"
+            ),
+            body,
+        );
+        assert_eq!(status, 200);
+    }
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod", "--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("-  replicas: 7\n+  replicas: 3"), "{out}");
+    assert!(
+        out.contains("-          image: registry.example.com/shop/orders:hotfix"),
+        "{out}"
+    );
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 2, "{out}");
+    let orders = h.get(DEPLOY, Some("shop-prod"), "orders").unwrap();
+    assert_eq!(orders["spec"]["replicas"], 3);
+    assert_eq!(
+        orders["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/shop/orders:1.42.0"
+    );
+    h.srv.reset_requests();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "prod"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.srv.write_count(), 0);
 }
 
 #[test]
