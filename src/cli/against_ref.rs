@@ -366,7 +366,11 @@ mod tests {
             .and_then(|t| t.child(&item_key(&json!({"name": "web"}), &["name"])))
             .expect("the container is keyed by name");
         assert!(web.child("f:image").is_some());
-        assert!(web.child("f:args").is_some_and(FieldTree::is_empty));
+        assert!(
+            web.child("f:args")
+                .is_some_and(|a| a.is_member() && a.keys().next().is_none()),
+            "an atomic list is owned as a whole"
+        );
         assert!(
             web.child("f:ports")
                 .and_then(|p| p.child("k:{\"containerPort\":80,\"protocol\":\"TCP\"}"))

@@ -90,7 +90,9 @@ pub fn for_display(o: &Json) -> Json {
     o
 }
 
-fn drop_hash(o: &mut Json) {
+/// Remove keelson's applied-hash annotation (and an annotations map it
+/// leaves empty): bookkeeping, not a field a reviewer compares.
+pub fn drop_hash(o: &mut Json) {
     if let Some(meta) = o.get_mut("metadata").and_then(Json::as_object_mut)
         && let Some(a) = meta.get_mut("annotations").and_then(Json::as_object_mut)
         && a.remove(APPLIED_HASH_ANNOTATION).is_some()

@@ -365,8 +365,13 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         if !labelled {
             c.notes.push("adopting an existing object".into());
         }
+        // The hash is bookkeeping: live without it (captured state, objects
+        // applied before keelson recorded it) is not a change by itself.
+        let mut cmp = want.clone();
+        diff::drop_hash(&mut cmp);
+        diff::drop_hash(&mut live_view);
         let same = labelled
-            && compare::same(&live_view, &want, "")
+            && compare::same(&live_view, &cmp, "")
             && !matches!(doubt, Some(Doubt::Manual(_)));
         if !same {
             c.action = Action::Update;

@@ -66,7 +66,7 @@ fn entries_added_by_hand_are_shown_and_removed_but_a_controllers_are_left_alone(
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(out.contains("~ update Service/shop-dev/payments"), "{out}");
     assert!(
-        out.contains("-    - name: debug\n-      port: 5005"),
+        out.contains("-    - name: debug") && out.contains("-      port: 5005"),
         "{out}"
     );
     assert!(out.contains("-    debug: \"true\""), "{out}");
