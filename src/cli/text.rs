@@ -5,10 +5,11 @@
 //! object, create diffs collapsed to their header (`--show-creates` shows
 //! them), a summary line per environment and one total line at the end.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::outcome::Outcomes;
-use crate::plan::{Action, Change};
+use crate::plan::{Action, Change, ObjectId};
 use crate::reconcile::EnvResult;
 
 /// How to print the text plan.
@@ -73,7 +74,7 @@ fn diff_lines(out: &mut String, diff: &str, p: &Paint) {
     }
 }
 
-fn change(out: &mut String, c: &Change, opts: &TextOptions, p: &Paint) {
+fn change(out: &mut String, c: &Change, failed: Option<&str>, opts: &TextOptions, p: &Paint) {
     let (sign, word, colour) = action_word(c.action);
     let lines = c.diff.lines().count();
     // A create's diff is the whole object and a deletion's is the whole live
@@ -95,6 +96,17 @@ fn change(out: &mut String, c: &Change, opts: &TextOptions, p: &Paint) {
     }
     for n in &c.notes {
         let _ = writeln!(out, "    note: {n}");
+    }
+    // After an apply, a write that failed says so under its object.
+    if let Some(e) = failed {
+        for (i, l) in e.lines().enumerate() {
+            let l = if i == 0 {
+                format!("failed: {l}")
+            } else {
+                l.to_string()
+            };
+            let _ = writeln!(out, "    {}", p.paint(RED, &l));
+        }
     }
     if show_diff && !c.diff.is_empty() {
         diff_lines(out, &c.diff, p);
@@ -124,22 +136,43 @@ fn environment(out: &mut String, r: &EnvResult, opts: &TextOptions, p: &Paint) {
         let _ = writeln!(out, "\n{}", p.paint(RED, &format!("error: {e}")));
     }
     let Some(plan) = &r.plan else { return };
+    let failures: HashMap<&ObjectId, &str> = r
+        .apply
+        .iter()
+        .flat_map(|a| &a.results)
+        .filter_map(|res| Some((&res.id, res.error.as_deref()?)))
+        .collect();
     for c in plan
         .changes
         .iter()
         .filter(|c| c.action != Action::Unchanged || !c.notes.is_empty())
     {
-        change(out, c, opts, p);
+        change(out, c, failures.get(&c.id).copied(), opts, p);
     }
     if let Some(reason) = &plan.refused {
         let _ = writeln!(out, "\n{}", p.paint(RED, &format!("REFUSED: {reason}")));
     }
     if let Some(a) = &r.apply {
-        if let Some(f) = a.failure_summary() {
-            let _ = writeln!(out, "\n{}", p.paint(RED, &format!("apply failed: {f}")));
+        if !failures.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{}",
+                p.paint(
+                    RED,
+                    &format!(
+                        "apply failed: {} write(s) failed or were not attempted (see above)",
+                        failures.len()
+                    )
+                )
+            );
         }
         for h in &a.health {
-            let _ = writeln!(out, "health {}: {}", h.id, h.reason);
+            let line = format!("health {}: {}", h.id, h.reason);
+            let _ = writeln!(
+                out,
+                "{}",
+                if h.healthy { line } else { p.paint(RED, &line) }
+            );
         }
     }
 }
