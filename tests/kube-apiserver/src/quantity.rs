@@ -217,6 +217,20 @@ fn parse(s: &str) -> Result<(Parsed, bool), QuantityError> {
     Ok((q, false))
 }
 
+/// Compare two quantities by value (`Quantity.Cmp`); `None` when either does not parse or the
+/// values are too far apart in scale to compare exactly.
+pub fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let (a, _) = parse(a).ok()?;
+    let (b, _) = parse(b).ok()?;
+    let low = a.scale.min(b.scale);
+    let widen = |q: &Parsed| -> Option<i128> {
+        let m = q.mantissa.checked_mul(pow10((q.scale - low) as u32)?)?;
+        let m = i128::try_from(m).ok()?;
+        Some(if q.negative { -m } else { m })
+    };
+    Some(widen(&a)?.cmp(&widen(&b)?))
+}
+
 /// `CanonicalizeBytes` of a parsed value.
 fn canonical(q: &Parsed) -> String {
     if q.mantissa == 0 {

@@ -399,8 +399,9 @@ pub fn create(store: &mut Store, ctx: &Ctx<'_>, mut body: Value) -> Result<Outco
 }
 
 /// What may not change once set (REAL-SERVER.md "Immutable fields"), with the real messages:
-/// workload selectors, a Job's template, a StatefulSet's spec beyond its mutable fields, the data
-/// of an `immutable` ConfigMap or Secret, a Secret's type.
+/// workload selectors, a Job's template, a StatefulSet's spec beyond its mutable fields, a
+/// Service's cluster IPs, a PersistentVolumeClaim's spec, the data of an `immutable` ConfigMap or
+/// Secret, a Secret's type.
 fn immutable_checks(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
     if rt.custom {
         return Ok(());
@@ -449,6 +450,8 @@ fn immutable_checks(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), A
                 });
             }
         }
+        ("", "Service") => errs.extend(service_ip_changes(old, new)),
+        ("", "PersistentVolumeClaim") => errs.extend(pvc_spec_changes(old, new)),
         ("", "ConfigMap" | "Secret") => {
             if rt.kind == "Secret" && changed("/type") {
                 errs.push(FieldError::immutable("type", &new["type"]));
@@ -476,6 +479,146 @@ fn immutable_checks(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), A
     } else {
         Err(ApiError::invalid(&rt.kind, &rt.group, name_of(new), errs))
     }
+}
+
+/// A Service's cluster IPs may not change once allocated. Kubernetes'
+/// `validateUpgradeDowngradeClusterIPs` (pkg/apis/core/validation/validation.go), after the
+/// registry's `normalizeClusterIPs` (pkg/registry/core/service/strategy.go) made `clusterIPs[0]`
+/// follow a changed `clusterIP`: `spec.clusterIPs[0]: Invalid value: []string{"10.96.0.12"}: may
+/// not change once set`. ExternalName Services, and headless Services staying headless, are
+/// exempt.
+fn service_ip_changes(old: &Value, new: &Value) -> Vec<FieldError> {
+    let ty = |v: &Value| {
+        v["spec"]["type"]
+            .as_str()
+            .unwrap_or("ClusterIP")
+            .to_string()
+    };
+    if ty(old) == "ExternalName" || ty(new) == "ExternalName" {
+        return Vec::new();
+    }
+    let ips = |v: &Value| -> Vec<String> {
+        v["spec"]["clusterIPs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ip = |v: &Value| {
+        v["spec"]["clusterIP"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (old_ips, mut new_ips) = (ips(old), ips(new));
+    if ip(new) != ip(old) && new_ips == old_ips {
+        match new_ips.first_mut() {
+            Some(first) => *first = ip(new),
+            None => new_ips.push(ip(new)),
+        }
+    }
+    let headless = |ips: &[String]| ips.first().is_some_and(|i| i == "None");
+    if headless(&old_ips) && headless(&new_ips) {
+        return Vec::new();
+    }
+    let go = format!(
+        "[]string{{{}}}",
+        new_ips
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let invalid = |i: usize, detail: &str| FieldError {
+        reason: "FieldValueInvalid",
+        field: format!("spec.clusterIPs[{i}]"),
+        message: format!("Invalid value: {go}: {detail}"),
+    };
+    if new_ips.is_empty() && !old_ips.is_empty() {
+        return vec![invalid(0, "primary clusterIP can not be unset")];
+    }
+    old_ips
+        .iter()
+        .zip(&new_ips)
+        .enumerate()
+        .filter(|(_, (o, n))| o != n)
+        .map(|(i, _)| invalid(i, "may not change once set"))
+        .collect()
+}
+
+/// A claim's spec is immutable after creation, except `resources.requests` (growing only) and
+/// `volumeAttributesClassName` of a bound claim, and `volumeName` set once. Kubernetes'
+/// `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go). The real
+/// message ends with a Go `cmp` diff of the spec; here the changed fields follow as JSON.
+fn pvc_spec_changes(old: &Value, new: &Value) -> Vec<FieldError> {
+    let bound = old["status"]["phase"] == "Bound";
+    let mut errs = Vec::new();
+    let clean = |v: &Value| {
+        let mut spec = v["spec"].clone();
+        if let Some(m) = spec.as_object_mut() {
+            if bound {
+                m.remove("volumeAttributesClassName");
+                if let Some(r) = m.get_mut("resources").and_then(Value::as_object_mut) {
+                    r.remove("requests");
+                }
+            }
+            if old["spec"]["volumeName"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+            {
+                m.remove("volumeName");
+            }
+        }
+        spec
+    };
+    let (a, b) = (clean(old), clean(new));
+    if a != b {
+        let mut fields: Vec<String> = Vec::new();
+        let empty = serde_json::Map::new();
+        let (am, bm) = (
+            a.as_object().unwrap_or(&empty),
+            b.as_object().unwrap_or(&empty),
+        );
+        for k in am.keys().chain(bm.keys().filter(|k| !am.contains_key(*k))) {
+            if am.get(k) != bm.get(k) {
+                fields.push(format!(
+                    "-  {k}: {}\n+  {k}: {}",
+                    am.get(k).unwrap_or(&Value::Null),
+                    bm.get(k).unwrap_or(&Value::Null)
+                ));
+            }
+        }
+        errs.push(FieldError {
+            reason: "FieldValueForbidden",
+            field: "spec".into(),
+            message: format!(
+                "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims\n{}",
+                fields.join("\n")
+            ),
+        });
+    }
+    if bound {
+        let storage = |v: &Value| {
+            v["spec"]["resources"]["requests"]["storage"]
+                .as_str()
+                .map(str::to_string)
+        };
+        if let (Some(o), Some(n)) = (storage(old), storage(new))
+            && crate::quantity::compare(&n, &o) == Some(std::cmp::Ordering::Less)
+        {
+            errs.push(FieldError {
+                reason: "FieldValueForbidden",
+                field: "spec.resources.requests.storage".into(),
+                message: "Forbidden: field can not be less than previous value".into(),
+            });
+        }
+    }
+    errs
 }
 
 /// Bump generation, skip no-op writes, validate and store an updated object.

@@ -259,3 +259,100 @@ fn immutable_fields_refuse_changes_with_the_real_messages() {
         "Secret \"tls\" is invalid: type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable"
     );
 }
+
+#[test]
+fn service_cluster_ips_and_claim_specs_do_not_change_once_set() {
+    let srv = TestServer::start_blocking();
+    namespace(&srv, "shop");
+    // An allocated cluster IP is kept by a re-apply that does not name it, and a ports change
+    // goes through; naming another IP is refused as validateUpgradeDowngradeClusterIPs does.
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
+    let path = "/api/v1/namespaces/shop/services/web?fieldManager=keelson";
+    let created = apply(srv.url(), path, svc);
+    assert_eq!(created.status, 201);
+    let ip = created.json()["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = apply(srv.url(), path, &svc.replace("port: 80", "port: 8080"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["spec"]["clusterIP"], ip.as_str());
+    let moved = svc.replace("spec:\n", "spec:\n  clusterIP: 10.96.200.200\n");
+    let r = apply(srv.url(), path, &moved);
+    assert_eq!(
+        r.json()["message"],
+        "Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.96.200.200\"}: may not change once set",
+        "{}",
+        r.json()
+    );
+    assert_eq!(
+        causes(&r),
+        [(
+            "FieldValueInvalid".to_string(),
+            "spec.clusterIPs[0]".to_string(),
+            "Invalid value: []string{\"10.96.200.200\"}: may not change once set".to_string()
+        )]
+    );
+    // Same IP named explicitly: no change, accepted.
+    let same = svc.replace("spec:\n", &format!("spec:\n  clusterIP: {ip}\n"));
+    assert_eq!(apply(srv.url(), path, &same).status, 200);
+
+    // A pending claim's spec is immutable, storage included.
+    let pvc = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n";
+    let path = "/api/v1/namespaces/shop/persistentvolumeclaims/data?fieldManager=keelson";
+    assert_eq!(apply(srv.url(), path, pvc).status, 201);
+    let r = apply(
+        srv.url(),
+        path,
+        &pvc.replace("ReadWriteOnce", "ReadWriteMany"),
+    );
+    let c = causes(&r);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].0.as_str(), c[0].1.as_str()),
+        ("FieldValueForbidden", "spec")
+    );
+    assert!(
+        c[0].2.starts_with("Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims\n"),
+        "{c:?}"
+    );
+    assert!(c[0].2.contains("accessModes"), "{c:?}");
+    let grown = pvc.replace("1Gi", "2Gi");
+    assert_eq!(
+        apply(srv.url(), path, &grown).status,
+        422,
+        "pending: no resize"
+    );
+
+    // Bound (as the PV controller would mark it): storage may grow, never shrink.
+    let status = json!({"status": {"phase": "Bound"}});
+    let r = request(
+        srv.url(),
+        "PATCH",
+        "/api/v1/namespaces/shop/persistentvolumeclaims/data/status",
+        Some("application/merge-patch+json"),
+        &status.to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = apply(srv.url(), path, &grown);
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["spec"]["resources"]["requests"]["storage"], "2Gi");
+    let r = apply(srv.url(), path, pvc);
+    assert_eq!(
+        causes(&r),
+        [(
+            "FieldValueForbidden".to_string(),
+            "spec.resources.requests.storage".to_string(),
+            "Forbidden: field can not be less than previous value".to_string()
+        )]
+    );
+    let stored = srv
+        .get_object(
+            &kube_apiserver::Gvr::parse("v1/persistentvolumeclaims"),
+            Some("shop"),
+            "data",
+        )
+        .unwrap();
+    assert_eq!(stored["spec"]["resources"]["requests"]["storage"], "2Gi");
+    assert_eq!(stored["spec"]["accessModes"], json!(["ReadWriteOnce"]));
+}
