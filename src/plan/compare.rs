@@ -17,6 +17,39 @@ use serde_json::{Map, Value as Json};
 use super::fields::{FieldTree, item_key, merge_keys};
 use crate::render::quantity;
 
+/// A Secret in the form the server stores it: `stringData` is write-only
+/// (the API server folds it into `data`, base64-encoded, a `stringData`
+/// key winning over the same `data` key; `v1.Secret` API docs), so keelson
+/// applies `data`. Its `Apply` entry in `managedFields` then owns the
+/// `data` keys it sets: a value changed by hand is a field keelson lost,
+/// and the apply takes it back. Other objects are left as they are.
+pub fn fold_string_data(o: &mut Json) {
+    use base64::Engine;
+    let secret = o.get("apiVersion").and_then(Json::as_str) == Some("v1")
+        && o.get("kind").and_then(Json::as_str) == Some("Secret");
+    let Some(m) = o.as_object_mut().filter(|_| secret) else {
+        return;
+    };
+    let Some(Json::Object(strings)) = m.remove("stringData") else {
+        return;
+    };
+    let data = m.entry("data").or_insert_with(|| Json::Object(Map::new()));
+    if !data.is_object() {
+        *data = Json::Object(Map::new());
+    }
+    let data = data.as_object_mut().expect("made an object");
+    for (k, v) in strings {
+        let text = match &v {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        data.insert(
+            k,
+            Json::String(base64::engine::general_purpose::STANDARD.encode(text)),
+        );
+    }
+}
+
 /// Remove the fields at `pointers` (ignore rules) from `v`.
 pub fn remove_pointers(v: &mut Json, pointers: &[String]) {
     for p in pointers {

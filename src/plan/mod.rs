@@ -295,16 +295,19 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
     for d in &desired.objects {
         let id = ObjectId::of(d);
         desired_ids.insert(id.clone());
-        let mut exempt = ignored_pointers(&desired.ignore, &id);
+        let ignored = ignored_pointers(&desired.ignore, &id);
+        let mut exempt = ignored.clone();
         let delegated = delegation::of(&delegations, &id);
         exempt.extend(delegated.iter().map(|d| d.pointer.clone()));
-        let mut want = d.clone();
-        compare::remove_pointers(&mut want, &exempt);
+        let mut want = body(d, &exempt);
         let live_obj = owned_by_key
             .get(&id.key())
             .or_else(|| foreign_by_key.get(&id.key()))
             .copied();
         let Some(l) = live_obj else {
+            // A new object gets its delegated fields (the HPA's target
+            // starts at the declared replicas); ignored ones stay out.
+            let want = body(d, &ignored);
             let mut c = Change::new(Action::Create, id);
             c.diff = diff::unified(&c.id, None, Some(&want));
             c.apply = Some(want);
@@ -448,6 +451,17 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         inventory,
         manual_managers: desired.manual_managers.clone(),
     }
+}
+
+/// What keelson applies of desired object `d`: without the fields at
+/// `exempt` pointers (given in either Secret form), a Secret's `stringData`
+/// folded into `data` as the server stores it ([`compare::fold_string_data`]).
+fn body(d: &Json, exempt: &[String]) -> Json {
+    let mut want = d.clone();
+    compare::remove_pointers(&mut want, exempt);
+    compare::fold_string_data(&mut want);
+    compare::remove_pointers(&mut want, exempt);
+    want
 }
 
 /// The mass-deletion guard.
