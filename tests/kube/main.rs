@@ -3,6 +3,7 @@
 
 mod drift;
 mod rancher;
+mod real_server;
 mod reconcile;
 
 use std::path::{Path, PathBuf};
@@ -91,22 +92,39 @@ impl Harness {
     /// the API would (`?fieldManager=kubectl-edit` makes it that manager's
     /// write). Returns the status code.
     pub fn patch(&self, path_and_query: &str, content_type: &str, body: &Value) -> u16 {
+        self.request("PATCH", path_and_query, content_type, body).0
+    }
+
+    /// One HTTP/1.1 request: (status code, body).
+    pub fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        content_type: &str,
+        body: &Value,
+    ) -> (u16, String) {
         use std::io::{Read, Write};
         let addr = self.srv.url().trim_start_matches("http://").to_string();
         let body = body.to_string();
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         write!(
             s,
-            "PATCH {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
-        resp.split_whitespace()
+        let code = resp
+            .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (code, body)
     }
 }
 
