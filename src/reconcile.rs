@@ -95,16 +95,7 @@ impl RancherOutcome {
     pub fn planned(plan: &rancher::RancherPlan) -> Self {
         // A change Rancher would refuse fails the plan too (a dry run in
         // review shows it before the merge).
-        let refused: Vec<String> = plan
-            .refusals()
-            .map(|c| {
-                format!(
-                    "{}: {}",
-                    c.summary,
-                    c.refused.as_deref().unwrap_or_default()
-                )
-            })
-            .collect();
+        let refused: Vec<String> = plan.refusal_reasons();
         RancherOutcome {
             plan: serde_json::to_value(plan).unwrap_or(Json::Null),
             applied: None,

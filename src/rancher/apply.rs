@@ -128,16 +128,7 @@ pub async fn apply(client: &RancherClient, plan: &RancherPlan) -> ApplyReport {
         results: Vec::with_capacity(plan.changes.len()),
         error: None,
     };
-    let refusals: Vec<String> = plan
-        .refusals()
-        .map(|c| {
-            format!(
-                "{}: {}",
-                c.summary,
-                c.refused.as_deref().unwrap_or_default()
-            )
-        })
-        .collect();
+    let refusals: Vec<String> = plan.refusal_reasons();
     if !refusals.is_empty() {
         // Half a change set is worse than none: a project limit refused
         // after the namespace moved would leave both in between.

@@ -146,6 +146,19 @@ impl RancherPlan {
         self.changes.iter().filter(|c| c.refused.is_some())
     }
 
+    /// Each refused change as `summary: why`, for errors and reports.
+    pub fn refusal_reasons(&self) -> Vec<String> {
+        self.refusals()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.summary,
+                    c.refused.as_deref().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
     /// The annotation the rendered Namespace must carry, when the project id is known.
     pub fn namespace_annotation(&self) -> Option<(String, String)> {
         self.project_id

@@ -166,3 +166,46 @@ fn retiring_an_environment_removes_the_rancher_state_keelson_created() {
             .is_none()
     );
 }
+
+#[test]
+fn a_limit_below_what_the_project_uses_fails_the_plan_and_writes_nothing() {
+    let b = both(DEFAULT_TOKEN);
+    let (code, out, err) = b.h.keelson(&["reconcile", "--env", "staging"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    let project_id = b
+        .rancher
+        .projects()
+        .iter()
+        .find(|p| p["name"] == "shop-staging")
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .unwrap();
+    // Another team's namespace in the project: 8 + 8 CPUs in use.
+    b.rancher
+        .add_namespace("c-m-stag01", "search-staging", Some(&project_id));
+    b.h.edit(
+        "environments/staging/environment.yaml",
+        "limitsCpu: \"16\"",
+        "limitsCpu: \"12\"",
+    );
+    b.rancher.clear_log();
+    b.h.srv.reset_requests();
+
+    let (code, out, _) = b.h.keelson(&["reconcile", "--env", "staging", "--dry-run"]);
+    assert_eq!(code, 1, "a plan Rancher would refuse fails review: {out}");
+    assert!(
+        out.contains(
+            "! Rancher would refuse this: resourceQuota.limit.limitsCpu 12 is below the 16"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = b.h.keelson(&["reconcile", "--env", "staging"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(b.rancher.writes().is_empty(), "{:?}", b.rancher.writes());
+    assert_eq!(
+        b.h.srv.write_count(),
+        0,
+        "Kubernetes objects wait for Rancher"
+    );
+    let project = b.rancher.project(&project_id).unwrap();
+    assert_eq!(project["resourceQuota"]["limit"]["limitsCpu"], "16");
+}
