@@ -8,7 +8,10 @@
 //!
 //! The loader is also the place where hostile input is refused: duplicate
 //! keys, alias bombs (alias expansion is budgeted), deep nesting, tabs used for
-//! indentation, and oversized files.
+//! indentation, and oversized files. Merge keys (`<<`) are expanded as
+//! kubectl reads them, or refused where readers disagree (see `merge`).
+
+mod merge;
 
 use std::fmt;
 
@@ -330,6 +333,8 @@ impl<'a> Builder<'a> {
                 let mut entries: Vec<Entry> = Vec::new();
                 let mut seen: std::collections::HashMap<String, usize> =
                     std::collections::HashMap::new();
+                // The `<<` entry: its key span, how many entries preceded it, its value.
+                let mut merge: Option<(Span, usize, Node)> = None;
                 let end = loop {
                     let (ev, s) = self.next()?;
                     if let Event::MappingEnd = ev {
@@ -351,6 +356,23 @@ impl<'a> Builder<'a> {
                     };
                     let (ev, s) = self.next()?;
                     let value = self.node(ev, s, depth + 1)?;
+                    if key == "<<" {
+                        if !matches!(key_node.value, Value::Str(_, Style::Plain)) {
+                            return Err(merge::quoted_merge_key(key_node.span));
+                        }
+                        if let Some((first, _, _)) = &merge {
+                            return Err(YamlError::at(
+                                key_node.span,
+                                format!(
+                                    "duplicate key `<<` (first defined at line {}, column {})",
+                                    first.start.line, first.start.col
+                                ),
+                            )
+                            .help("merge several mappings with one key: `<<: [*a, *b]`"));
+                        }
+                        merge = Some((key_node.span, entries.len(), value));
+                        continue;
+                    }
                     let duplicate = if entries.len() < 16 {
                         entries.iter().find(|e| e.key == key)
                     } else {
@@ -382,6 +404,9 @@ impl<'a> Builder<'a> {
                         value,
                     });
                 };
+                if let Some((key, at, value)) = merge {
+                    merge::expand(&mut entries, at, key, value)?;
+                }
                 let node = Node {
                     value: Value::Map(entries),
                     span: Span {
@@ -589,6 +614,20 @@ impl Node {
             Value::Str(s, _) => Some(s),
             _ => None,
         }
+    }
+
+    /// The node a JSON pointer (RFC 6901) names exactly, if it exists.
+    pub fn pointer(&self, pointer: &str) -> Option<&Node> {
+        let mut node = self;
+        for token in pointer.split('/').skip(1) {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            node = match &node.value {
+                Value::Map(entries) => &entries.iter().find(|e| e.key == token)?.value,
+                Value::Seq(items) => items.get(token.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(node)
     }
 
     /// Where a JSON pointer (RFC 6901) points. `key_of_last` asks for the span
