@@ -1,7 +1,10 @@
 //! Check: everything that can be wrong with a repository of specs, found in
-//! one pass — schema errors (while loading), cross-file consistency, and CEL
-//! policy rules over the merged apps.
+//! one pass — schema errors (while loading), cross-file consistency, CEL
+//! policy rules over the merged apps, and every object keelson would apply,
+//! checked as the API server would check it ([`kube`], [`objects`]).
 
+pub mod kube;
+pub mod objects;
 pub mod rules;
 pub mod schema;
 
@@ -49,6 +52,7 @@ pub fn check_repo(root: &Path) -> Report {
             .iter()
             .any(|d| d.severity == Severity::Error && d.file.starts_with("policies"));
     let namespaces = namespace_owners(&repo);
+    let crds = objects::crd_index(&repo);
 
     for (name, env) in &repo.environments {
         let before = diags.len();
@@ -61,7 +65,14 @@ pub fn check_repo(root: &Path) -> Report {
         if ok {
             match render::resolve(env, &repo.policies) {
                 Ok(resolved) => {
-                    let findings = compiled.evaluate(&resolved);
+                    let mut findings = compiled.evaluate(&resolved);
+                    findings.extend(objects::check_env(
+                        &resolved,
+                        env,
+                        &repo.policies,
+                        &crds,
+                        kube::Options::default(),
+                    ));
                     ok = findings.iter().all(|d| d.severity != Severity::Error);
                     diags.extend(findings);
                     if ok {

@@ -4,6 +4,7 @@
 pub mod emit;
 pub mod merge;
 pub mod objects;
+pub mod provenance;
 pub mod quantity;
 pub mod stamp;
 
@@ -45,20 +46,42 @@ pub fn order_key(o: &Json) -> (u8, String, String, String) {
     )
 }
 
+/// What a rendered object was made from, so that a problem found in it can
+/// be reported at the spec line that produced it ([`provenance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The environment's Namespace.
+    Namespace,
+    /// An app's object (Deployment, Service, Ingress, PodDisruptionBudget),
+    /// by the app's index in `environment.yaml`.
+    App(usize),
+    /// A passthrough manifest, by its index in the environment's manifests.
+    Manifest(usize),
+}
+
 /// The desired objects of one environment, sorted by [`order_key`].
 pub fn render_env(env: &ResolvedEnv) -> Vec<Json> {
-    let mut out = vec![objects::namespace(env)];
-    for app in &env.apps {
-        out.push(objects::deployment(env, app));
-        out.extend(objects::service(env, app));
-        out.extend(objects::ingress(env, app));
-        out.extend(objects::pdb(env, app));
+    render_env_sourced(env)
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect()
+}
+
+/// [`render_env`], with what each object was made from.
+pub fn render_env_sourced(env: &ResolvedEnv) -> Vec<(Json, Source)> {
+    let mut out = vec![(objects::namespace(env), Source::Namespace)];
+    for (i, app) in env.apps.iter().enumerate() {
+        let s = Source::App(i);
+        out.push((objects::deployment(env, app), s));
+        out.extend(objects::service(env, app).map(|o| (o, s)));
+        out.extend(objects::ingress(env, app).map(|o| (o, s)));
+        out.extend(objects::pdb(env, app).map(|o| (o, s)));
     }
-    for m in &env.manifests {
-        out.push(objects::passthrough(env, &m.object));
+    for (i, m) in env.manifests.iter().enumerate() {
+        out.push((objects::passthrough(env, &m.object), Source::Manifest(i)));
     }
-    out.sort_by_cached_key(order_key);
-    for o in &mut out {
+    out.sort_by_cached_key(|(o, _)| order_key(o));
+    for (o, _) in &mut out {
         stamp::stamp(o);
     }
     out

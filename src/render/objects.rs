@@ -210,6 +210,11 @@ pub fn deployment(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
     })
 }
 
+/// The names of the container's environment variables, in rendered order.
+pub fn env_names(env: &ResolvedEnv, app: &ResolvedApp) -> Vec<String> {
+    container_env(env, app).into_keys().collect()
+}
+
 /// Environment variables, with runtime-derived ones (JVM heap) added.
 fn container_env(env: &ResolvedEnv, app: &ResolvedApp) -> BTreeMap<String, String> {
     let mut vars = app.env.clone();

@@ -3,6 +3,7 @@
 mod corpus;
 mod example;
 mod fuzz;
+mod objects;
 mod schema_model;
 mod set_image;
 
