@@ -4,7 +4,8 @@ in the same run on the same machine. Prints tables with ratios.
 
 usage: scripts/bench.py [--apps 1000] [--envs 3] [--runs 5] [--skip-kube]
 
-  validate  keelson validate        vs check-jsonschema (PyPI) on the same files
+  validate  keelson validate        vs check-jsonschema (PyPI) on the same files,
+            interleaved, min and median of >= 5 runs each
   render    keelson render          (no competitor: the merge is keelson's own)
   apply     keelson reconcile       vs kubectl apply --server-side -f (same objects)
   no-op     keelson reconcile --dry-run vs kubectl diff --server-side -f
@@ -51,6 +52,44 @@ def table(title, rows):
         print(f"{what:<44} {k * 1000:>7.0f} ms {other:>10} {ratio:>8} {rss:>9.0f} MiB")
 
 
+def interleaved(runs, contenders):
+    """Time each contender once per round, round after round, so that load
+    from other processes falls on all of them alike. A contender is a list
+    of commands timed together. Returns {name: (times, peak RSS)}."""
+    out = {name: ([], 0.0) for name in contenders}
+    for _ in range(runs):
+        for name, cmds in contenders.items():
+            total, peak = 0.0, 0.0
+            for cmd in cmds:
+                t, r, code, err = run_rss(cmd)
+                if code != 0:
+                    sys.exit(f"{' '.join(cmd)} exited {code}:\n{err[-2000:]}")
+                total += t
+                peak = max(peak, r)
+            times, rss = out[name]
+            times.append(total)
+            out[name] = (times, max(rss, peak))
+    return out
+
+
+def bench_validate(repo, envs, runs):
+    """keelson validate (schema, CEL rules and every rendered object checked
+    as the API server would) against check-jsonschema doing the schema
+    checks alone, interleaved."""
+    env_files = [os.path.join(repo, "environments", e, "environment.yaml") for e in envs]
+    pipe_files = [os.path.join(repo, "environments", e, "pipeline.yaml") for e in envs]
+    pol_files = [os.path.join(repo, "policies", f) for f in sorted(os.listdir(os.path.join(repo, "policies")))]
+    cj = [["check-jsonschema", "--schemafile", os.path.join(ROOT, "schema", f"{schema}.schema.json"), *files]
+          for schema, files in (("environment", env_files), ("pipeline", pipe_files), ("policy", pol_files))]
+    res = interleaved(max(5, runs), {"keelson": [[KEELSON, "validate", "--repo", repo]], "check-jsonschema": cj})
+    (kt, krss), (ct, _) = res["keelson"], res["check-jsonschema"]
+    print(f"\nvalidate, {len(kt)} interleaved runs each")
+    print(f"{'':<18} {'min':>9} {'median':>9} {'peak RSS':>9}")
+    print(f"{'keelson validate':<18} {min(kt) * 1000:>6.0f} ms {statistics.median(kt) * 1000:>6.0f} ms {krss:>5.0f} MiB")
+    print(f"{'check-jsonschema':<18} {min(ct) * 1000:>6.0f} ms {statistics.median(ct) * 1000:>6.0f} ms")
+    print(f"ratio: {min(ct) / min(kt):.1f}x (min), {statistics.median(ct) / statistics.median(kt):.1f}x (median)")
+
+
 def ensure_builds():
     if not os.path.exists(KEELSON):
         subprocess.check_call(["cargo", "build", "--release", "-p", "keelson", "--bin", "keelson"], cwd=ROOT)
@@ -84,18 +123,9 @@ def main():
     print(f"repository: {a.apps} apps x {len(envs)} environments, {os.cpu_count()} cores")
 
     # validate / render
-    kv, kv_rss = median_of(a.runs, [KEELSON, "validate", "--repo", repo])
-    env_files = [os.path.join(repo, "environments", e, "environment.yaml") for e in envs]
-    pipe_files = [os.path.join(repo, "environments", e, "pipeline.yaml") for e in envs]
-    pol_files = [os.path.join(repo, "policies", f) for f in sorted(os.listdir(os.path.join(repo, "policies")))]
-    cj = 0.0
-    for schema, files in (("environment", env_files), ("pipeline", pipe_files), ("policy", pol_files)):
-        t, _ = median_of(max(1, a.runs // 2), ["check-jsonschema", "--schemafile",
-                                               os.path.join(ROOT, "schema", f"{schema}.schema.json"), *files])
-        cj += t
+    bench_validate(repo, envs, a.runs)
     kr, kr_rss = median_of(a.runs, [KEELSON, "render", "--repo", repo])
-    table("spec checks (median of runs)", [
-        ("validate (schema + rules) vs check-jsonschema", kv, cj, kv_rss),
+    table("render (median of runs)", [
         ("render all environments", kr, 0, kr_rss),
     ])
     if a.skip_kube:
