@@ -38,8 +38,8 @@ pub struct AppState {
     pub name: String,
     /// Image tag (or digest prefix) desired.
     pub version: String,
-    /// Whether the workload is healthy (None when not observed).
-    pub healthy: Option<bool>,
+    /// Health of its workload ([`health::Health::Unknown`] when not observed).
+    pub health: health::Health,
     /// What was seen.
     pub reason: String,
 }
@@ -553,7 +553,7 @@ async fn run<C: Cluster>(
     }
     for h in &report.health {
         if let Some(a) = result.apps.iter_mut().find(|a| a.name == h.id.name) {
-            a.healthy = Some(h.healthy);
+            a.health = h.health;
             a.reason = h.reason.clone();
         }
     }
@@ -573,25 +573,25 @@ fn without_bodies(mut plan: Plan) -> Plan {
 }
 
 fn app_states(versions: &[(String, String)], owned: &[Json], env: &str) -> Vec<AppState> {
-    let deployments: HashMap<&str, &Json> = owned
+    let workloads: HashMap<&str, &Json> = owned
         .iter()
-        .filter(|o| o.get("kind").and_then(Json::as_str) == Some("Deployment"))
+        .filter(|o| health::is_workload(o.get("kind").and_then(Json::as_str).unwrap_or_default()))
         .filter_map(|o| Some((o.pointer("/metadata/name")?.as_str()?, o)))
         .collect();
     versions
         .iter()
         .map(|(name, version)| {
-            let (healthy, reason) = match deployments.get(name.as_str()) {
+            let (health, reason) = match workloads.get(name.as_str()) {
                 Some(o) => {
-                    let (h, r) = health::judge(o);
-                    (Some(h), r)
+                    let v = health::judge(o);
+                    (v.health, v.reason)
                 }
-                None => (None, format!("not deployed in {env}")),
+                None => (health::Health::Missing, format!("not deployed in {env}")),
             };
             AppState {
                 name: name.clone(),
                 version: version.clone(),
-                healthy,
+                health,
                 reason,
             }
         })

@@ -1,96 +1,150 @@
-//! Waiting for CRDs to be Established and workloads to be healthy, with a
-//! clear account of what is unhealthy and why.
+//! Waiting for CRDs to be Established and workloads to finish their rollout,
+//! with a clear account of what is unhealthy and why.
+//!
+//! Workloads are judged from their conditions and counters by [`judge`] (in
+//! `health/rules.rs`), in the order `kubectl rollout status` uses. A wait ends
+//! as soon as the verdict is final: healthy, degraded (a failed rollout does
+//! not recover by waiting) or suspended (a paused Deployment or suspended Job
+//! waits for a person, not for time).
 
-use serde::Serialize;
+mod rules;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::ApplyOptions;
 use crate::observe::{Cluster, builtin};
 use crate::plan::ObjectId;
 
+pub use rules::judge;
+
+/// Health of a workload (or an app), with Argo CD's names
+/// (gitops-engine `pkg/health` `HealthStatusCode`), serialised in lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// The rollout is complete: every replica updated and available (a Job
+    /// completed).
+    Healthy,
+    /// A rollout is under way, or the controller has not observed the latest
+    /// generation yet.
+    Progressing,
+    /// The rollout failed: `Progressing=False` (ProgressDeadlineExceeded),
+    /// `ReplicaFailure=True`, or a Job `Failed`. Waiting does not help.
+    Degraded,
+    /// Paused on purpose: a Deployment with `spec.paused`, a Job with
+    /// `spec.suspend`. Waiting does not help either.
+    Suspended,
+    /// The object does not exist.
+    Missing,
+    /// Not observed (no cluster access, or the read failed).
+    Unknown,
+}
+
+impl Health {
+    /// Lowercase name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Progressing => "progressing",
+            Health::Degraded => "degraded",
+            Health::Suspended => "suspended",
+            Health::Missing => "missing",
+            Health::Unknown => "unknown",
+        }
+    }
+
+    /// Whether waiting longer cannot change the verdict: a wait for a
+    /// rollout stops here.
+    pub fn is_final(self) -> bool {
+        matches!(self, Health::Healthy | Health::Degraded | Health::Suspended)
+    }
+
+    /// Whether an apply that leaves the workload in this state succeeded.
+    /// A suspended workload is what its spec asks for.
+    pub fn is_ok(self) -> bool {
+        matches!(self, Health::Healthy | Health::Suspended)
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verdict on one object: its health and what it was judged from
+/// (`2 of 3 updated replicas are available`, a condition's message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Health.
+    pub health: Health,
+    /// Why, in kubectl's words where it has them.
+    pub reason: String,
+}
+
+impl Verdict {
+    pub(crate) fn new(health: Health, reason: impl Into<String>) -> Verdict {
+        Verdict {
+            health,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Health of one workload after apply.
 #[derive(Debug, Clone, Serialize)]
-pub struct Health {
+pub struct WorkloadHealth {
     /// Which workload.
     pub id: ObjectId,
-    /// Whether it became healthy within the timeout.
-    pub healthy: bool,
-    /// What was seen last (`2/3 replicas available`, a condition message).
+    /// The last verdict: final, or where the rollout stood at the timeout.
+    pub health: Health,
+    /// What was seen last; ends with `(after waiting …)` when the wait timed out.
     pub reason: String,
+}
+
+impl WorkloadHealth {
+    /// Whether the apply of this workload succeeded (healthy or suspended).
+    pub fn is_ok(&self) -> bool {
+        self.health.is_ok()
+    }
 }
 
 /// Kinds whose health keelson waits for.
 pub fn is_workload(kind: &str) -> bool {
-    matches!(kind, "Deployment" | "StatefulSet")
+    matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "Job")
 }
 
-/// Judge a workload from its status: (healthy, reason).
-pub fn judge(o: &Json) -> (bool, String) {
-    let n = |p: &str| o.pointer(p).and_then(Json::as_i64).unwrap_or(0);
-    let generation = n("/metadata/generation");
-    let observed = n("/status/observedGeneration");
-    let want = o
-        .pointer("/spec/replicas")
-        .and_then(Json::as_i64)
-        .unwrap_or(1);
-    let updated = n("/status/updatedReplicas");
-    let available = n("/status/availableReplicas");
-    let ready = n("/status/readyReplicas");
-    if let Some(conds) = o.pointer("/status/conditions").and_then(Json::as_array) {
-        for c in conds {
-            let t = c.get("type").and_then(Json::as_str).unwrap_or_default();
-            let s = c.get("status").and_then(Json::as_str).unwrap_or_default();
-            let reason = c.get("reason").and_then(Json::as_str).unwrap_or_default();
-            if (t == "Progressing" && s == "False") || (t == "ReplicaFailure" && s == "True") {
-                let msg = c.get("message").and_then(Json::as_str).unwrap_or_default();
-                return (false, format!("{t}: {reason}: {msg}"));
-            }
-        }
-    }
-    if observed < generation {
-        return (
-            false,
-            format!("controller has not observed generation {generation} yet (at {observed})"),
-        );
-    }
-    if updated < want {
-        return (false, format!("{updated}/{want} replicas updated"));
-    }
-    if available < want
-        || (o.get("kind").and_then(Json::as_str) == Some("StatefulSet") && ready < want)
-    {
-        return (false, format!("{available}/{want} replicas available"));
-    }
-    (true, format!("{available}/{want} replicas available"))
-}
-
-/// Poll a workload until healthy or the timeout.
-pub async fn wait_workload<C: Cluster>(cluster: &C, id: &ObjectId, opts: &ApplyOptions) -> Health {
+/// Poll a workload until its verdict is final ([`Health::is_final`]) or the
+/// timeout passes.
+pub async fn wait_workload<C: Cluster>(
+    cluster: &C,
+    id: &ObjectId,
+    opts: &ApplyOptions,
+) -> WorkloadHealth {
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let mut last = String::from("not observed");
+    let mut last = Verdict::new(Health::Unknown, "not observed");
     loop {
-        if let Ok(res) = cluster.resource(&id.api_version, &id.kind).await {
-            match cluster.get(&res, Some(&id.namespace), &id.name).await {
-                Ok(Some(o)) => {
-                    let (ok, reason) = judge(&o);
-                    if ok {
-                        return Health {
-                            id: id.clone(),
-                            healthy: true,
-                            reason,
-                        };
-                    }
-                    last = reason;
-                }
-                Ok(None) => last = "not found after apply".into(),
-                Err(e) => last = e.to_string(),
-            }
+        last = match cluster.resource(&id.api_version, &id.kind).await {
+            Ok(res) => match cluster.get(&res, Some(&id.namespace), &id.name).await {
+                Ok(Some(o)) => judge(&o),
+                Ok(None) => Verdict::new(Health::Missing, "not found after apply"),
+                Err(e) => Verdict::new(last.health, e.to_string()),
+            },
+            Err(e) => Verdict::new(last.health, e.to_string()),
+        };
+        if last.health.is_final() {
+            return WorkloadHealth {
+                id: id.clone(),
+                health: last.health,
+                reason: last.reason,
+            };
         }
         if tokio::time::Instant::now() >= deadline {
-            return Health {
+            return WorkloadHealth {
                 id: id.clone(),
-                healthy: false,
-                reason: format!("{last} (after waiting {:?})", opts.timeout),
+                health: last.health,
+                reason: format!("{} (after waiting {:?})", last.reason, opts.timeout),
             };
         }
         tokio::time::sleep(opts.poll).await;
@@ -125,27 +179,5 @@ pub async fn wait_crd_established<C: Cluster>(
             ));
         }
         tokio::time::sleep(opts.poll.min(std::time::Duration::from_millis(500))).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn judges_rollout_progress() {
-        let base = json!({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 3},
-            "status": {"observedGeneration": 2, "updatedReplicas": 3, "availableReplicas": 3, "readyReplicas": 3}});
-        assert!(judge(&base).0);
-        let mut stale = base.clone();
-        stale["status"]["observedGeneration"] = json!(1);
-        assert!(judge(&stale).1.contains("not observed generation 2"));
-        let mut partial = base.clone();
-        partial["status"]["availableReplicas"] = json!(1);
-        assert_eq!(judge(&partial), (false, "1/3 replicas available".into()));
-        let mut stuck = base;
-        stuck["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet web-1 has timed out progressing."}]);
-        assert!(judge(&stuck).1.contains("ProgressDeadlineExceeded"));
     }
 }

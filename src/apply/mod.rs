@@ -74,13 +74,14 @@ pub struct ApplyReport {
     /// One entry per write, in the order they finished.
     pub results: Vec<ObjectResult>,
     /// Health of the workloads touched.
-    pub health: Vec<health::Health>,
+    pub health: Vec<health::WorkloadHealth>,
 }
 
 impl ApplyReport {
-    /// Whether any write failed or any workload is unhealthy.
+    /// Whether any write failed or any workload is neither healthy nor
+    /// suspended (degraded, or still progressing at the timeout).
     pub fn failed(&self) -> bool {
-        self.results.iter().any(|r| r.error.is_some()) || self.health.iter().any(|h| !h.healthy)
+        self.results.iter().any(|r| r.error.is_some()) || self.health.iter().any(|h| !h.is_ok())
     }
 
     /// A one-line account of failures, for summaries.
@@ -92,8 +93,8 @@ impl ApplyReport {
             .chain(
                 self.health
                     .iter()
-                    .filter(|h| !h.healthy)
-                    .map(|h| format!("{} unhealthy: {}", h.id, h.reason)),
+                    .filter(|h| !h.is_ok())
+                    .map(|h| format!("{} {}: {}", h.id, h.health, h.reason)),
             )
             .collect();
         (!errors.is_empty()).then(|| errors.join("; "))

@@ -114,7 +114,7 @@ impl EnvOutcome {
                 EnvOutcome::Applied {
                     counts,
                     failed,
-                    unhealthy: a.health.iter().filter(|h| !h.healthy).count(),
+                    unhealthy: a.health.iter().filter(|h| !h.is_ok()).count(),
                     skipped,
                 }
             }

@@ -167,11 +167,11 @@ fn environment(out: &mut String, r: &EnvResult, opts: &TextOptions, p: &Paint) {
             );
         }
         for h in &a.health {
-            let line = format!("health {}: {}", h.id, h.reason);
+            let line = format!("health {}: {}: {}", h.id, h.health, h.reason);
             let _ = writeln!(
                 out,
                 "{}",
-                if h.healthy { line } else { p.paint(RED, &line) }
+                if h.is_ok() { line } else { p.paint(RED, &line) }
             );
         }
     }

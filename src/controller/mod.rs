@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::source::{Affected, affected_environments};
 
+pub use crate::apply::health::Health;
 pub use config::ControllerConfig;
 pub use engine::{Controller, ControllerError, Running, Settings};
 
@@ -188,30 +189,4 @@ pub struct AppStatus {
     pub version: String,
     /// Health as observed.
     pub health: Health,
-}
-
-/// Health of an app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// All replicas ready and up to date.
-    Healthy,
-    /// A rollout is under way.
-    Progressing,
-    /// Not enough ready replicas.
-    Degraded,
-    /// Not observed.
-    Unknown,
-}
-
-impl Health {
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "healthy",
-            Health::Progressing => "progressing",
-            Health::Degraded => "degraded",
-            Health::Unknown => "unknown",
-        }
-    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{AppStatus, EnvOutcome, EnvReconciler, Health, Outcome};
+use super::{AppStatus, EnvOutcome, EnvReconciler, Outcome};
 use crate::check;
 use crate::config::Config;
 use crate::diag::Severity;
@@ -278,18 +278,10 @@ fn outcome_of(result: &EnvResult, dry_run: bool) -> EnvOutcome {
 }
 
 fn app_status(a: &AppState) -> AppStatus {
-    let health = match a.healthy {
-        Some(true) => Health::Healthy,
-        Some(false) if a.reason.contains("progress") || a.reason.contains("rollout") => {
-            Health::Progressing
-        }
-        Some(false) => Health::Degraded,
-        None => Health::Unknown,
-    };
     AppStatus {
         name: a.name.clone(),
         version: a.version.clone(),
-        health,
+        health: a.health,
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::EnvStatus;
-use crate::controller::Health;
+use crate::apply::health::Health;
 
 /// One cell: the version and health of an app in an environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! the Kubernetes API test server.
 
 mod drift;
+mod health;
 mod rancher;
 mod real_server;
 mod reconcile;

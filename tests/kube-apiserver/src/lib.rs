@@ -36,5 +36,6 @@ pub mod typed;
 pub mod util;
 pub mod validation;
 
+pub use controllers::Rollout;
 pub use faults::{Fault, FaultAction, Faults, RequestRecord};
 pub use server::{Gvr, ServerOptions, StartError, TestServer};

@@ -68,6 +68,8 @@ pub struct Store {
     pub events: broadcast::Sender<Arc<Event>>,
     /// Workloads a test marked unhealthy.
     pub unhealthy: HashSet<Key>,
+    /// What the stand-in workload controllers remember (templates rolled out, steered rollouts).
+    pub workloads: crate::controllers::Workloads,
     next_ip: u32,
     next_node_port: u32,
 }
@@ -84,6 +86,7 @@ impl Store {
             history_cap,
             events,
             unhealthy: HashSet::new(),
+            workloads: Default::default(),
             next_ip: 10,
             next_node_port: 0,
         };

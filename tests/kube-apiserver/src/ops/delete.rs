@@ -121,5 +121,6 @@ pub fn delete(
         }
     }
     store.unhealthy.remove(&key);
+    store.workloads.forget(&key);
     Ok(ok(response, 200))
 }

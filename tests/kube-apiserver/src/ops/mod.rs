@@ -206,6 +206,7 @@ fn followups_for(rt: &ResourceType, key: &Key) -> Vec<Followup> {
         ("apps", "deployments" | "statefulsets" | "daemonsets", false) => {
             vec![Followup::WorkloadStatus(key.clone())]
         }
+        ("batch", "jobs", false) => vec![Followup::WorkloadStatus(key.clone())],
         ("apiextensions.k8s.io", "customresourcedefinitions", false) => {
             vec![Followup::EstablishCrd(key.3.clone())]
         }
