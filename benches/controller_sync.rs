@@ -60,6 +60,7 @@ async fn webhook(running: &Running) {
     let status = reqwest::Client::new()
         .post(format!("http://{}/hooks/git", running.addr()))
         .header("X-Hub-Signature-256", sig)
+        .header("X-GitHub-Event", "push")
         .body(body)
         .send()
         .await

@@ -119,6 +119,11 @@ pub struct SourceStatus {
     pub error: Option<String>,
     /// Fetches failed in a row.
     pub consecutive_errors: u32,
+    /// The remote did not advertise the followed branch at the last fetch
+    /// (deleted or renamed). The last fetched commit stays applied, and
+    /// nothing is pruned because of it.
+    #[serde(default)]
+    pub branch_missing: bool,
 }
 
 /// State shared by the source loop, the workers and the HTTP server.
@@ -320,23 +325,35 @@ async fn source_loop<R: EnvReconciler>(
     let s = &shared.settings;
     loop {
         let fetched = blocking(&source, |g| g.fetch()).await;
-        shared.metrics.observe_fetch(fetched.is_ok());
+        let branch_missing = matches!(fetched, Err(SourceError::NoBranch { .. }));
+        shared
+            .metrics
+            .observe_fetch(fetched.is_ok(), branch_missing);
         let commit = match fetched {
             Ok(c) => {
                 failures = 0;
                 shared.set_source(|st| {
+                    if st.branch_missing {
+                        info!(branch = %s.repo.branch, "the followed branch is back on the remote");
+                    }
                     st.last_fetch = Some(now_rfc3339());
                     st.error = None;
                     st.consecutive_errors = 0;
+                    st.branch_missing = false;
                 });
                 Some(c)
             }
             Err(e) => {
                 failures += 1;
-                warn!(error = %e, failures, "git fetch failed");
+                if branch_missing {
+                    error!(error = %e, failures, "the followed branch is gone from the remote; keeping the last fetched commit applied");
+                } else {
+                    warn!(error = %e, failures, "git fetch failed");
+                }
                 shared.set_source(|st| {
                     st.error = Some(e.to_string());
                     st.consecutive_errors = failures;
+                    st.branch_missing = branch_missing;
                 });
                 // Serve the last fetched commit (from a previous run) while the remote is away.
                 if head.is_none() {

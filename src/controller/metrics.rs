@@ -33,9 +33,10 @@ struct Inner {
     last_success: BTreeMap<String, f64>,
     fetch_errors: u64,
     fetches: u64,
+    branch_missing: bool,
     apply_requests: BTreeMap<(String, String), u64>,
     webhooks: BTreeMap<String, u64>,
-    commit_status_errors: u64,
+    commit_statuses: BTreeMap<String, u64>,
 }
 
 /// The controller's metrics.
@@ -100,13 +101,14 @@ impl Metrics {
         });
     }
 
-    /// Record a fetch attempt.
-    pub fn observe_fetch(&self, ok: bool) {
+    /// Record a fetch attempt, and whether the remote lacked the followed branch.
+    pub fn observe_fetch(&self, ok: bool, branch_missing: bool) {
         self.with(|m| {
             m.fetches += 1;
             if !ok {
                 m.fetch_errors += 1;
             }
+            m.branch_missing = branch_missing;
         });
     }
 
@@ -115,9 +117,9 @@ impl Metrics {
         self.with(|m| *m.webhooks.entry(result.to_string()).or_default() += 1);
     }
 
-    /// Record a failed commit status post.
-    pub fn observe_commit_status_error(&self) {
-        self.with(|m| m.commit_status_errors += 1);
+    /// Record a commit status: `sent`, `unchanged` (not posted again) or `error`.
+    pub fn observe_commit_status(&self, result: &str) {
+        self.with(|m| *m.commit_statuses.entry(result.to_string()).or_default() += 1);
     }
 
     /// The metrics in Prometheus text format.
@@ -206,6 +208,13 @@ impl Metrics {
             let _ = writeln!(o, "keelson_git_fetch_errors_total {}", m.fetch_errors);
             header(
                 &mut o,
+                "keelson_git_branch_missing",
+                "gauge",
+                "1 while the remote does not advertise the followed branch (the last fetched commit stays applied).",
+            );
+            let _ = writeln!(o, "keelson_git_branch_missing {}", u8::from(m.branch_missing));
+            header(
+                &mut o,
                 "keelson_apply_requests_total",
                 "counter",
                 "Objects created, updated or deleted by apply.",
@@ -231,6 +240,15 @@ impl Metrics {
             }
             header(
                 &mut o,
+                "keelson_commit_statuses_total",
+                "counter",
+                "Commit statuses by result: sent, unchanged (already on the commit, not posted) or error.",
+            );
+            for (result, n) in &m.commit_statuses {
+                let _ = writeln!(o, "keelson_commit_statuses_total{{result=\"{result}\"}} {n}");
+            }
+            header(
+                &mut o,
                 "keelson_commit_status_errors_total",
                 "counter",
                 "Commit statuses that could not be posted.",
@@ -238,7 +256,7 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "keelson_commit_status_errors_total {}",
-                m.commit_status_errors
+                m.commit_statuses.get("error").copied().unwrap_or(0)
             );
             o
         })

@@ -1,7 +1,11 @@
 //! Commit statuses: after each sync of a commit, tell the Git host how each
 //! environment fared, the way Flux's notification providers do. One status
 //! per environment, with context `keelson/<env>`, so a commit page shows a
-//! row per environment.
+//! row per environment; a status is posted only when it differs from the
+//! commit's latest one for that context.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
@@ -67,11 +71,32 @@ pub enum ReportError {
     },
 }
 
-/// Posts commit statuses.
+/// What [`Reporter::post`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    /// A new status was created.
+    Sent,
+    /// The commit already has this state and description for the context.
+    Unchanged,
+}
+
+/// (commit, context) → (state, description).
+type Remembered = HashMap<(String, String), (String, String)>;
+
+/// Statuses remembered per (commit, context), so retries post nothing new.
+/// Bounded: it is a cache, the Git host's list is the truth.
+const REMEMBERED: usize = 4096;
+
+/// Posts commit statuses, each only when its state or description changed
+/// for that commit and context, as Flux's notification-controller does:
+/// GitHub keeps at most 1,000 statuses per commit and context, and a retry
+/// loop must not fill them with copies.
 #[derive(Debug, Clone)]
 pub struct Reporter {
     config: ReporterConfig,
     client: reqwest::Client,
+    /// (commit, context) → (state, description) last posted or found.
+    last: Arc<Mutex<Remembered>>,
 }
 
 impl Reporter {
@@ -82,42 +107,66 @@ impl Reporter {
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .unwrap_or_default();
-        Reporter { config, client }
+        Reporter {
+            config,
+            client,
+            last: Arc::default(),
+        }
     }
 
-    /// Post the outcome of syncing `env` to `commit`.
+    /// The provider's state and the description for an outcome.
+    fn state_of(&self, outcome: &Outcome) -> (&'static str, String) {
+        let mut description = outcome.summary();
+        if description.chars().count() > 140 {
+            description = description.chars().take(137).collect::<String>() + "...";
+        }
+        let state = match (self.config.provider, outcome) {
+            (_, Outcome::NoChange | Outcome::Applied { .. }) => "success",
+            (Provider::GitHub, Outcome::Invalid { .. }) => "failure",
+            (Provider::GitHub, _) => "error",
+            (Provider::GitLab, _) => "failed",
+        };
+        (state, description)
+    }
+
+    /// Post the outcome of syncing `env` to `commit`, unless the commit
+    /// already shows the same state and description for `keelson/<env>`:
+    /// remembered from an earlier post, or else read from the host's list of
+    /// the commit's statuses (which survives restarts). A failed list read
+    /// does not block the post.
     pub async fn post(
         &self,
         commit: &str,
         env: &str,
         outcome: &Outcome,
-    ) -> Result<(), ReportError> {
-        let base = self.config.api_url.trim_end_matches('/');
+    ) -> Result<Posted, ReportError> {
         let context = format!("keelson/{env}");
-        let mut description = outcome.summary();
-        if description.chars().count() > 140 {
-            description = description.chars().take(137).collect::<String>() + "...";
+        let (state, description) = self.state_of(outcome);
+        let key = (commit.to_string(), context.clone());
+        let want = (state.to_string(), description.clone());
+        let known = self.remembered(&key);
+        let known = match known {
+            Some(k) => Some(k),
+            None => match self.latest(commit, &context).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot list the commit's statuses; posting");
+                    None
+                }
+            },
+        };
+        if known.as_ref() == Some(&want) {
+            self.remember(key, want);
+            return Ok(Posted::Unchanged);
         }
+        let base = self.config.api_url.trim_end_matches('/');
         let request = match self.config.provider {
             Provider::GitHub => {
-                let state = match outcome {
-                    Outcome::NoChange | Outcome::Applied { .. } => "success",
-                    Outcome::Invalid { .. } => "failure",
-                    Outcome::Drift { .. } | Outcome::Failed { .. } => "error",
-                };
                 let url = format!("{base}/repos/{}/statuses/{commit}", self.config.repository);
-                self.client
-                    .post(url)
-                    .bearer_auth(self.config.token.expose())
-                    .header("Accept", "application/vnd.github+json")
-                    .header("X-GitHub-Api-Version", "2022-11-28")
+                self.github(self.client.post(url))
                     .json(&json!({"state": state, "description": description, "context": context}))
             }
             Provider::GitLab => {
-                let state = match outcome {
-                    Outcome::NoChange | Outcome::Applied { .. } => "success",
-                    _ => "failed",
-                };
                 let project = encode_component(&self.config.repository);
                 let url = format!("{base}/projects/{project}/statuses/{commit}");
                 self.client
@@ -126,6 +175,86 @@ impl Reporter {
                     .json(&json!({"state": state, "description": description, "name": context}))
             }
         };
+        self.send(request).await?;
+        self.remember(key, want);
+        Ok(Posted::Sent)
+    }
+
+    fn remembered(&self, key: &(String, String)) -> Option<(String, String)> {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn remember(&self, key: (String, String), value: (String, String)) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.len() >= REMEMBERED && !last.contains_key(&key) {
+            last.clear();
+        }
+        last.insert(key, value);
+    }
+
+    fn github(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+            .bearer_auth(self.config.token.expose())
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+    }
+
+    /// The newest status of `context` on `commit`, as (state, description):
+    /// GitHub's `GET /repos/{repo}/commits/{sha}/statuses` (newest first),
+    /// GitLab's `GET /projects/{id}/repository/commits/{sha}/statuses?name=`.
+    async fn latest(
+        &self,
+        commit: &str,
+        context: &str,
+    ) -> Result<Option<(String, String)>, ReportError> {
+        let base = self.config.api_url.trim_end_matches('/');
+        let (request, name_field) = match self.config.provider {
+            Provider::GitHub => {
+                let url = format!(
+                    "{base}/repos/{}/commits/{commit}/statuses?per_page=100",
+                    self.config.repository
+                );
+                (self.github(self.client.get(url)), "context")
+            }
+            Provider::GitLab => {
+                let project = encode_component(&self.config.repository);
+                let url = format!(
+                    "{base}/projects/{project}/repository/commits/{commit}/statuses?name={}",
+                    encode_component(context)
+                );
+                let r = self
+                    .client
+                    .get(url)
+                    .header("PRIVATE-TOKEN", self.config.token.expose());
+                (r, "name")
+            }
+        };
+        let response = self.send(request).await?;
+        let list: Vec<serde_json::Value> =
+            response.json().await.map_err(|e| ReportError::Send {
+                url: base.to_string(),
+                message: format!("unexpected statuses list: {e}"),
+            })?;
+        // The highest id is the newest, whatever order the host lists in.
+        Ok(list
+            .iter()
+            .filter(|s| s[name_field] == context)
+            .max_by_key(|s| s["id"].as_u64().unwrap_or(0))
+            .map(|s| {
+                let field = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+                (field("state"), field("description"))
+            }))
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ReportError> {
+        let base = self.config.api_url.trim_end_matches('/');
         let request = request.build().map_err(|e| ReportError::Send {
             url: base.to_string(),
             message: e.to_string(),
@@ -141,7 +270,7 @@ impl Reporter {
             })?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(response);
         }
         let body = response.text().await.unwrap_or_default();
         Err(ReportError::Refused {

@@ -163,23 +163,31 @@ async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
             return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
         }
     };
-    match webhook::event(&headers, &body) {
+    let payload = match webhook::payload(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => {
+            s.metrics.observe_webhook("unreadable");
+            warn!(?sender, reason = %e, "webhook payload refused");
+            let code = match e {
+                webhook::PayloadError::UnsupportedMediaType(_) => {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                }
+                webhook::PayloadError::Malformed(_) => StatusCode::BAD_REQUEST,
+            };
+            return (code, format!("{e}\n")).into_response();
+        }
+    };
+    match webhook::classify(&headers, &payload, &s.settings.repo.branch) {
         Event::Ping => {
             s.metrics.observe_webhook("ping");
             (StatusCode::OK, "pong\n").into_response()
         }
-        Event::Push { git_ref: Some(r) }
-            if r != format!("refs/heads/{}", s.settings.repo.branch) =>
-        {
+        Event::Ignored { reason } => {
             s.metrics.observe_webhook("ignored");
-            info!(?sender, git_ref = %r, "webhook for another branch ignored");
-            (
-                StatusCode::ACCEPTED,
-                format!("ignored: {r} is not the followed branch\n"),
-            )
-                .into_response()
+            info!(?sender, %reason, "webhook ignored");
+            (StatusCode::ACCEPTED, format!("ignored: {reason}\n")).into_response()
         }
-        Event::Push { .. } => {
+        Event::Push => {
             s.metrics.observe_webhook("accepted");
             info!(?sender, "webhook accepted; fetching");
             s.trigger.notify_one();

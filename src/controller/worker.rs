@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::engine::{Shared, backoff};
+use super::report::Posted;
 use super::{EnvOutcome, EnvReconciler, Outcome};
 use crate::record::{Attempt, CommitRef, EnvStatus, SyncRecord, Trigger, now_rfc3339};
 use crate::source::Checkout;
@@ -232,10 +233,15 @@ async fn sync<R: EnvReconciler>(
     }
     if trigger != Trigger::Drift
         && let Some(reporter) = &shared.reporter
-        && let Err(e) = reporter.post(&commit.id, env, &outcome).await
     {
-        shared.metrics.observe_commit_status_error();
-        warn!(env, error = %e, "cannot post the commit status");
+        match reporter.post(&commit.id, env, &outcome).await {
+            Ok(Posted::Sent) => shared.metrics.observe_commit_status("sent"),
+            Ok(Posted::Unchanged) => shared.metrics.observe_commit_status("unchanged"),
+            Err(e) => {
+                shared.metrics.observe_commit_status("error");
+                warn!(env, error = %e, "cannot post the commit status");
+            }
+        }
     }
     outcome
 }

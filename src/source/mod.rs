@@ -115,8 +115,12 @@ pub enum SourceError {
         /// Cause from libgit2.
         message: String,
     },
-    /// The branch does not exist on the remote.
-    #[error("branch `{branch}` was not found in {url}. Check `controller.repository.branch`")]
+    /// The remote does not advertise the branch: it was never there, or it was
+    /// deleted. The last fetched commit stays in the mirror and in use.
+    #[error(
+        "branch `{branch}` was not found in {url}: it was deleted or renamed, or \
+         `controller.repository.branch` is wrong; the last fetched commit stays applied"
+    )]
     NoBranch {
         /// Remote URL.
         url: String,
@@ -210,6 +214,12 @@ impl GitSource {
 
     /// Fetch the branch and return its head. A force-push is accepted (the
     /// refspec is forced): the new head is simply a different commit.
+    ///
+    /// A fetch of a branch the remote no longer has succeeds in libgit2 and
+    /// leaves the tracking ref where it was, so the remote's reference
+    /// advertisement is checked every time: a branch it does not list is
+    /// [`SourceError::NoBranch`], even though the old head is still in the
+    /// mirror (and [`GitSource::local_head`] still returns it).
     pub fn fetch(&mut self) -> Result<CommitInfo, SourceError> {
         let fetch_err = |message: String| SourceError::Fetch {
             url: self.spec.display_url(),
@@ -237,7 +247,20 @@ impl GitSource {
         remote
             .fetch(&[refspec.as_str()], Some(&mut opts), None)
             .map_err(|e| fetch_err(e.message().to_string()))?;
+        // The advertisement stays readable after the fetch disconnects.
+        let wanted = format!("refs/heads/{}", self.spec.branch);
+        let advertised = remote
+            .list()
+            .map_err(|e| fetch_err(e.message().to_string()))?
+            .iter()
+            .any(|head| head.name() == wanted);
         drop(remote);
+        if !advertised {
+            return Err(SourceError::NoBranch {
+                url: self.spec.display_url(),
+                branch: self.spec.branch.clone(),
+            });
+        }
         self.local_head().ok_or_else(|| SourceError::NoBranch {
             url: self.spec.display_url(),
             branch: self.spec.branch.clone(),

@@ -128,3 +128,112 @@ async fn gitlab_statuses_use_the_project_path_and_private_token() {
     running.shutdown();
     running.wait().await;
 }
+
+/// A fake GitHub statuses API: `POST /repos/{o}/{r}/statuses/{sha}` stores a status (and
+/// counts the post), `GET /repos/{o}/{r}/commits/{sha}/statuses` lists them newest first.
+#[derive(Clone, Default)]
+struct FakeGitHub {
+    /// (sha, status) in the order posted; ids are positions.
+    statuses: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl FakeGitHub {
+    async fn start(&self) -> String {
+        async fn create(
+            State(gh): State<FakeGitHub>,
+            axum::extract::Path((_, _, sha)): axum::extract::Path<(String, String, String)>,
+            body: Bytes,
+        ) -> (StatusCode, axum::Json<serde_json::Value>) {
+            let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let mut all = gh.statuses.lock().unwrap();
+            v["id"] = serde_json::json!(all.len() + 1);
+            all.push((sha, v.clone()));
+            (StatusCode::CREATED, axum::Json(v))
+        }
+        async fn list(
+            State(gh): State<FakeGitHub>,
+            axum::extract::Path((_, _, sha)): axum::extract::Path<(String, String, String)>,
+        ) -> axum::Json<Vec<serde_json::Value>> {
+            let all = gh.statuses.lock().unwrap();
+            axum::Json(
+                all.iter()
+                    .rev()
+                    .filter(|(s, _)| *s == sha)
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            )
+        }
+        let app = Router::new()
+            .route("/repos/{o}/{r}/statuses/{sha}", post(create))
+            .route(
+                "/repos/{o}/{r}/commits/{sha}/statuses",
+                axum::routing::get(list),
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    fn posts(&self, context: &str) -> Vec<String> {
+        self.statuses
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v["context"] == context)
+            .map(|(_, v)| v["state"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_is_posted_only_when_it_changes_even_across_restarts() {
+    let gh = FakeGitHub::default();
+    let api = gh.start().await;
+    let (repo, _) = two_env_repo();
+    let state = tempfile::tempdir().unwrap();
+    let config = ReporterConfig {
+        provider: Provider::GitHub,
+        api_url: api,
+        repository: "platform/environments".into(),
+        token: Secret::new("gh-token-123"),
+    };
+    let fake = Fake::default();
+    fake.fail_next("prod", 1000);
+    let mut s = settings(&repo.path().display().to_string(), state.path());
+    s.commit_status = Some(config.clone());
+    let running = start(s.clone(), &fake).await;
+    // Six failed attempts of prod (every retry is a sync of the same commit).
+    wait_until("6 prod attempts", || fake.calls("prod", false) >= 6).await;
+    wait_metric(
+        &running,
+        "keelson_commit_statuses_total",
+        &["result=\"unchanged\""],
+        4.0,
+    )
+    .await;
+    assert_eq!(gh.posts("keelson/prod"), ["error"]);
+    assert_eq!(gh.posts("keelson/dev"), ["success"]);
+    running.shutdown();
+    running.wait().await;
+
+    // A restarted controller (empty memory) still posts nothing new for the same error:
+    // it reads the commit's statuses first.
+    let again = Fake::default();
+    again.fail_next("prod", 3);
+    let running = start(s, &again).await;
+    wait_until("prod fails and then succeeds", || {
+        again.tag("prod").is_some()
+    })
+    .await;
+    wait_until("the success is posted", || {
+        gh.posts("keelson/prod").len() == 2
+    })
+    .await;
+    assert_eq!(gh.posts("keelson/prod"), ["error", "success"]);
+    running.shutdown();
+    running.wait().await;
+    // dev: the restart's sync says "applied" again, with the same description: unchanged.
+    assert_eq!(gh.posts("keelson/dev"), ["success"]);
+}

@@ -181,3 +181,77 @@ async fn a_restarted_controller_keeps_its_history_and_status() {
     running.shutdown();
     running.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_branch_is_reported_and_the_last_good_commit_stays() {
+    let (repo, first) = two_env_repo();
+    let state = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let running = start(
+        settings(&repo.path().display().to_string(), state.path()),
+        &fake,
+    )
+    .await;
+    wait_until("prod applied", || fake.tag("prod").is_some()).await;
+    assert_eq!(
+        metric(&running, "keelson_git_branch_missing", &[]).await,
+        0.0
+    );
+    let applies = fake.calls("prod", false);
+
+    // Delete `main` on the remote: HEAD moves to another branch first.
+    let git = git2::Repository::open(repo.path()).unwrap();
+    let head = git.head().unwrap().peel_to_commit().unwrap();
+    git.branch("release", &head, false).unwrap();
+    git.set_head("refs/heads/release").unwrap();
+    git.find_branch("main", git2::BranchType::Local)
+        .unwrap()
+        .delete()
+        .unwrap();
+    running.trigger();
+    let st = wait_status(&running, "the missing branch shows", |st| {
+        st["source"]["branchMissing"] == true
+    })
+    .await;
+    let error = st["source"]["error"].as_str().unwrap();
+    assert!(error.contains("branch `main` was not found"), "{st}");
+    assert!(st["source"]["consecutiveErrors"].as_u64().unwrap() >= 1);
+    // The last good commit is still the one served and applied.
+    assert_eq!(st["source"]["head"]["id"], first.as_str());
+    assert_eq!(
+        env_status(&st, "prod")["lastApplied"]["commit"],
+        first.as_str()
+    );
+    assert_eq!(
+        metric(&running, "keelson_git_branch_missing", &[]).await,
+        1.0
+    );
+    assert!(metric(&running, "keelson_git_fetch_errors_total", &[]).await >= 1.0);
+    // Nothing was reconciled because of it: no apply, hence no prune.
+    running.trigger();
+    wait_metric(&running, "keelson_git_fetch_errors_total", &[], 2.0).await;
+    assert_eq!(fake.calls("prod", false), applies);
+    assert_eq!(fake.tag("prod").as_deref(), Some("1.0.0"));
+
+    // The branch comes back with a new commit: it is picked up, the report clears.
+    git.branch("main", &head, false).unwrap();
+    git.set_head("refs/heads/main").unwrap();
+    repo.set_tag("prod", "1.0.2");
+    repo.commit("prod 1.0.2");
+    running.trigger();
+    wait_until("the new commit is applied", || {
+        fake.tag("prod").as_deref() == Some("1.0.2")
+    })
+    .await;
+    let st = wait_status(&running, "the report clears", |st| {
+        st["source"]["branchMissing"] == false && st["source"]["error"].is_null()
+    })
+    .await;
+    assert_eq!(st["source"]["consecutiveErrors"], 0);
+    assert_eq!(
+        metric(&running, "keelson_git_branch_missing", &[]).await,
+        0.0
+    );
+    running.shutdown();
+    running.wait().await;
+}
