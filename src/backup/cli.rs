@@ -8,6 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::EtcdClusterConfig;
 use super::restore_check::restore_check;
+use super::retention::{self, Integrity};
 use super::schedule::{self, SystemClock, run_once};
 use super::status::BackupStatusHandle;
 use super::store::{self, RestoreCheckOutcome, StoredSnapshot, Trigger};
@@ -202,33 +203,48 @@ fn list(cfg: &Config, only: Option<&str>, output: Output) -> anyhow::Result<Exit
     rows.sort_by(|a, b| {
         (&a.name.cluster, b.name.time, &a.path).cmp(&(&b.name.cluster, a.name.time, &b.path))
     });
+    // What is true now, not what the metadata said when the file was written.
+    let checks: Vec<Integrity> = rows.iter().map(retention::check).collect();
     match output {
         Output::Json => {
-            for s in &rows {
+            for (s, check) in rows.iter().zip(&checks) {
+                let problem = match check {
+                    Integrity::Corrupt(why) | Integrity::RestoreFailed(why) => Some(why),
+                    _ => None,
+                };
                 let line = serde_json::json!({
                     "cluster": s.name.cluster,
                     "time": s.name.time,
                     "size": s.size,
                     "revision": s.name.revision,
-                    "verified": verified_label(s),
+                    "verified": verified_label(s, check),
+                    "problem": problem,
                     "location": s.path,
                     "meta": s.meta,
                 });
                 println!("{line}");
             }
         }
-        Output::Text => print!("{}", table(&rows)),
+        Output::Text => {
+            print!("{}", table(&rows, &checks));
+            for (s, check) in rows.iter().zip(&checks) {
+                if let Integrity::Corrupt(why) = check {
+                    println!("{}: CORRUPT: {why}", s.path.display());
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Renders `backup list` as an aligned table.
-pub fn table(rows: &[StoredSnapshot]) -> String {
+/// Renders `backup list` as an aligned table; `checks` holds each row's
+/// integrity as checked now.
+pub fn table(rows: &[StoredSnapshot], checks: &[Integrity]) -> String {
     let header = [
         "CLUSTER", "TIME", "SIZE", "REVISION", "TRIGGER", "VERIFIED", "LOCATION",
     ];
     let mut cells: Vec<[String; 7]> = vec![header.map(String::from)];
-    for s in rows {
+    for (s, check) in rows.iter().zip(checks) {
         let trigger = match s.meta.as_ref().map(|m| m.trigger) {
             Some(Trigger::Scheduled) => "scheduled",
             Some(Trigger::OnDemand) => "on-demand",
@@ -240,7 +256,7 @@ pub fn table(rows: &[StoredSnapshot]) -> String {
             human_size(s.size),
             s.name.revision.to_string(),
             trigger.to_string(),
-            verified_label(s).to_string(),
+            verified_label(s, check).to_string(),
             s.path.display().to_string(),
         ]);
     }
@@ -263,13 +279,13 @@ pub fn table(rows: &[StoredSnapshot]) -> String {
     out
 }
 
-fn verified_label(s: &StoredSnapshot) -> &'static str {
-    match &s.meta {
-        None => "unknown",
-        Some(m) if !m.verified => "no",
-        Some(m) => match &m.restore_check {
-            Some(rc) if rc.passed => "restored",
-            Some(_) => "restore-failed",
+fn verified_label(s: &StoredSnapshot, check: &Integrity) -> &'static str {
+    match check {
+        Integrity::Corrupt(_) => "corrupt",
+        Integrity::RestoreFailed(_) => "restore-failed",
+        Integrity::NoMetadata => "unknown",
+        Integrity::Good => match s.meta.as_ref().and_then(|m| m.restore_check.as_ref()) {
+            Some(_) => "restored",
             None => "sha256",
         },
     }

@@ -13,6 +13,7 @@ pub mod etcd;
 pub mod local_etcd;
 pub mod proto;
 pub mod restore_check;
+pub mod retention;
 pub mod schedule;
 pub mod snapshot;
 pub mod status;
@@ -29,7 +30,8 @@ pub use status::{BackupStatus, BackupStatusHandle, ClusterBackupStatus};
 pub use store::Trigger;
 pub use verify::{VerifyError, VerifyReport, verify_file};
 
-/// Default cron schedule, the same as RKE2/K3s `etcd-snapshot-schedule-cron`.
+/// Default cron schedule, the same as RKE2/K3s `etcd-snapshot-schedule-cron`
+/// (read in UTC unless `timeZone` is set).
 pub const DEFAULT_SCHEDULE: &str = "0 */12 * * *";
 /// Default number of scheduled snapshots kept per cluster and destination.
 pub const DEFAULT_RETAIN: usize = 5;
@@ -58,9 +60,16 @@ pub struct EtcdClusterConfig {
     /// File holding the password of `username` (trailing newline ignored).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    /// 5-field cron expression in UTC.
+    /// 5-field cron expression, read in `time_zone`.
     #[serde(default = "default_schedule")]
     pub schedule: String,
+    /// IANA time zone the schedule is read in (`Europe/Berlin`), as a
+    /// Kubernetes CronJob's `timeZone`; UTC when absent. RKE2 and K3s read
+    /// their snapshot cron in the node's local time: set this to that zone
+    /// to match them. Daylight saving follows croner's rules (a slot in the
+    /// spring-forward gap runs just after it; one in the repeated hour once).
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// Scheduled snapshots kept per destination (on-demand ones are never pruned).
     #[serde(default = "default_retain")]
     pub retain: usize,
@@ -91,6 +100,7 @@ impl Default for EtcdClusterConfig {
             username: None,
             password_file: None,
             schedule: default_schedule(),
+            time_zone: None,
             retain: default_retain(),
             dir: None,
             copy_to: None,

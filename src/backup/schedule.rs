@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use sha2::{Digest, Sha256};
@@ -73,6 +74,16 @@ pub enum ScheduleError {
         /// Parser message.
         reason: String,
     },
+    /// The time zone is not an IANA name.
+    #[error(
+        "cluster {cluster}: unknown etcd.timeZone {name:?}; use an IANA time zone name such as \"Europe/Berlin\" or \"UTC\""
+    )]
+    TimeZone {
+        /// Cluster name.
+        cluster: String,
+        /// The name given.
+        name: String,
+    },
     /// The expression never fires.
     #[error("cluster {cluster}: etcd.schedule {expr:?} has no future run")]
     NoNextRun {
@@ -92,7 +103,34 @@ pub enum ScheduleError {
     NoEndpoints(String),
 }
 
-/// Parses a 5-field cron expression (minute hour day month weekday, UTC).
+/// A cluster's snapshot schedule: a cron expression read in a time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The cron expression.
+    pub cron: Cron,
+    /// The zone its fields are read in.
+    pub time_zone: Tz,
+}
+
+impl Schedule {
+    /// The first slot strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        next_slot(&self.cron, self.time_zone, after)
+    }
+}
+
+/// Parses an IANA time zone name; `None` is UTC.
+pub fn parse_time_zone(cluster: &str, name: Option<&str>) -> Result<Tz, ScheduleError> {
+    match name {
+        None => Ok(Tz::UTC),
+        Some(n) => n.parse::<Tz>().map_err(|_| ScheduleError::TimeZone {
+            cluster: cluster.to_string(),
+            name: n.to_string(),
+        }),
+    }
+}
+
+/// Parses a 5-field cron expression (minute hour day month weekday).
 pub fn parse_schedule(cluster: &str, expr: &str) -> Result<Cron, ScheduleError> {
     CronParser::builder()
         .seconds(Seconds::Disallowed)
@@ -106,7 +144,7 @@ pub fn parse_schedule(cluster: &str, expr: &str) -> Result<Cron, ScheduleError> 
 }
 
 /// Checks one cluster's backup settings.
-pub fn validate(cluster: &str, cfg: &EtcdClusterConfig) -> Result<Cron, ScheduleError> {
+pub fn validate(cluster: &str, cfg: &EtcdClusterConfig) -> Result<Schedule, ScheduleError> {
     // The name becomes part of file names and the lock file: no separators.
     let name_ok = !cluster.is_empty()
         && !cluster.starts_with('.')
@@ -122,12 +160,16 @@ pub fn validate(cluster: &str, cfg: &EtcdClusterConfig) -> Result<Cron, Schedule
     if cfg.retain == 0 {
         return Err(ScheduleError::Retain(cluster.to_string()));
     }
-    parse_schedule(cluster, &cfg.schedule)
+    let time_zone = parse_time_zone(cluster, cfg.time_zone.as_deref())?;
+    let cron = parse_schedule(cluster, &cfg.schedule)?;
+    Ok(Schedule { cron, time_zone })
 }
 
-/// The first slot of `cron` strictly after `after`.
-pub fn next_slot(cron: &Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&after, false).ok()
+/// The first slot of `cron`, read in `tz`, strictly after `after`.
+pub fn next_slot(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&after.with_timezone(&tz), false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A stable per-cluster delay in `[0, max_seconds)`: spreads clusters that
@@ -143,19 +185,25 @@ pub fn jitter(cluster: &str, max_seconds: u64) -> Duration {
 
 /// Runs every cluster's schedule until `shutdown` is cancelled. Clusters with
 /// invalid settings get the error in their status and are not scheduled.
+///
+/// First, each cluster's last success is restored from the newest snapshot
+/// on disk that verifies now ([`restore_last_success`]), so that
+/// `keelson_etcd_snapshot_last_success_timestamp` survives a restart, even
+/// one while etcd is down.
 pub async fn run_schedules(
     cfg: Arc<Config>,
     clock: Arc<dyn Clock>,
     status: BackupStatusHandle,
     shutdown: CancellationToken,
 ) {
+    restore_last_success(&cfg, &status).await;
     let mut tasks = tokio::task::JoinSet::new();
     for (name, cluster) in &cfg.clusters {
         let Some(etcd) = cluster.etcd.clone() else {
             continue;
         };
-        let cron = match validate(name, &etcd) {
-            Ok(cron) => cron,
+        let schedule = match validate(name, &etcd) {
+            Ok(schedule) => schedule,
             Err(err) => {
                 tracing::error!(cluster = %name, "{err}");
                 status.update(name, |s| {
@@ -168,7 +216,7 @@ pub async fn run_schedules(
         tasks.spawn(run_cluster(
             name.clone(),
             etcd,
-            cron,
+            schedule,
             cfg.clone(),
             clock.clone(),
             status.clone(),
@@ -178,10 +226,58 @@ pub async fn run_schedules(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Set each cluster's last success (time, file, size, revision) from the
+/// newest snapshot in any of its destinations that verifies now. Scheduled and
+/// on-demand snapshots both count: either can be restored.
+pub async fn restore_last_success(cfg: &Config, status: &BackupStatusHandle) {
+    for (name, cluster) in &cfg.clusters {
+        let Some(etcd) = &cluster.etcd else {
+            continue;
+        };
+        let dirs = etcd.destinations(cfg.state_dir.as_deref());
+        let cluster_name = name.clone();
+        // Verifying reads whole files: off the async workers.
+        let found = tokio::task::spawn_blocking(move || {
+            let mut newest: Option<store::StoredSnapshot> = None;
+            for dir in dirs {
+                match super::retention::newest_good(&dir, &cluster_name) {
+                    Ok(Some(s)) if newest.as_ref().is_none_or(|n| s.name.time > n.name.time) => {
+                        newest = Some(s);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(cluster = %cluster_name, dir = %dir.display(), "cannot list snapshots: {e}");
+                    }
+                }
+            }
+            newest
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(snapshot) = found else {
+            continue;
+        };
+        let Some(meta) = snapshot.meta.clone() else {
+            continue;
+        };
+        tracing::info!(cluster = %name, file = %snapshot.path.display(), at = %meta.created_at, "last good etcd snapshot found on disk");
+        status.update(name, |s| {
+            if s.last_success.is_none_or(|t| t < meta.created_at) {
+                s.last_success = Some(meta.created_at);
+                s.last_file = Some(snapshot.path.clone());
+                s.last_size_bytes = Some(meta.size);
+                s.last_duration_seconds = Some(meta.duration_seconds);
+                s.last_revision = Some(meta.revision);
+            }
+        });
+    }
+}
+
 async fn run_cluster(
     name: String,
     etcd: EtcdClusterConfig,
-    cron: Cron,
+    schedule: Schedule,
     cfg: Arc<Config>,
     clock: Arc<dyn Clock>,
     status: BackupStatusHandle,
@@ -193,7 +289,7 @@ async fn run_cluster(
         // Slots missed while a run was in progress are skipped, not queued.
         let now = clock.now();
         let after = last_slot.map_or(now, |s| s.max(now));
-        let Some(slot) = next_slot(&cron, after) else {
+        let Some(slot) = schedule.next_after(after) else {
             let err = ScheduleError::NoNextRun {
                 cluster: name.clone(),
                 expr: etcd.schedule.clone(),
@@ -204,6 +300,7 @@ async fn run_cluster(
         let at = slot + delay;
         status.update(&name, |s| {
             s.schedule = etcd.schedule.clone();
+            s.time_zone = schedule.time_zone.name().to_string();
             s.next_run = Some(at);
         });
         tokio::select! {

@@ -187,14 +187,16 @@ pub async fn take_snapshot(
     }
     let mut pruned = Vec::new();
     for dest in cfg.destinations(state_dir) {
-        pruned.extend(
-            store::apply_retention(&dest, cluster, cfg.retain).map_err(|source| {
-                SnapshotError::Dir {
-                    dir: dest.clone(),
-                    source,
-                }
-            })?,
-        );
+        // Retention reads every kept snapshot in full: off the async workers.
+        let (d, c, retain) = (dest.clone(), cluster.to_string(), cfg.retain);
+        let result =
+            tokio::task::spawn_blocking(move || super::retention::apply_retention(&d, &c, retain))
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e)));
+        pruned.extend(result.map_err(|source| SnapshotError::Dir {
+            dir: dest.clone(),
+            source,
+        })?);
     }
     Ok(SnapshotRecord {
         path,

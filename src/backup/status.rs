@@ -18,6 +18,8 @@ use super::store::RestoreCheckOutcome;
 pub struct ClusterBackupStatus {
     /// Cron schedule.
     pub schedule: String,
+    /// IANA time zone the schedule is read in (`UTC` unless configured).
+    pub time_zone: String,
     /// When the next scheduled run starts (jitter included).
     pub next_run: Option<DateTime<Utc>>,
     /// A snapshot is being taken right now.

@@ -1,5 +1,5 @@
-//! Snapshot files on disk: names, metadata files, listing, retention,
-//! stale `.part` cleanup, atomic writes and the per-cluster lock.
+//! Snapshot files on disk: names, metadata files, listing, stale `.part`
+//! cleanup, atomic writes and the per-cluster lock.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -181,16 +181,7 @@ pub struct StoredSnapshot {
 }
 
 impl StoredSnapshot {
-    /// Scheduled, with metadata, sha-verified, and no failed restore check.
-    pub fn is_good_scheduled(&self) -> bool {
-        self.meta.as_ref().is_some_and(|m| {
-            m.trigger == Trigger::Scheduled
-                && m.verified
-                && m.restore_check.as_ref().is_none_or(|r| r.passed)
-        })
-    }
-
-    /// Only scheduled snapshots with metadata may ever be pruned.
+    /// Scheduled according to its metadata: only these are ever pruned.
     pub fn is_scheduled(&self) -> bool {
         self.meta
             .as_ref()
@@ -228,33 +219,6 @@ pub fn list_snapshots(dir: &Path, cluster: Option<&str>) -> io::Result<Vec<Store
     }
     out.sort_by(|a, b| b.name.time.cmp(&a.name.time).then(b.path.cmp(&a.path)));
     Ok(out)
-}
-
-/// Applies retention in `dir` for `cluster`: keeps the newest `retain` good
-/// scheduled snapshots and deletes scheduled ones older than the oldest kept.
-/// On-demand snapshots and files without metadata are never deleted, and
-/// nothing is deleted until `retain` good snapshots exist. Returns the
-/// deleted paths.
-pub fn apply_retention(dir: &Path, cluster: &str, retain: usize) -> io::Result<Vec<PathBuf>> {
-    let retain = retain.max(1);
-    let snapshots = list_snapshots(dir, Some(cluster))?;
-    let good: Vec<&StoredSnapshot> = snapshots.iter().filter(|s| s.is_good_scheduled()).collect();
-    let Some(oldest_kept) = good.get(retain - 1) else {
-        return Ok(Vec::new());
-    };
-    let cutoff = oldest_kept.name.time;
-    let mut deleted = Vec::new();
-    for s in &snapshots {
-        if s.is_scheduled() && s.name.time < cutoff {
-            fs::remove_file(&s.path)?;
-            let _ = fs::remove_file(meta_path(&s.path));
-            deleted.push(s.path.clone());
-        }
-    }
-    if !deleted.is_empty() {
-        sync_dir(dir)?;
-    }
-    Ok(deleted)
 }
 
 /// Removes `.part` files of `cluster` left by crashed or killed runs. Callers

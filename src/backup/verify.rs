@@ -33,6 +33,18 @@ pub enum VerifyError {
         /// File size.
         size: u64,
     },
+    /// The size differs from the size recorded in the metadata file.
+    #[error(
+        "{path}: {size} bytes, but the metadata file says {expected}: the file was truncated or replaced, use another snapshot"
+    )]
+    SizeMismatch {
+        /// File.
+        path: PathBuf,
+        /// Actual size.
+        size: u64,
+        /// From the metadata file.
+        expected: u64,
+    },
     /// The data does not hash to the trailer.
     #[error(
         "{path}: sha256 of the data is {actual} but the trailer says {expected}: the file is corrupt, use another snapshot"
@@ -83,8 +95,9 @@ pub struct VerifyReport {
     pub walk: WalkStats,
 }
 
-/// Verifies a snapshot file: trailing sha256, bbolt meta pages and size, and a
-/// walk of every bucket tree and the freelist.
+/// Verifies a snapshot file: its size against the metadata file (when there
+/// is one), the trailing sha256 against the data and the metadata, bbolt meta
+/// pages and size, and a walk of every bucket tree and the freelist.
 pub fn verify_file(path: &Path) -> Result<VerifyReport, VerifyError> {
     let read_err = |source| VerifyError::Read {
         path: path.to_path_buf(),
@@ -92,6 +105,16 @@ pub fn verify_file(path: &Path) -> Result<VerifyReport, VerifyError> {
     };
     let mut file = File::open(path).map_err(read_err)?;
     let size = file.metadata().map_err(read_err)?.len();
+    let recorded = store::read_meta(path);
+    if let Some(meta) = &recorded
+        && meta.size != size
+    {
+        return Err(VerifyError::SizeMismatch {
+            path: path.to_path_buf(),
+            size,
+            expected: meta.size,
+        });
+    }
     if size < 32 + 1024 || size % 512 != 32 {
         return Err(VerifyError::NoTrailer {
             path: path.to_path_buf(),
@@ -125,7 +148,7 @@ pub fn verify_file(path: &Path) -> Result<VerifyReport, VerifyError> {
         });
     }
     let actual_hex = hex::encode(actual);
-    if let Some(meta) = store::read_meta(path)
+    if let Some(meta) = recorded
         && meta.sha256 != actual_hex
     {
         return Err(VerifyError::MetadataMismatch {

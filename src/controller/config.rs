@@ -420,6 +420,7 @@ impl Checker<'_> {
                     E::Cron { .. } | E::NoNextRun { .. } => "/schedule",
                     E::NoEndpoints(_) => "/endpoints",
                     E::Retain(_) => "/retain",
+                    E::TimeZone { .. } => "/timeZone",
                     _ => "",
                 };
                 self.error(

@@ -202,3 +202,77 @@ fn another_process_holding_the_lock_makes_now_skip() {
     let out = keelson(&config, &["now"]);
     assert!(text(&out).contains("cannot reach etcd"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_shows_what_is_true_now() {
+    require_etcd!();
+    let etcd = TestEtcd::start().await;
+    etcd.fill(20, 100).await;
+    let root = etcd.tmp.path();
+    let config = root.join("keelson.yaml");
+    let snaps = root.join("snaps");
+    std::fs::write(
+        &config,
+        format!(
+            "clusters:\n  c:\n    etcd:\n      endpoints: [\"{}\"]\n      dir: {}\n",
+            etcd.url(),
+            snaps.display()
+        ),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let out = keelson(&config, &["now"]);
+        assert!(out.status.success(), "{}", text(&out));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let dbs = files_with_suffix(&snaps, ".db");
+    assert_eq!(dbs.len(), 3);
+    // After they were written: one truncated to 0 bytes, one with a bit flipped.
+    std::fs::write(&dbs[0], b"").unwrap();
+    let mut bytes = std::fs::read(&dbs[1]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&dbs[1], bytes).unwrap();
+
+    let out = keelson(&config, &["list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let row = |p: &Path| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(&p.display().to_string()))
+            .unwrap_or_else(|| panic!("no row for {}: {listing}", p.display()))
+            .to_string()
+    };
+    assert!(row(&dbs[0]).contains("corrupt"), "{listing}");
+    assert!(row(&dbs[1]).contains("corrupt"), "{listing}");
+    assert!(row(&dbs[2]).contains("sha256"), "{listing}");
+    assert!(
+        listing.contains(&format!("{}: CORRUPT: ", dbs[0].display()))
+            && listing.contains("0 bytes, but the metadata file says"),
+        "{listing}"
+    );
+
+    let out = keelson(&config, &["list", "--output", "json"]);
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_path = |p: &Path| {
+        rows.iter()
+            .find(|r| r["location"] == p.display().to_string())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_path(&dbs[1])["verified"], "corrupt");
+    assert!(
+        by_path(&dbs[1])["problem"]
+            .as_str()
+            .unwrap()
+            .contains("sha256"),
+        "{:?}",
+        by_path(&dbs[1])
+    );
+    assert_eq!(by_path(&dbs[2])["verified"], "sha256");
+    assert!(by_path(&dbs[2])["problem"].is_null());
+}

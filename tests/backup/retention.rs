@@ -1,20 +1,39 @@
-//! Retention keeps exactly N scheduled snapshots per destination and never
-//! deletes on-demand ones or the last good one.
+//! Retention keeps exactly N scheduled snapshots per destination, counts only
+//! files that verify now, and never deletes on-demand ones or the last one
+//! that verifies.
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use keelson::backup::retention::{self, Integrity, apply_retention};
 use keelson::backup::store::{
-    self, RestoreCheckOutcome, SnapshotMeta, SnapshotName, Trigger, apply_retention,
-    clean_stale_parts, list_snapshots,
+    self, RestoreCheckOutcome, SnapshotMeta, SnapshotName, Trigger, clean_stale_parts,
+    list_snapshots,
 };
-use keelson::backup::take_snapshot;
+use keelson::backup::{SnapshotRecord, take_snapshot};
 
 use crate::common::{TestEtcd, at, files_with_suffix};
 use crate::require_etcd;
 
-/// Writes a fake snapshot with metadata; `verified: false` marks a bad one.
-fn fake(
+/// One real snapshot of a small etcd, to copy under other names.
+async fn real_snapshot(etcd: &TestEtcd) -> SnapshotRecord {
+    etcd.fill(10, 100).await;
+    take_snapshot(
+        "src",
+        &etcd.config("source"),
+        None,
+        Trigger::OnDemand,
+        at(23, 0, 0),
+    )
+    .await
+    .expect("snapshot")
+}
+
+/// A copy of `real` named for `cluster` at `time`, with its metadata (same
+/// size and sha256: the file verifies); `verified: false` marks one that
+/// failed its check when taken.
+fn copy_as(
+    real: &SnapshotRecord,
     dir: &Path,
     cluster: &str,
     time: DateTime<Utc>,
@@ -25,25 +44,18 @@ fn fake(
     let name = SnapshotName {
         cluster: cluster.into(),
         time,
-        revision: 7,
+        revision: real.meta.revision,
     }
     .file_name();
     let path = dir.join(&name);
-    std::fs::write(&path, b"data").unwrap();
+    std::fs::copy(&real.path, &path).unwrap();
     let meta = SnapshotMeta {
         cluster: cluster.into(),
         file: name.clone(),
         created_at: time,
-        size: 4,
-        sha256: String::new(),
-        revision: 7,
-        etcd_version: "3.4.23".into(),
-        endpoint: "http://127.0.0.1:2379".into(),
-        duration_seconds: 0.1,
-        keelson_version: "test".into(),
         trigger,
         verified,
-        restore_check: None,
+        ..real.meta.clone()
     };
     store::write_meta(&path, &meta).unwrap();
     name
@@ -57,16 +69,27 @@ fn names(dir: &Path, cluster: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn keeps_newest_n_scheduled_and_every_on_demand() {
+/// Flip one bit in the middle of a file, in place (as a failing disk would).
+fn flip_a_bit(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x04;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_newest_n_scheduled_and_every_on_demand() {
+    require_etcd!();
+    let etcd = TestEtcd::start().await;
+    let real = real_snapshot(&etcd).await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut scheduled: Vec<String> = (0..6)
-        .map(|h| fake(dir, "prod", at(h, 0, 0), Trigger::Scheduled, true))
+        .map(|h| copy_as(&real, dir, "prod", at(h, 0, 0), Trigger::Scheduled, true))
         .collect();
-    let manual = fake(dir, "prod", at(0, 30, 0), Trigger::OnDemand, true);
+    let manual = copy_as(&real, dir, "prod", at(0, 30, 0), Trigger::OnDemand, true);
     // A name sharing the prefix belongs to another cluster.
-    let other = fake(dir, "prod-eu", at(0, 0, 0), Trigger::Scheduled, true);
+    let other = copy_as(&real, dir, "prod-eu", at(0, 0, 0), Trigger::Scheduled, true);
     // A foreign .db without metadata.
     let foreign = SnapshotName {
         cluster: "prod".into(),
@@ -93,13 +116,16 @@ fn keeps_newest_n_scheduled_and_every_on_demand() {
     assert!(apply_retention(dir, "prod", 3).unwrap().is_empty());
 }
 
-#[test]
-fn never_deletes_the_only_good_snapshot() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_deletes_the_only_good_snapshot() {
+    require_etcd!();
+    let etcd = TestEtcd::start().await;
+    let real = real_snapshot(&etcd).await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let good = fake(dir, "c", at(0, 0, 0), Trigger::Scheduled, true);
-    fake(dir, "c", at(1, 0, 0), Trigger::Scheduled, false);
-    let failed_check = fake(dir, "c", at(2, 0, 0), Trigger::Scheduled, true);
+    let good = copy_as(&real, dir, "c", at(0, 0, 0), Trigger::Scheduled, true);
+    copy_as(&real, dir, "c", at(1, 0, 0), Trigger::Scheduled, false);
+    let failed_check = copy_as(&real, dir, "c", at(2, 0, 0), Trigger::Scheduled, true);
     let path = dir.join(&failed_check);
     let mut meta = store::read_meta(&path).unwrap();
     meta.restore_check = Some(RestoreCheckOutcome {
@@ -109,13 +135,82 @@ fn never_deletes_the_only_good_snapshot() {
         error: Some("boom".into()),
     });
     store::write_meta(&path, &meta).unwrap();
+    // Metadata says good, the file is not.
+    let truncated = copy_as(&real, dir, "c", at(3, 0, 0), Trigger::Scheduled, true);
+    std::fs::write(dir.join(&truncated), b"").unwrap();
+    let flipped = copy_as(&real, dir, "c", at(4, 0, 0), Trigger::Scheduled, true);
+    flip_a_bit(&dir.join(&flipped));
 
     assert!(apply_retention(dir, "c", 1).unwrap().is_empty());
     assert!(dir.join(&good).exists(), "the only good snapshot stays");
     // A newer good one lets the older ones go.
-    let newer = fake(dir, "c", at(3, 0, 0), Trigger::Scheduled, true);
+    let newer = copy_as(&real, dir, "c", at(5, 0, 0), Trigger::Scheduled, true);
     apply_retention(dir, "c", 1).unwrap();
     assert_eq!(names(dir, "c"), vec![newer]);
+}
+
+/// The issue's case, end to end with a real etcd: with `retain: 2`, a scheduled snapshot
+/// bit-flipped after it was written and one truncated to 0 bytes must not count, so the
+/// older good one survives the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_snapshots_do_not_count_and_the_last_good_one_stays() {
+    require_etcd!();
+    let etcd = TestEtcd::start().await;
+    etcd.fill(20, 200).await;
+    let mut cfg = etcd.config("snaps");
+    cfg.retain = 2;
+    let take = |h: u32| {
+        let cfg = cfg.clone();
+        async move {
+            take_snapshot("r", &cfg, None, Trigger::Scheduled, at(h, 0, 0))
+                .await
+                .unwrap()
+                .path
+        }
+    };
+    let a = take(1).await;
+    let b = take(2).await;
+    flip_a_bit(&b);
+    let c = take(3).await;
+    std::fs::write(&c, b"").unwrap();
+    let check = |p: &Path| {
+        let s = list_snapshots(p.parent().unwrap(), Some("r"))
+            .unwrap()
+            .into_iter()
+            .find(|s| s.path == p)
+            .unwrap();
+        retention::check(&s)
+    };
+    assert_eq!(check(&a), Integrity::Good);
+    assert!(
+        matches!(check(&b), Integrity::Corrupt(ref why) if why.contains("sha256")),
+        "{:?}",
+        check(&b)
+    );
+    assert!(
+        matches!(check(&c), Integrity::Corrupt(ref why) if why.contains("0 bytes")),
+        "{:?}",
+        check(&c)
+    );
+    // Metadata-only retention would now keep c and b and delete a.
+    let d = take(4).await;
+    assert!(a.exists(), "the last good snapshot before d was deleted");
+    assert!(d.exists());
+    // The good ones are a and d; b and c are newer than the cutoff (a) and stay as evidence.
+    assert_eq!(
+        names(a.parent().unwrap(), "r").len(),
+        4,
+        "{:?}",
+        names(a.parent().unwrap(), "r")
+    );
+    // One more good snapshot: now d and e are the two kept; everything older goes.
+    let e = take(5).await;
+    let left: Vec<String> = names(a.parent().unwrap(), "r");
+    let expect: Vec<String> = [&e, &d]
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, expect);
 }
 
 #[test]

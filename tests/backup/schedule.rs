@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use keelson::backup::schedule::{jitter, next_slot, parse_schedule, validate};
 use keelson::backup::store::{SnapshotName, list_snapshots};
 use keelson::backup::{BackupStatus, BackupStatusHandle, EtcdClusterConfig, run_schedules};
@@ -50,12 +51,13 @@ fn cluster(etcd: EtcdClusterConfig) -> ClusterConfig {
 #[test]
 fn cron_slots_and_jitter() {
     let cron = parse_schedule("c", "0 */12 * * *").unwrap();
+    let utc = chrono_tz::Tz::UTC;
     assert_eq!(
-        next_slot(&cron, at(0, 0, 0)),
+        next_slot(&cron, utc, at(0, 0, 0)),
         Some(at(12, 0, 0)),
         "strictly after"
     );
-    assert_eq!(next_slot(&cron, at(11, 59, 59)), Some(at(12, 0, 0)));
+    assert_eq!(next_slot(&cron, utc, at(11, 59, 59)), Some(at(12, 0, 0)));
     assert!(
         parse_schedule("c", "0 0 */12 * * *").is_err(),
         "6 fields are refused"
@@ -87,6 +89,48 @@ fn cron_slots_and_jitter() {
     for bad in ["", "../x", "a/b", ".hidden", "a b"] {
         assert!(validate(bad, &cfg).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn schedules_are_read_in_their_time_zone() {
+    use chrono::TimeZone;
+    let mut cfg = EtcdClusterConfig {
+        endpoints: vec!["http://127.0.0.1:2379".into()],
+        schedule: "0 2 * * *".into(),
+        ..Default::default()
+    };
+    // UTC unless a zone is named.
+    let utc = validate("c", &cfg).unwrap();
+    assert_eq!(utc.next_after(at(0, 0, 0)), Some(at(2, 0, 0)));
+    // 02:00 in Berlin is 01:00 UTC in winter (CET, +1) and 00:00 UTC in summer (CEST, +2).
+    cfg.time_zone = Some("Europe/Berlin".into());
+    let berlin = validate("c", &cfg).unwrap();
+    assert_eq!(
+        berlin.next_after(Utc.with_ymd_and_hms(2026, 1, 10, 12, 0, 0).unwrap()),
+        Some(Utc.with_ymd_and_hms(2026, 1, 11, 1, 0, 0).unwrap())
+    );
+    assert_eq!(
+        berlin.next_after(Utc.with_ymd_and_hms(2026, 7, 10, 12, 0, 0).unwrap()),
+        Some(Utc.with_ymd_and_hms(2026, 7, 11, 0, 0, 0).unwrap())
+    );
+    // Spring forward on 2026-03-29: 02:00-03:00 does not exist in Berlin; the 02:00 slot
+    // runs once, just after the gap (03:00 CEST = 01:00 UTC).
+    assert_eq!(
+        berlin.next_after(Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap()),
+        Some(Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap())
+    );
+    // Every 12 hours in New York: 00:00 and 12:00 local, EST (-5).
+    cfg.schedule = "0 */12 * * *".into();
+    cfg.time_zone = Some("America/New_York".into());
+    let ny = validate("c", &cfg).unwrap();
+    assert_eq!(ny.next_after(at(0, 0, 0)), Some(at(5, 0, 0)));
+    assert_eq!(ny.next_after(at(5, 0, 0)), Some(at(17, 0, 0)));
+    cfg.time_zone = Some("Mars/Olympus_Mons".into());
+    let err = validate("c", &cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("unknown etcd.timeZone \"Mars/Olympus_Mons\""),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,4 +322,77 @@ async fn schedule_fires_at_cron_slots_and_reports_status() {
         .await
         .expect("runner stops on shutdown")
         .unwrap();
+}
+
+/// After a restart while etcd is down, the last-success metric comes back from the newest
+/// snapshot on disk that verifies (a newer, damaged one does not count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_success_is_restored_at_start_from_the_newest_snapshot_that_verifies() {
+    require_etcd!();
+    let etcd = TestEtcd::start().await;
+    etcd.fill(10, 100).await;
+    let mut cfg = etcd.config("snaps");
+    let older = keelson::backup::take_snapshot(
+        "c",
+        &cfg,
+        None,
+        keelson::backup::Trigger::Scheduled,
+        at(1, 0, 0),
+    )
+    .await
+    .unwrap();
+    let newest = keelson::backup::take_snapshot(
+        "c",
+        &cfg,
+        None,
+        keelson::backup::Trigger::OnDemand,
+        at(2, 0, 0),
+    )
+    .await
+    .unwrap();
+    let mut bytes = std::fs::read(&newest.path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x80;
+    std::fs::write(&newest.path, bytes).unwrap();
+    // etcd is down now.
+    cfg.endpoints = vec![format!(
+        "http://127.0.0.1:{}",
+        keelson::backup::local_etcd::free_port().unwrap()
+    )];
+    let mut clusters = BTreeMap::new();
+    clusters.insert("c".to_string(), cluster(cfg));
+    let config = Arc::new(Config {
+        clusters,
+        ..Default::default()
+    });
+    let status = BackupStatusHandle::new();
+    let shutdown = CancellationToken::new();
+    let runner = tokio::spawn(run_schedules(
+        config,
+        ManualClock::new(at(3, 0, 0)),
+        status.clone(),
+        shutdown.clone(),
+    ));
+    let s = wait_for(&status, "the last success is restored", |s| {
+        s.clusters
+            .get("c")
+            .is_some_and(|c| c.last_success.is_some())
+    })
+    .await;
+    let c = &s.clusters["c"];
+    assert_eq!(c.last_success, Some(at(1, 0, 0)));
+    assert_eq!(c.last_file.as_deref(), Some(older.path.as_path()));
+    assert_eq!(c.last_size_bytes, Some(older.meta.size));
+    assert_eq!(
+        c.successes_total, 0,
+        "restored, not counted as a new success"
+    );
+    let text = status.to_prometheus();
+    let want = format!(
+        "keelson_etcd_snapshot_last_success_timestamp{{cluster=\"c\"}} {}\n",
+        at(1, 0, 0).timestamp()
+    );
+    assert!(text.contains(&want), "{text}");
+    shutdown.cancel();
+    runner.await.unwrap();
 }
