@@ -171,6 +171,19 @@ fn stateful_set(o: &Json) -> Verdict {
         .pointer("/status/updateRevision")
         .and_then(Json::as_str)
         .unwrap_or("?");
+    // Without a `rollingUpdate` block (a server that does not default the
+    // partition), kubectl waits for the current revision to catch up.
+    if o.pointer("/spec/updateStrategy/rollingUpdate").is_none()
+        && let Some(current) = o.pointer("/status/currentRevision").and_then(Json::as_str)
+        && current != revision
+    {
+        return Verdict::new(
+            Health::Progressing,
+            format!(
+                "waiting for the rolling update to complete: pods at revision {current}, not yet {revision}"
+            ),
+        );
+    }
     Verdict::new(
         Health::Healthy,
         format!("rolled out: {updated} pods at revision {revision}, {ready} ready"),
@@ -411,11 +424,21 @@ mod tests {
         let p0 = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
         assert_eq!(h(&sts(p0.clone(), status(2))), Health::Progressing);
         assert_eq!(h(&sts(p0, status(3))), Health::Healthy);
-        // No rollingUpdate block: the same as partition 0.
+        // No rollingUpdate block: the same as partition 0, and then (kubectl) the
+        // current revision must have caught up with the update revision.
+        let plain = json!({"type": "RollingUpdate"});
+        assert_eq!(h(&sts(plain.clone(), status(2))), Health::Progressing);
+        let v = judge(&sts(plain.clone(), status(3)));
         assert_eq!(
-            h(&sts(json!({"type": "RollingUpdate"}), status(2))),
-            Health::Progressing
+            v,
+            Verdict::new(
+                Health::Progressing,
+                "waiting for the rolling update to complete: pods at revision db-1, not yet db-2"
+            )
         );
+        let mut done = status(3);
+        done["currentRevision"] = json!("db-2");
+        assert_eq!(h(&sts(plain, done)), Health::Healthy);
     }
 
     fn ds(strategy: &str, status: Value) -> Value {
