@@ -119,6 +119,18 @@ fn schedules_are_read_in_their_time_zone() {
         berlin.next_after(Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap()),
         Some(Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap())
     );
+    // Fall back on 2026-10-25: 02:00-03:00 happens twice in Berlin (CEST, then CET). The
+    // 02:30 slot runs once, at its first occurrence (00:30 UTC); the next is the day after.
+    cfg.schedule = "30 2 * * *".into();
+    let berlin = validate("c", &cfg).unwrap();
+    let first = berlin
+        .next_after(Utc.with_ymd_and_hms(2026, 10, 24, 12, 0, 0).unwrap())
+        .unwrap();
+    assert_eq!(first, Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap());
+    assert_eq!(
+        berlin.next_after(first),
+        Some(Utc.with_ymd_and_hms(2026, 10, 26, 1, 30, 0).unwrap())
+    );
     // Every 12 hours in New York: 00:00 and 12:00 local, EST (-5).
     cfg.schedule = "0 */12 * * *".into();
     cfg.time_zone = Some("America/New_York".into());
