@@ -95,6 +95,35 @@ async fn a_git_daemon_remote_is_followed_through_an_outage() {
     })
     .await;
     assert_eq!(fake.tag("prod").as_deref(), Some("1.0.1"));
+
+    // The followed branch deleted on a network remote (the smart protocol's ref
+    // advertisement, not the local transport): reported, and the last commit stays.
+    let git = git2::Repository::open(repo.path()).unwrap();
+    let head = git.head().unwrap().peel_to_commit().unwrap();
+    git.branch("release", &head, false).unwrap();
+    git.set_head("refs/heads/release").unwrap();
+    git.find_branch("main", git2::BranchType::Local)
+        .unwrap()
+        .delete()
+        .unwrap();
+    running.trigger();
+    let st = wait_status(&running, "the missing branch shows over git://", |st| {
+        st["source"]["branchMissing"] == true
+    })
+    .await;
+    assert!(
+        st["source"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("branch `main` was not found"),
+        "{st}"
+    );
+    assert_eq!(st["source"]["head"]["id"], second.as_str());
+    assert_eq!(
+        env_status(&st, "prod")["lastApplied"]["commit"],
+        second.as_str()
+    );
+    assert_eq!(fake.tag("prod").as_deref(), Some("1.0.1"));
     running.shutdown();
     running.wait().await;
 }
