@@ -7,6 +7,7 @@
 //! as plain files for the pipeline, never checked out in place.
 
 pub mod changes;
+pub mod compact;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -261,6 +262,7 @@ impl GitSource {
                 branch: self.spec.branch.clone(),
             });
         }
+        compact::after_fetch(&mut self.repo).map_err(|e| fetch_err(e.message().to_string()))?;
         self.local_head().ok_or_else(|| SourceError::NoBranch {
             url: self.spec.display_url(),
             branch: self.spec.branch.clone(),
