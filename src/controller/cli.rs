@@ -38,6 +38,11 @@ pub struct RunArgs {
     /// Do not wait for workloads to become healthy after applying.
     #[arg(long)]
     pub no_wait: bool,
+    /// On SIGTERM, how long in-flight syncs may take before their writes are
+    /// abandoned and their Leases released (keep it below the pod's
+    /// terminationGracePeriodSeconds, 30s by default).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
 }
 
 /// Arguments of `keelson status`.
@@ -108,7 +113,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         settings.listen = listen;
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let options = crate::reconcile::Options {
             dry_run: false,
             server_dry_run: args.server_dry_run,
@@ -117,15 +122,72 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             },
         };
+        let leases = match &settings.leases {
+            Some(l) => Some(connect_leases(l, &loaded.config).await?),
+            None => {
+                tracing::warn!(
+                    "controller.leases is not set: this process assumes it is the only keelson \
+                     writing these environments (run one replica, or set controller.leases)"
+                );
+                None
+            }
+        };
         let pipeline = KubeReconciler::new(Some(loaded.config), options)?;
-        let running = Controller::new(settings, pipeline).start().await?;
+        let mut controller = Controller::new(settings, pipeline);
+        if let Some(l) = leases {
+            controller = controller.with_leases(l);
+        }
+        let running = controller.start().await?;
         println!("listening on http://{}", running.addr());
         wait_for_signal().await;
-        tracing::info!("signal received: finishing in-flight syncs");
-        running.shutdown();
-        running.wait().await;
-        Ok(ExitCode::SUCCESS)
-    })
+        tracing::info!(timeout = ?args.shutdown_timeout, "signal received: finishing in-flight syncs");
+        let grace = std::time::Duration::from_secs(1).min(args.shutdown_timeout / 4);
+        if !running
+            .stop_within(args.shutdown_timeout.saturating_sub(grace), grace)
+            .await
+        {
+            tracing::warn!("stopped with syncs abandoned; their next owner redoes them");
+        }
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    });
+    // Abandoned reconciles may still hold a blocking thread (a health wait):
+    // do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
+}
+
+/// The Leases of `controller.leases`, on the cluster that holds them.
+async fn connect_leases(
+    l: &super::lease_config::LeaseSettings,
+    config: &crate::config::Config,
+) -> anyhow::Result<std::sync::Arc<super::lease::Leases>> {
+    use crate::observe::kube::KubeCluster;
+    crate::observe::kube::set_identity(&l.identity);
+    let cluster = match &l.cluster {
+        None => KubeCluster::connect(None, None, true).await,
+        Some(name) => {
+            let cc = config.clusters.get(name).cloned().unwrap_or_default();
+            KubeCluster::connect(
+                cc.kubeconfig.as_deref(),
+                cc.context.as_deref().or(Some(name)),
+                cc.in_cluster,
+            )
+            .await
+        }
+    }
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "controller.leases: cannot reach the cluster {} that holds the Leases: {e}",
+            l.cluster.as_deref().unwrap_or("(in-cluster)")
+        )
+    })?;
+    tracing::info!(identity = %l.identity, namespace = %l.namespace, "sharing environments through Leases");
+    Ok(std::sync::Arc::new(super::lease::Leases::new(
+        cluster.client(),
+        &l.namespace,
+        &l.identity,
+        l.timing,
+    )))
 }
 
 async fn wait_for_signal() {

@@ -60,6 +60,9 @@ pub struct ControllerConfig {
     /// Commit statuses posted back to GitHub or GitLab.
     #[serde(default)]
     pub commit_status: Option<CommitStatusConfig>,
+    /// Share the environments between replicas through Leases.
+    #[serde(default)]
+    pub leases: Option<super::lease_config::LeasesConfig>,
 }
 
 /// Where the environments live.
@@ -168,7 +171,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     }
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: &'a Path,
     node: &'a Node,
     base: &'a Path,
@@ -176,7 +179,7 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn error(&mut self, pointer: &str, message: impl Into<String>, help: &str) {
+    pub(super) fn error(&mut self, pointer: &str, message: impl Into<String>, help: &str) {
         let span = self.node.locate(pointer, false);
         self.diags
             .push(Diagnostic::error("config", self.file, Some(span), message).with_help(help));
@@ -190,7 +193,12 @@ impl Checker<'_> {
         }
     }
 
-    fn duration(&mut self, pointer: &str, value: Option<&str>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        pointer: &str,
+        value: Option<&str>,
+        default: Duration,
+    ) -> Duration {
         let Some(text) = value else { return default };
         match humantime::parse_duration(text) {
             Ok(d) if d >= Duration::from_millis(100) => d,
@@ -411,6 +419,7 @@ impl Checker<'_> {
         settings.webhook_secret = webhook_secret;
         settings.commit_status = commit_status;
         settings.watch_local = r.watch.unwrap_or(true);
+        settings.leases = c.leases.as_ref().and_then(|l| self.leases(l, config));
         // A bad backup schedule is a config error here, before anything runs.
         for (name, cluster) in &config.clusters {
             let Some(etcd) = &cluster.etcd else { continue };

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::lease::Leases;
 use super::metrics::Metrics;
 use super::report::{Reporter, ReporterConfig};
 use super::worker::{self, EnvSlot};
@@ -53,6 +54,9 @@ pub struct Settings {
     /// The whole config, when some cluster has an etcd backup schedule: the
     /// schedules then run inside the controller.
     pub backups: Option<Arc<Config>>,
+    /// Share the environments with other replicas through Leases
+    /// (`controller.leases`); `None`: this process is the only writer.
+    pub leases: Option<super::lease_config::LeaseSettings>,
 }
 
 impl Settings {
@@ -72,6 +76,7 @@ impl Settings {
             commit_status: None,
             watch_local: true,
             backups: None,
+            leases: None,
         }
     }
 }
@@ -139,17 +144,57 @@ pub(crate) struct Shared {
     pub permits: Semaphore,
     pub reporter: Option<Reporter>,
     pub backups: Option<BackupStatusHandle>,
+    /// Leases and membership, when replicas share the environments.
+    pub coord: Option<Coordination>,
+    /// The newest exported commit, handed to environments this replica
+    /// comes to own.
+    pub head: Mutex<Option<Arc<Checkout>>>,
+    /// Environment Lease terms held now (released at the end of each sync,
+    /// or all at once when a shutdown runs out of time).
+    pub held: Mutex<Vec<Arc<super::lease::Term>>>,
+}
+
+/// How this replica coordinates with the others.
+pub(crate) struct Coordination {
+    /// Environment and member Leases, held as this replica's identity.
+    pub leases: Arc<Leases>,
+    /// The live members, sorted (empty while we are no member).
+    pub members: tokio::sync::watch::Receiver<Vec<String>>,
+    /// Every environment's status, in the cluster.
+    pub status: crate::record::kube::ClusterStatus,
 }
 
 impl Shared {
-    /// Ready once a commit is known and every environment had its first attempt.
+    /// Whether this replica reconciles `env`: always without coordination,
+    /// else when the rendezvous hash over the live members picks us.
+    pub fn owns(&self, env: &str) -> bool {
+        match &self.coord {
+            None => true,
+            Some(c) => {
+                let members = c.members.borrow();
+                super::shard::owner(env, &members) == Some(c.leases.identity())
+            }
+        }
+    }
+
+    /// Ready once a commit is known, we are a member (with coordination),
+    /// and every environment we own had its first attempt.
     pub fn is_ready(&self) -> Result<(), String> {
+        if self.shutdown.is_cancelled() {
+            return Err("shutting down".into());
+        }
         if !self.head_known.load(Ordering::SeqCst) {
             return Err("no commit fetched yet".into());
+        }
+        if let Some(c) = &self.coord
+            && c.members.borrow().is_empty()
+        {
+            return Err("not a member yet (member lease not held)".into());
         }
         let envs = self.envs.lock().unwrap_or_else(|p| p.into_inner());
         let waiting: Vec<&str> = envs
             .values()
+            .filter(|s| self.owns(&s.name))
             .filter(|s| !s.first_done.load(Ordering::SeqCst))
             .map(|s| s.name.as_str())
             .collect();
@@ -175,6 +220,7 @@ pub(crate) fn backoff(failures: u32, base: Duration, max: Duration) -> Duration 
 pub struct Controller<R> {
     settings: Settings,
     reconciler: R,
+    leases: Option<Arc<Leases>>,
 }
 
 /// A started controller.
@@ -190,7 +236,16 @@ impl<R: EnvReconciler> Controller<R> {
         Controller {
             settings,
             reconciler,
+            leases: None,
         }
+    }
+
+    /// Share the environments with other replicas through `leases`: hold a
+    /// member Lease, reconcile only the environments the rendezvous hash
+    /// gives us, and write to one only while holding its Lease.
+    pub fn with_leases(mut self, leases: Arc<Leases>) -> Self {
+        self.leases = Some(leases);
+        self
     }
 
     /// Open the store and the mirror, bind the HTTP server and start syncing.
@@ -217,7 +272,28 @@ impl<R: EnvReconciler> Controller<R> {
                 addr: settings.listen,
                 source,
             })?;
+        let shutdown = CancellationToken::new();
+        let mut membership = None;
+        let coord = self.leases.map(|leases| {
+            let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+            membership = Some(tokio::spawn(super::shard::run_membership(
+                leases.clone(),
+                tx,
+                shutdown.clone(),
+            )));
+            Coordination {
+                status: crate::record::kube::ClusterStatus::new(
+                    leases.client(),
+                    leases.namespace(),
+                ),
+                leases,
+                members: rx,
+            }
+        });
         let shared = Arc::new(Shared {
+            coord,
+            head: Mutex::new(None),
+            held: Mutex::new(Vec::new()),
             metrics: Metrics::default(),
             source: Mutex::new(SourceStatus {
                 url: settings.repo.display_url(),
@@ -225,7 +301,7 @@ impl<R: EnvReconciler> Controller<R> {
                 ..SourceStatus::default()
             }),
             trigger: Arc::new(Notify::new()),
-            shutdown: CancellationToken::new(),
+            shutdown,
             envs: Mutex::new(BTreeMap::new()),
             head_known: AtomicBool::new(false),
             permits: Semaphore::new(settings.max_parallel.max(1)),
@@ -250,7 +326,9 @@ impl<R: EnvReconciler> Controller<R> {
             _ => None,
         };
         info!(%addr, url = %shared.settings.repo.display_url(), branch = %shared.settings.repo.branch, "keelson controller started");
-        let server = tokio::spawn(server::serve(listener, shared.clone()));
+        // The server outlives the workers: /healthz answers while syncs drain.
+        let server_stop = CancellationToken::new();
+        let server = tokio::spawn(server::serve(listener, shared.clone(), server_stop.clone()));
         let backups = match (&shared.settings.backups, &shared.backups) {
             (Some(config), Some(handle)) => {
                 info!("running the etcd backup schedules");
@@ -263,6 +341,10 @@ impl<R: EnvReconciler> Controller<R> {
             }
             _ => None,
         };
+        let rebalance = shared
+            .coord
+            .as_ref()
+            .map(|_| tokio::spawn(rebalance(shared.clone())));
         let looped = tokio::spawn(source_loop(
             shared.clone(),
             Arc::new(self.reconciler),
@@ -270,12 +352,19 @@ impl<R: EnvReconciler> Controller<R> {
         ));
         let task = tokio::spawn(async move {
             let _ = looped.await;
+            server_stop.cancel();
             let _ = server.await;
             if let Some(w) = watcher {
                 let _ = w.await;
             }
             if let Some(b) = backups {
                 let _ = b.await;
+            }
+            if let Some(r) = rebalance {
+                let _ = r.await;
+            }
+            if let Some(m) = membership {
+                let _ = m.await;
             }
         });
         Ok(Running { addr, shared, task })
@@ -301,6 +390,39 @@ impl Running {
     /// Wait until the controller has stopped (after [`Running::shutdown`]).
     pub async fn wait(self) {
         let _ = self.task.await;
+    }
+
+    /// Stop within `deadline` (SIGTERM): take no new work, hand the member
+    /// Lease over at once, let in-flight syncs finish; if they have not by
+    /// the deadline, refuse their further writes, wait `grace` for writes
+    /// already sent, and release their environment Leases so another replica
+    /// takes over now rather than a Lease duration later. Returns whether
+    /// everything finished in time. `/healthz` answers until the end.
+    pub async fn stop_within(self, deadline: Duration, grace: Duration) -> bool {
+        self.shutdown();
+        let shared = self.shared.clone();
+        let mut task = self.task;
+        if tokio::time::timeout(deadline, &mut task).await.is_ok() {
+            return true;
+        }
+        let held: Vec<_> = shared
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        warn!(
+            leases = held.len(),
+            "shutdown deadline reached: abandoning in-flight syncs"
+        );
+        for t in &held {
+            t.stop().await;
+        }
+        tokio::time::sleep(grace).await;
+        for t in &held {
+            t.release().await;
+        }
+        task.abort();
+        false
     }
 }
 
@@ -461,8 +583,55 @@ async fn advance<R: EnvReconciler>(
         warn!(error = %e, "cannot record the head commit");
     }
     shared.set_source(|st| st.head = Some(c.clone()));
+    *shared.head.lock().unwrap_or_else(|p| p.into_inner()) = Some(checkout.clone());
     shared.head_known.store(true, Ordering::SeqCst);
     Ok(checkout)
+}
+
+/// When the members change, hand the head commit to every environment this
+/// replica has come to own: its previous owner may have died mid-apply.
+async fn rebalance(shared: Arc<Shared>) {
+    let Some(coord) = &shared.coord else { return };
+    let mut members = coord.members.clone();
+    let mut owned: std::collections::BTreeSet<String> = Default::default();
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            changed = members.changed() => if changed.is_err() { return },
+        }
+        let head = shared
+            .head
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let envs: Vec<Arc<EnvSlot>> = shared
+            .envs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut now_owned = std::collections::BTreeSet::new();
+        let mut gained = 0;
+        for slot in envs {
+            if !shared.owns(&slot.name) {
+                continue;
+            }
+            now_owned.insert(slot.name.clone());
+            if !owned.contains(&slot.name)
+                && let Some(h) = &head
+            {
+                slot.set_target(h.clone());
+                gained += 1;
+            }
+        }
+        let lost = owned.difference(&now_owned).count();
+        info!(
+            owned = now_owned.len(),
+            gained, lost, "environments rebalanced"
+        );
+        owned = now_owned;
+    }
 }
 
 /// The tree of the last commit applied to `env` in an earlier run, so drift

@@ -16,16 +16,22 @@
 //! - [`metrics`]: Prometheus text exposition;
 //! - [`pipeline`]: the real [`EnvReconciler`] (check, render, plan, apply);
 //! - [`report`]: commit statuses posted back to GitHub or GitLab;
-//! - [`watch`]: file-system watching of a local repository.
+//! - [`watch`]: file-system watching of a local repository;
+//! - [`lease`], [`fence`], [`shard`]: per-environment Leases, fenced
+//!   writes, and sharding environments across replicas.
 
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod fence;
+pub mod lease;
+pub mod lease_config;
 pub mod metrics;
 pub mod page;
 pub mod pipeline;
 pub mod report;
 pub mod server;
+pub mod shard;
 pub mod watch;
 pub mod webhook;
 pub mod worker;
@@ -52,6 +58,21 @@ pub trait EnvReconciler: Send + Sync + 'static {
         env: &str,
         dry_run: bool,
     ) -> impl Future<Output = EnvOutcome> + Send;
+
+    /// [`EnvReconciler::reconcile`], with `fence` checked before every write
+    /// to the cluster (an instance that holds the environment's Lease passes
+    /// its term). The default ignores the fence: right for pipelines that
+    /// write nothing.
+    fn reconcile_fenced(
+        &self,
+        root: &Path,
+        env: &str,
+        dry_run: bool,
+        fence: Option<std::sync::Arc<dyn fence::Fence>>,
+    ) -> impl Future<Output = EnvOutcome> + Send {
+        drop(fence);
+        self.reconcile(root, env, dry_run)
+    }
 
     /// The environments present in the tree at `root`: the folders under
     /// `environments/`.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::fence::{Fence, FencedCluster};
 use super::{AppStatus, EnvOutcome, EnvReconciler, Outcome};
 use crate::check;
 use crate::config::Config;
@@ -105,6 +106,16 @@ impl EnvReconciler for KubeReconciler {
     }
 
     async fn reconcile(&self, root: &Path, env: &str, dry_run: bool) -> EnvOutcome {
+        self.reconcile_fenced(root, env, dry_run, None).await
+    }
+
+    async fn reconcile_fenced(
+        &self,
+        root: &Path,
+        env: &str,
+        dry_run: bool,
+        fence: Option<Arc<dyn Fence>>,
+    ) -> EnvOutcome {
         // The apply stage's futures are not provably `Send` (closures over
         // borrowed changes), so each reconcile runs on a blocking thread that
         // drives it on the same runtime. That also keeps spec checking, which
@@ -112,7 +123,7 @@ impl EnvReconciler for KubeReconciler {
         let inner = self.inner.clone();
         let (root, env) = (root.to_path_buf(), env.to_string());
         let handle = tokio::runtime::Handle::current();
-        let run = move || handle.block_on(inner.reconcile(&root, &env, dry_run));
+        let run = move || handle.block_on(inner.reconcile(&root, &env, dry_run, fence));
         match tokio::task::spawn_blocking(run).await {
             Ok(outcome) => outcome,
             Err(e) => EnvOutcome::bare(Outcome::Failed {
@@ -138,7 +149,13 @@ impl Inner {
         report
     }
 
-    async fn reconcile(&self, root: &Path, env: &str, dry_run: bool) -> EnvOutcome {
+    async fn reconcile(
+        &self,
+        root: &Path,
+        env: &str,
+        dry_run: bool,
+        fence: Option<Arc<dyn Fence>>,
+    ) -> EnvOutcome {
         let report = self.check(root);
         let report = report.as_ref();
         let opts = Options {
@@ -147,7 +164,7 @@ impl Inner {
         };
         let Some(resolved) = report.ready.get(env) else {
             if !report.repo.environments.contains_key(env) {
-                return self.retire(report, env, &opts).await;
+                return self.retire(report, env, &opts, fence).await;
             }
             return EnvOutcome::bare(Outcome::Invalid {
                 diagnostics: env_errors(report, env),
@@ -165,8 +182,23 @@ impl Inner {
                 });
             }
         };
-        let result =
-            reconcile::reconcile_env(cluster.as_ref(), resolved, rancher.as_ref(), &opts).await;
+        let result = match fence {
+            Some(fence) => {
+                // Rancher's writes go through its own client: check once
+                // before the run; every Kubernetes write is checked by the
+                // fenced cluster.
+                if !dry_run && let Err(why) = fence.check().await {
+                    return EnvOutcome::bare(Outcome::Failed {
+                        message: format!("not applied: {why}"),
+                    });
+                }
+                let fenced = FencedCluster::new(cluster.as_ref(), fence);
+                reconcile::reconcile_env(&fenced, resolved, rancher.as_ref(), &opts).await
+            }
+            None => {
+                reconcile::reconcile_env(cluster.as_ref(), resolved, rancher.as_ref(), &opts).await
+            }
+        };
         let mut outcome = outcome_of(&result, dry_run);
         running_versions(cluster.as_ref(), resolved, &mut outcome.apps).await;
         outcome
@@ -176,15 +208,29 @@ impl Inner {
 impl Inner {
     /// The folder of `env` is gone: retire it on the clusters the remaining
     /// environments use (the same rule as `keelson reconcile`).
-    async fn retire(&self, report: &check::Report, env: &str, opts: &Options) -> EnvOutcome {
+    async fn retire(
+        &self,
+        report: &check::Report,
+        env: &str,
+        opts: &Options,
+        fence: Option<Arc<dyn Fence>>,
+    ) -> EnvOutcome {
         let known: BTreeSet<String> = report.repo.environments.keys().cloned().collect();
         let used: BTreeSet<&String> = report.ready.values().map(|e| &e.cluster).collect();
         for name in used {
             let Ok(c) = self.clusters.get(name).await else {
                 continue;
             };
-            let results =
-                reconcile::retired_envs(c.as_ref(), name, Some(&self.clusters), &known, opts).await;
+            let results = match &fence {
+                Some(f) => {
+                    let fenced = FencedCluster::new(c.as_ref(), f.clone());
+                    reconcile::retired_envs(&fenced, name, Some(&self.clusters), &known, opts).await
+                }
+                None => {
+                    reconcile::retired_envs(c.as_ref(), name, Some(&self.clusters), &known, opts)
+                        .await
+                }
+            };
             if let Some(r) = results.iter().find(|r| r.environment == env) {
                 return outcome_of(r, opts.dry_run);
             }

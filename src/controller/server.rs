@@ -36,8 +36,14 @@ pub struct StatusReport {
     pub backups: serde_json::Value,
 }
 
-pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    let shutdown = shared.shutdown.clone();
+/// Serve until `stop` (cancelled once the workers have stopped, so that
+/// `/healthz` keeps answering while syncs drain).
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let shutdown = stop;
     let app = Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -78,9 +84,14 @@ fn internal(e: impl std::fmt::Display) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
 }
 
-/// What `/status` serves, also the data of the status page.
-fn report(s: &Shared) -> Result<StatusReport, crate::record::StoreError> {
-    let environments = s.store.all_status()?;
+/// What `/status` serves, also the data of the status page. Replicas that
+/// share the environments read every environment's status from the
+/// cluster, so any replica shows the whole picture.
+async fn report(s: &Shared) -> Result<StatusReport, String> {
+    let environments = match &s.coord {
+        Some(c) => c.status.all().await.map_err(|e| e.to_string())?,
+        None => s.store.all_status().map_err(|e| e.to_string())?,
+    };
     Ok(StatusReport {
         ready: s.is_ready().is_ok(),
         source: s.source.lock().unwrap_or_else(|p| p.into_inner()).clone(),
@@ -95,7 +106,7 @@ fn report(s: &Shared) -> Result<StatusReport, crate::record::StoreError> {
 }
 
 async fn status(State(s): State<Arc<Shared>>) -> Response {
-    match report(&s) {
+    match report(&s).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => internal(e),
     }
@@ -110,7 +121,7 @@ struct PageQuery {
 }
 
 async fn status_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> Response {
-    let report = match report(&s) {
+    let report = match report(&s).await {
         Ok(r) => r,
         Err(e) => return internal(e),
     };

@@ -9,10 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::engine::{Shared, backoff};
+use super::fence::Fence;
+use super::lease::{Acquire, Term};
 use super::report::Posted;
+use super::shard;
 use super::{EnvOutcome, EnvReconciler, Outcome};
 use crate::record::{Attempt, CommitRef, EnvStatus, SyncRecord, Trigger, now_rfc3339};
 use crate::source::Checkout;
@@ -70,12 +73,26 @@ pub(crate) async fn run<R: EnvReconciler>(
         }
         let now = Instant::now();
         if let Some(t) = target.clone().filter(|_| retry_at.is_none_or(|r| r <= now)) {
+            // Another replica owns it; we get it back through the rebalance.
+            if !shared.owns(&slot.name) {
+                target = None;
+                retry_at = None;
+                continue;
+            }
+            let term = match hold(&shared, &slot.name).await {
+                Held::Yes(term) => term,
+                Held::No(why) => {
+                    debug!(env = %slot.name, "waiting for the environment lease: {why}");
+                    retry_at = Some(Instant::now() + lease_retry(&shared));
+                    continue;
+                }
+            };
             let trigger = if failures == 0 {
                 Trigger::Commit
             } else {
                 Trigger::Retry
             };
-            let outcome = sync(&shared, &*reconciler, &slot.name, &t, false, trigger).await;
+            let outcome = sync(&shared, &*reconciler, &slot.name, &t, false, trigger, term).await;
             slot.first_done.store(true, Ordering::SeqCst);
             match outcome {
                 Outcome::NoChange | Outcome::Applied { .. } => {
@@ -101,7 +118,13 @@ pub(crate) async fn run<R: EnvReconciler>(
             continue;
         }
         if target.is_none() && now >= next_drift {
-            if let Some(g) = good.clone() {
+            if let Some(g) = good.clone().filter(|_| shared.owns(&slot.name)) {
+                // Even a check that only reports takes the Lease: it
+                // writes the environment's status object.
+                let Held::Yes(term) = hold(&shared, &slot.name).await else {
+                    next_drift = Instant::now() + lease_retry(&shared);
+                    continue;
+                };
                 let outcome = sync(
                     &shared,
                     &*reconciler,
@@ -109,6 +132,7 @@ pub(crate) async fn run<R: EnvReconciler>(
                     &g,
                     !s.self_heal,
                     Trigger::Drift,
+                    term,
                 )
                 .await;
                 slot.first_done.store(true, Ordering::SeqCst);
@@ -132,7 +156,53 @@ pub(crate) async fn run<R: EnvReconciler>(
     }
 }
 
+/// Whether we may write an environment.
+enum Held {
+    /// Yes: under this Lease term (`None` without coordination).
+    Yes(Option<Arc<Term>>),
+    /// Not now, and why.
+    No(String),
+}
+
+/// Take the environment's Lease, when replicas coordinate.
+async fn hold(shared: &Shared, env: &str) -> Held {
+    let Some(coord) = &shared.coord else {
+        return Held::Yes(None);
+    };
+    let labels = shard::lease_labels(shard::ENVIRONMENT_ROLE, Some(env));
+    match coord
+        .leases
+        .try_acquire(&shard::env_lease_name(env), &labels)
+        .await
+    {
+        Ok(Acquire::Held(term)) => {
+            shared
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(term.clone());
+            Held::Yes(Some(term))
+        }
+        Ok(Acquire::HeldBy { holder }) => Held::No(format!("held by {holder}")),
+        Err(e) => {
+            warn!(env, error = %e, "cannot take the environment lease");
+            Held::No(e.to_string())
+        }
+    }
+}
+
+/// How soon to ask again for a Lease someone else holds.
+fn lease_retry(shared: &Shared) -> std::time::Duration {
+    shared
+        .coord
+        .as_ref()
+        .map(|c| c.leases.timing().retry_period)
+        .unwrap_or(shared.settings.retry_base)
+}
+
 /// Run one reconcile under the shared bound, then record it everywhere.
+/// With a Lease `term`, it is renewed while the reconcile runs, every write
+/// is fenced by it, and it is released at the end.
 async fn sync<R: EnvReconciler>(
     shared: &Shared,
     reconciler: &R,
@@ -140,16 +210,34 @@ async fn sync<R: EnvReconciler>(
     tree: &Checkout,
     dry_run: bool,
     trigger: Trigger,
+    term: Option<Arc<Term>>,
 ) -> Outcome {
     let permit = shared.permits.acquire().await;
     let started = Instant::now();
+    let renewer = term.clone().map(|t| {
+        let period = lease_retry(shared);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                if t.renew().await.is_err() {
+                    return;
+                }
+            }
+        })
+    });
+    let fence = term.clone().map(|t| t as Arc<dyn Fence>);
     let EnvOutcome {
         outcome,
         apps,
         changes,
-    } = reconciler.reconcile(&tree.path, env, dry_run).await;
+    } = reconciler
+        .reconcile_fenced(&tree.path, env, dry_run, fence)
+        .await;
     let took = started.elapsed();
     drop(permit);
+    if let Some(r) = renewer {
+        r.abort();
+    }
     shared.metrics.observe_sync(env, took, &outcome);
     let commit = &tree.commit;
     let at = now_rfc3339();
@@ -216,6 +304,25 @@ async fn sync<R: EnvReconciler>(
     }
     if let Err(e) = shared.store.put_status(&status) {
         warn!(env, error = %e, "cannot record the environment status");
+    }
+    if let (Some(coord), Some(t)) = (&shared.coord, &term) {
+        // Under the Lease, like every other write to the environment.
+        match t.check().await {
+            Ok(()) => {
+                if let Err(e) = coord.status.put(&status, coord.leases.identity()).await {
+                    warn!(env, error = %e, "cannot record the status in the cluster");
+                }
+            }
+            Err(why) => warn!(env, "status not written to the cluster: {why}"),
+        }
+    }
+    if let Some(t) = &term {
+        t.release().await;
+        shared
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|h| !Arc::ptr_eq(h, t));
     }
     match &outcome {
         Outcome::Invalid { diagnostics } => {

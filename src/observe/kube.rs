@@ -14,6 +14,25 @@ use serde_json::Value as Json;
 use super::{Cluster, ClusterError, Resource, builtin};
 use crate::plan::FIELD_MANAGER;
 
+/// The identity named in the User-Agent of every request, set once by
+/// `keelson run` (its Lease identity) so that audit logs tell replicas apart.
+static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Name this process `identity` in the User-Agent of every client made
+/// after the call: `keelson/<version> (<identity>)`.
+pub fn set_identity(identity: &str) {
+    let _ = IDENTITY.set(identity.to_string());
+}
+
+/// The User-Agent keelson sends.
+pub fn user_agent() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    match IDENTITY.get() {
+        Some(id) => format!("keelson/{version} ({id})"),
+        None => format!("keelson/{version}"),
+    }
+}
+
 /// A live cluster.
 pub struct KubeCluster {
     client: kube::Client,
@@ -77,6 +96,10 @@ impl KubeCluster {
                     ))
                 })?
         };
+        let mut config = config;
+        if let Ok(agent) = axum::http::HeaderValue::from_str(&user_agent()) {
+            config.headers.push((axum::http::header::USER_AGENT, agent));
+        }
         let client = kube::Client::try_from(config)
             .map_err(|e| ClusterError::Config(format!("kube client: {e}")))?;
         Ok(KubeCluster {
@@ -84,6 +107,11 @@ impl KubeCluster {
             cache: Mutex::new(HashMap::new()),
             page_size: 500,
         })
+    }
+
+    /// The kube-rs client (for typed APIs such as Leases).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
     }
 
     fn api(&self, res: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {

@@ -76,6 +76,10 @@ pub enum ClusterError {
     /// Client configuration failed (kubeconfig, context).
     #[error("{0}")]
     Config(String),
+    /// Not written: this instance no longer holds the environment's Lease
+    /// (`controller::fence`). Never retried.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 impl ClusterError {

@@ -8,6 +8,7 @@
 // `Store::err`, so boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod kube;
 pub mod matrix;
 
 use std::path::{Path, PathBuf};

@@ -181,6 +181,11 @@ pub struct RequestRecord {
     pub dry_run: bool,
     /// Whether it carried an `Authorization: Bearer` header.
     pub authenticated: bool,
+    /// When the server started acting on it (after faults and the body):
+    /// whatever it changed, it changed between `started` and `finished`.
+    pub started: std::time::Instant,
+    /// When the server had its answer.
+    pub finished: std::time::Instant,
 }
 
 impl RequestRecord {

@@ -110,6 +110,7 @@ pub async fn handle(
         Err(_) => Bytes::new(),
     };
     let q = Query::parse(&query);
+    let started = std::time::Instant::now();
     if disconnect {
         if shared.opts.record_requests {
             shared.log().push(RequestRecord {
@@ -121,6 +122,8 @@ pub async fn handle(
                 status: 0,
                 dry_run: q.dry_run(),
                 authenticated,
+                started,
+                finished: std::time::Instant::now(),
             });
         }
         return Err(std::io::Error::new(
@@ -152,6 +155,7 @@ pub async fn handle(
             route(&shared, &r)
         }
     };
+    let finished = std::time::Instant::now();
     let resp = render(reply);
     if shared.opts.record_requests {
         shared.log().push(RequestRecord {
@@ -163,6 +167,8 @@ pub async fn handle(
             status: resp.status().as_u16(),
             dry_run: q.dry_run(),
             authenticated,
+            started,
+            finished,
         });
     }
     Ok(resp)
