@@ -73,10 +73,12 @@ pub(crate) async fn run<R: EnvReconciler>(
         }
         let now = Instant::now();
         if let Some(t) = target.clone().filter(|_| retry_at.is_none_or(|r| r <= now)) {
-            // Another replica owns it; we get it back through the rebalance.
+            // Another replica owns it now. Keep the target and look again
+            // after a retry period: the member list may have flapped (our
+            // own member Lease lost and taken again) faster than the
+            // rebalance, which sees only the latest list, could notice.
             if !shared.owns(&slot.name) {
-                target = None;
-                retry_at = None;
+                retry_at = Some(Instant::now() + lease_retry(&shared));
                 continue;
             }
             let term = match hold(&shared, &slot.name).await {
