@@ -49,8 +49,19 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Ask a running controller, e.g. `http://127.0.0.1:8080`.
-    #[arg(long, conflicts_with_all = ["state_dir", "repo"])]
+    #[arg(long, conflicts_with_all = ["state_dir", "repo", "kubeconfig"])]
     pub server: Option<String>,
+    /// Read every environment's status from the cluster that holds the
+    /// controller's Leases (its `KeelsonEnvironment` objects), as written by
+    /// whichever replica synced it.
+    #[arg(long, conflicts_with_all = ["state_dir", "repo"])]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the context (default: the current one).
+    #[arg(long, requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// With --kubeconfig: the namespace of the Leases and status objects.
+    #[arg(long, requires = "kubeconfig", default_value = "keelson-system")]
+    pub namespace: String,
     /// Read the status store of a stopped controller directly.
     #[arg(long, conflicts_with = "repo")]
     pub state_dir: Option<PathBuf>,
@@ -218,6 +229,9 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.repo {
         return print_declared(dir, args.env.as_deref(), args.json);
     }
+    if let Some(kubeconfig) = &args.kubeconfig {
+        return status_from_cluster(kubeconfig, &args);
+    }
     if let Some(dir) = &args.state_dir {
         if !Store::file_in(dir).is_file() {
             anyhow::bail!(
@@ -286,6 +300,46 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
             false,
             false,
         )
+    })
+}
+
+/// `keelson status --kubeconfig`: the `KeelsonEnvironment` objects.
+fn status_from_cluster(
+    kubeconfig: &std::path::Path,
+    args: &StatusArgs,
+) -> anyhow::Result<ExitCode> {
+    if args.history {
+        anyhow::bail!(
+            "the sync history is kept by each replica; ask one with --server URL --history"
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let cluster = crate::observe::kube::KubeCluster::connect(
+            Some(kubeconfig),
+            args.context.as_deref(),
+            false,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", kubeconfig.display()))?;
+        let envs = crate::record::kube::ClusterStatus::new(cluster.client(), &args.namespace)
+            .all()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot read the environments' status in namespace {}",
+                    args.namespace
+                )
+            })?;
+        if let Some(env) = &args.env {
+            let names: Vec<String> = envs.iter().map(|e| e.env.clone()).collect();
+            known_env(
+                env,
+                &names,
+                &format!("the KeelsonEnvironments in namespace {}", args.namespace),
+            )?;
+        }
+        print_status(None, &envs, args.env.as_deref(), args.json, false)
     })
 }
 

@@ -4,7 +4,9 @@
 //! server's clock) is the evidence that no environment ever had two writers.
 
 mod cluster;
+mod deploy;
 mod log;
+mod rbac;
 mod soak;
 
 use std::time::{Duration, Instant};
@@ -18,7 +20,8 @@ const DURATION: Duration = Duration::from_secs(2);
 /// past its Lease duration and resumed; later one is killed (SIGKILL)
 /// mid-apply. Every environment converges after each, the paused replica
 /// writes nothing on resuming until it holds a Lease again, and the server's
-/// request log shows no write outside its writer's Lease term. About 15 s.
+/// request log shows no write outside its writer's Lease term, and every
+/// request the replicas made is one deploy/rbac.yaml allows. About 15 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_and_killed_replicas_never_overlap_writers() {
     let setup = Setup::new(6).await;
@@ -164,5 +167,78 @@ async fn paused_and_killed_replicas_never_overlap_writers() {
         setup.envs.len(),
         "{survivor}'s /status does not show every environment at {release}: {status}"
     );
+    // `keelson status --kubeconfig` reads the same picture from the cluster.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args([
+            "status",
+            "-o",
+            "json",
+            "--context",
+            "test",
+            "--namespace",
+            cluster::LEASE_NS,
+        ])
+        .arg("--kubeconfig")
+        .arg(setup.dir.path().join("kubeconfig"))
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let at_head = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["lastApplied"]["commit"] == release.as_str())
+        .count();
+    assert_eq!(
+        at_head,
+        setup.envs.len(),
+        "keelson status --kubeconfig: {listed}"
+    );
+
+    // Every request the replicas made is allowed by deploy/rbac.yaml.
+    let (checked, refused) = rbac::refused(
+        &setup.srv.requests(),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert!(
+        refused.is_empty(),
+        "requests deploy/rbac.yaml does not allow ({checked} checked):\n{}",
+        refused.join("\n")
+    );
+    assert!(checked > 100, "only {checked} replica requests checked");
+
+    // SIGTERM: every replica exits cleanly and hands its Leases back (all
+    // but the killed replica's member Lease, which simply expires).
     fleet.stop_all();
+    let killed = format!("keelson-member-{victim}");
+    let held: Vec<String> = setup
+        .srv
+        .list_objects(
+            &kube_apiserver::Gvr::parse("coordination.k8s.io/v1/leases"),
+            Some(cluster::LEASE_NS),
+        )
+        .iter()
+        .filter(|l| l["metadata"]["name"] != killed.as_str())
+        .filter(|l| {
+            l["spec"]["holderIdentity"]
+                .as_str()
+                .is_some_and(|h| !h.is_empty())
+        })
+        .map(|l| {
+            format!(
+                "{} held by {}",
+                l["metadata"]["name"], l["spec"]["holderIdentity"]
+            )
+        })
+        .collect();
+    assert!(
+        held.is_empty(),
+        "leases still held after every replica stopped: {held:?}"
+    );
 }
