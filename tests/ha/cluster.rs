@@ -354,8 +354,14 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Start `n` replicas, each with its own state directory.
+    /// Start `n` replicas, each with its own state directory, not waiting
+    /// for workloads to become healthy.
     pub fn start(setup: &Setup, n: usize) -> Fleet {
+        Fleet::start_with(setup, n, &["--no-wait"])
+    }
+
+    /// Start `n` replicas with `extra` arguments to `keelson run`.
+    pub fn start_with(setup: &Setup, n: usize, extra: &[&str]) -> Fleet {
         let logs = setup.dir.path().to_path_buf();
         let mut children = BTreeMap::new();
         let mut addrs = BTreeMap::new();
@@ -363,7 +369,9 @@ impl Fleet {
             let id = format!("replica-{i}");
             let log = logs.join(format!("{id}.log"));
             let mut child = Command::new(env!("CARGO_BIN_EXE_keelson"))
-                .args(["run", "--no-wait", "--listen", "127.0.0.1:0", "--config"])
+                .args(["run", "--listen", "127.0.0.1:0"])
+                .args(extra)
+                .arg("--config")
                 .arg(setup.config(&id))
                 .env("POD_NAME", &id)
                 .env("RUST_LOG", "info,keelson=debug")
@@ -409,6 +417,23 @@ impl Fleet {
         let mut child = self.children.remove(id).expect("a running replica");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// Wait up to `within` for replica `id` to exit; its exit status.
+    pub fn wait_exit(&mut self, id: &str, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.children.remove(id).expect("a running replica");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{id} did not exit within {within:?}:\n{}", self.logs(id));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The log of replica `id`.

@@ -7,6 +7,7 @@ mod cluster;
 mod deploy;
 mod log;
 mod rbac;
+mod shutdown;
 mod soak;
 
 use std::time::{Duration, Instant};
