@@ -105,10 +105,14 @@ fn complete(
 /// (the namespace's win), so the values compared are the ones Rancher will
 /// enforce once the project change is applied. The quota is compared only
 /// when the project has one (Rancher clears a namespace quota in a project
-/// without one); container defaults when the spec sets them. A namespace
-/// moved out of another project always gets its container defaults
-/// written: on the move Rancher stores the old project's ones on it
-/// (`store.go` fills them in from the project it checks against).
+/// without one); container defaults when the spec sets them or the
+/// namespace holds its own: Rancher keeps a namespace's own container
+/// defaults when the project has none (`getResourceLimitToUpdate` of
+/// `resource_quota_sync.go` falls back to the annotation), so defaults the
+/// spec dropped are cleared on the namespace too. A namespace moved out of
+/// another project always gets its container defaults written: on the move
+/// Rancher stores the old project's ones on it (`store.go` fills them in
+/// from the project it checks against).
 pub(super) fn namespace_quota_change(
     desired: &DesiredRancher,
     ns: Option<&LiveNamespace>,
@@ -119,7 +123,9 @@ pub(super) fn namespace_quota_change(
     let want = &desired.project;
     let from_project = moving && ns.project_id.is_some();
     let manage_quota = !want.resource_quota.is_empty();
-    let manage_limits = !want.container_default_limits.is_empty() || from_project;
+    let manage_limits = !want.container_default_limits.is_empty()
+        || !ns.container_default_limits.is_empty()
+        || from_project;
     let mut diff = Vec::new();
     if manage_quota {
         let effective = complete(&ns.resource_quota, &want.namespace_default_quota, true);

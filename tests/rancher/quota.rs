@@ -471,3 +471,54 @@ async fn a_larger_namespace_quota_that_does_not_fit_is_flagged_and_rancher_agree
         Some("8")
     );
 }
+
+#[tokio::test]
+async fn container_defaults_dropped_from_the_spec_leave_the_namespace() {
+    let server = RancherServer::start().await;
+    let client = client(&server);
+    let mut d = desired("prod");
+    converge(&client, &d).await;
+    assert!(server.limit_range(CLUSTER, "shop-prod").is_some());
+
+    // Rancher keeps a namespace's own container defaults when its project
+    // has none, so clearing the project alone leaves the LimitRange.
+    d.project.container_default_limits.clear();
+    let p = plan(&client, &d).await.unwrap();
+    let quota = p
+        .changes
+        .iter()
+        .find(|c| c.kind == ChangeKind::NamespaceQuota)
+        .expect("a namespace quota change");
+    assert_eq!(quota.action, Action::Update);
+    let cleared: Vec<(&str, Option<&str>)> = quota
+        .diff
+        .iter()
+        .map(|f| (f.field.as_str(), f.after.as_deref()))
+        .collect();
+    assert_eq!(
+        cleared,
+        vec![
+            ("containerDefaultResourceLimit.limitsCpu", None),
+            ("containerDefaultResourceLimit.limitsMemory", None),
+            ("containerDefaultResourceLimit.requestsCpu", None),
+            ("containerDefaultResourceLimit.requestsMemory", None),
+        ]
+    );
+    let report = apply(&client, &p).await;
+    assert!(report.is_success(), "{}", report.render_text());
+
+    assert_eq!(server.limit_range(CLUSTER, "shop-prod"), None);
+    let ns = server.namespace(CLUSTER, "shop-prod").unwrap();
+    assert!(
+        ns["containerDefaultResourceLimit"]
+            .as_object()
+            .is_none_or(|m| m.is_empty()),
+        "{ns}"
+    );
+    // The quota is untouched.
+    assert_eq!(
+        enforced(&server, "shop-prod", "limits.cpu").as_deref(),
+        Some("8")
+    );
+    assert!(!plan(&client, &d).await.unwrap().has_changes());
+}
