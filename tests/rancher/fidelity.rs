@@ -345,3 +345,72 @@ async fn a_namespace_quota_is_checked_against_its_current_project() {
     );
     assert_eq!(err["fieldName"], "resourceQuota");
 }
+
+#[tokio::test]
+async fn container_defaults_are_the_projects_completed_by_the_namespaces_own() {
+    let server = RancherServer::start().await;
+    let (s, p) = call(
+        &server,
+        Method::POST,
+        "/v3/projects",
+        Some(json!({"clusterId": CLUSTER, "name": "p",
+                    "containerDefaultResourceLimit": {"limitsCpu": "500m", "requestsCpu": "100m"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    server.add_namespace(CLUSTER, "follows", Some(&pid));
+    server.add_namespace(CLUSTER, "own", Some(&pid));
+    let own = r#"{"limitsCpu":"1","limitsMemory":"1Gi"}"#;
+    server.annotate_namespace(
+        CLUSTER,
+        "own",
+        "field.cattle.io/containerDefaultResourceLimit",
+        Some(own),
+    );
+    let range = |ns: &str| server.limit_range(CLUSTER, ns);
+    assert_eq!(
+        range("follows").unwrap(),
+        json!({"type": "Container", "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}})
+    );
+    // `completeLimit`: the namespace's value for a resource the project
+    // names wins; its other resources (limitsMemory) are left out.
+    assert_eq!(
+        range("own").unwrap(),
+        json!({"type": "Container", "default": {"cpu": "1"}, "defaultRequest": {"cpu": "100m"}})
+    );
+
+    // A changed project default reaches a namespace without its own.
+    let path = format!("/v3/projects/{pid}");
+    let body =
+        json!({"containerDefaultResourceLimit": {"limitsCpu": "250m", "requestsCpu": "50m"}});
+    let (s, _) = call(&server, Method::PUT, &path, Some(body)).await;
+    assert_eq!(s, 200);
+    assert_eq!(range("follows").unwrap()["default"]["cpu"], "250m");
+    assert_eq!(
+        range("own").unwrap(),
+        json!({"type": "Container", "default": {"cpu": "1"}, "defaultRequest": {"cpu": "50m"}})
+    );
+
+    // Without project defaults the namespace's own stand, whole.
+    let body = json!({"containerDefaultResourceLimit": null});
+    let (s, _) = call(&server, Method::PUT, &path, Some(body)).await;
+    assert_eq!(s, 200);
+    assert_eq!(range("follows"), None);
+    assert_eq!(
+        range("own").unwrap(),
+        json!({"type": "Container", "default": {"cpu": "1", "memory": "1Gi"}, "defaultRequest": {}})
+    );
+    // The controller never rewrites the annotation.
+    assert_eq!(
+        server.namespace_annotations(CLUSTER, "own").unwrap()["field.cattle.io/containerDefaultResourceLimit"],
+        own
+    );
+    assert!(
+        server
+            .namespace_annotations(CLUSTER, "follows")
+            .unwrap()
+            .get("field.cattle.io/containerDefaultResourceLimit")
+            .is_none()
+    );
+}

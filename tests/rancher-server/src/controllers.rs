@@ -11,7 +11,11 @@
 //!   fit beside the project's other namespaces is withheld: condition
 //!   `ResourceQuotaValidated=False`, and a new `ResourceQuota` gets zero for
 //!   the resources that do not fit, an existing one stays as it was.
-//!   Container defaults work the same way (`completeLimit`), into a `LimitRange`.
+//!   Container defaults go into a `LimitRange` (`getResourceLimitToUpdate`):
+//!   the project's, overridden by the namespace annotation's values for the
+//!   resources the project names (`completeLimit`), or the annotation's alone
+//!   when the project has none. The controller never rewrites that
+//!   annotation, so a namespace without one follows the project's defaults.
 //! - `resource_quota_calculate_used.go`: `usedLimit` is the sum of the quotas
 //!   of the project's validated namespaces, recomputed when one of its
 //!   namespaces or the project changes (a project a namespace left keeps its
@@ -46,7 +50,6 @@ const QUOTA_ORDER: [&str; 13] = [
     "limitsCpu",
     "limitsMemory",
 ];
-const LIMIT_ORDER: [&str; 4] = ["requestsCpu", "requestsMemory", "limitsCpu", "limitsMemory"];
 
 fn struct_json(order: &[&str], m: &Map<String, Value>) -> String {
     let parts: Vec<String> = order
@@ -291,15 +294,17 @@ fn sync_limit_range(s: &mut Inner, key: &(String, String)) {
     };
     let project_limit =
         project_obj(s, &ns).and_then(|(_, p)| limit_map(p.get("containerDefaultResourceLimit")));
+    // `completeLimit`: the project's defaults, overridden by the
+    // namespace's values for the resources the project names; the
+    // namespace's other resources are left out. Without project defaults
+    // the namespace's own values stand.
     let chosen = match (ns_limit, project_limit) {
-        (Some(n), Some(p)) if n != p => {
-            let mut m = n;
-            for (k, v) in p {
-                m.entry(k).or_insert(v);
-            }
-            Some(m)
-        }
-        (Some(n), _) => Some(n),
+        (Some(n), Some(p)) => Some(
+            p.iter()
+                .map(|(k, v)| (k.clone(), n.get(k).cloned().unwrap_or_else(|| v.clone())))
+                .collect(),
+        ),
+        (Some(n), None) => Some(n),
         (None, p) => p,
     };
     let spec = chosen.as_ref().and_then(|m| {
@@ -328,16 +333,13 @@ fn sync_limit_range(s: &mut Inner, key: &(String, String)) {
     if !changed {
         return;
     }
-    let ns = s.namespaces.get_mut(key).expect("namespace");
+    // `createLimitRange` writes the LimitRange only; the namespace's
+    // annotation stays as the namespace store wrote it.
     match spec {
         Some(spec) => {
-            let m = chosen.unwrap_or_default();
-            ns.annotations
-                .insert(CONTAINER_LIMIT.into(), json!(struct_json(&LIMIT_ORDER, &m)));
             s.limit_ranges.insert(key.clone(), spec);
         }
         None => {
-            ns.annotations.remove(CONTAINER_LIMIT);
             s.limit_ranges.remove(key);
         }
     }
