@@ -41,6 +41,19 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// The next step for a 403. Rancher's namespace webhook
+/// (rancher/webhook `pkg/resources/core/v1/namespace/projectannotations.go`)
+/// denies a namespace joining a project without the `manage-namespaces` verb
+/// on that project, and its message names no permission (Kubernetes' RBAC
+/// gives the review no reason, so the message ends in `Unauthorized`).
+fn forbidden_hint(e: &ApiError) -> &'static str {
+    if e.message.contains("\"rancher.cattle.io.namespaces") {
+        "putting a namespace into a project needs the `manage-namespaces` verb on that project (project owners have it): grant it to the token's user or use another token"
+    } else {
+        "the token's user lacks this permission in Rancher: grant it or use another token"
+    }
+}
+
 /// Errors of the Rancher module.
 #[derive(Debug, thiserror::Error)]
 pub enum RancherError {
@@ -73,9 +86,7 @@ pub enum RancherError {
     )]
     Unauthorized(Box<ApiError>),
     /// 403: the token's user may not do this.
-    #[error(
-        "{0}; the token's user lacks this permission in Rancher: grant it or use another token"
-    )]
+    #[error("{0}; {hint}", hint = forbidden_hint(.0))]
     Forbidden(Box<ApiError>),
     /// 404: the object (or cluster) does not exist.
     #[error("{0}; check the cluster id and project in environment.yaml")]

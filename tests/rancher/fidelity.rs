@@ -74,13 +74,10 @@ async fn a_namespace_put_drops_project_id_and_only_the_annotation_moves_it() {
         Some(json!({"annotations": {"field.cattle.io/projectId": a}})),
     )
     .await;
-    let short = a.split_once(':').unwrap().1;
     assert_eq!((s, err["code"].as_str()), (403, Some("Unauthorized")));
     assert_eq!(
         err["message"],
-        format!(
-            "admission webhook \"rancher.cattle.io.namespaces\" denied the request: User \"user-t3st\" does not have permission \"manage-namespaces\" on project \"{short}\""
-        )
+        "admission webhook \"rancher.cattle.io.namespaces\" denied the request: Unauthorized"
     );
     assert_eq!(
         server.namespace(CLUSTER, "web").unwrap()["projectId"],

@@ -419,12 +419,18 @@ async fn a_move_without_manage_namespaces_fails_with_ranchers_403() {
     let Some(RancherError::Forbidden(api)) = &report.error else {
         panic!("{}", report.render_text());
     };
-    let short = pid.split_once(':').unwrap().1;
     assert_eq!(
-        api.message,
-        format!(
-            "admission webhook \"rancher.cattle.io.namespaces\" denied the request: User \"user-t3st\" does not have permission \"manage-namespaces\" on project \"{short}\""
+        (api.status, api.message.as_str()),
+        (
+            403,
+            "admission webhook \"rancher.cattle.io.namespaces\" denied the request: Unauthorized"
         )
+    );
+    // Rancher's words name no permission; keelson's next step does.
+    let text = report.render_text();
+    assert!(
+        text.contains("needs the `manage-namespaces` verb on that project"),
+        "{text}"
     );
     assert_eq!(
         server.namespace(CLUSTER, "shop-prod").unwrap()["projectId"],

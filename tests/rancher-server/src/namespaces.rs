@@ -304,20 +304,16 @@ fn admit(s: &Inner, old: Option<&Namespace>, new: &Namespace, create: bool) -> R
     } else {
         NAMESPACES
     };
+    // projectannotations.go: a SubjectAccessReview for `manage-namespaces`
+    // on the target project. The webhook passes the review's reason on as
+    // its message; Kubernetes' RBAC authorizer gives none when it denies, so
+    // kube-apiserver (`webhook/errors/statuserror.go` `ToStatusErr`) words
+    // the denial with the status reason alone.
     if let Some(target) = project_of(new)
         && old.and_then(project_of).as_deref() != Some(target.as_str())
         && s.no_manage_namespaces.contains(&target)
     {
-        let short = target.split_once(':').map(|(_, p)| p).unwrap_or(&target);
-        return Err(webhook::denied(
-            403,
-            "Unauthorized",
-            name,
-            &format!(
-                "User \"{}\" does not have permission \"manage-namespaces\" on project \"{short}\"",
-                crate::TOKEN_USER
-            ),
-        ));
+        return Err(webhook::denied(403, "Unauthorized", name, "Unauthorized"));
     }
     // requestlimits.go
     if let Some(raw) = new.annotations.get(CONTAINER_LIMIT).and_then(Value::as_str)
