@@ -404,10 +404,9 @@ async fn container_defaults_are_the_projects_completed_by_the_namespaces_own() {
         own
     );
     assert!(
-        server
+        !server
             .namespace_annotations(CLUSTER, "follows")
             .unwrap()
-            .get("field.cattle.io/containerDefaultResourceLimit")
-            .is_none()
+            .contains_key("field.cattle.io/containerDefaultResourceLimit")
     );
 }
