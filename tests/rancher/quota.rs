@@ -184,6 +184,54 @@ async fn a_namespace_moved_between_projects_ends_with_the_target_quota() {
     assert!(!again.has_changes(), "{}", again.render_text());
 }
 
+#[tokio::test]
+async fn a_namespace_from_a_project_with_larger_quotas_ends_with_the_target_quota() {
+    let server = RancherServer::start().await;
+    let client = client(&server);
+    // Its old quota (60 CPUs) is more than the whole target project (40):
+    // right after the move Rancher withholds it and keeps the old
+    // ResourceQuota, until keelson sets the target's.
+    let (s, old) = call(
+        &server,
+        Method::POST,
+        "/v3/projects",
+        Some(json!({"clusterId": CLUSTER, "name": "big",
+                    "resourceQuota": {"limit": {"limitsCpu": "100", "pods": "500"}},
+                    "namespaceDefaultResourceQuota": {"limit": {"limitsCpu": "60", "pods": "300"}}})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    server.add_namespace(CLUSTER, "shop-prod", Some(old["id"].as_str().unwrap()));
+    assert_eq!(
+        enforced(&server, "shop-prod", "limits.cpu").as_deref(),
+        Some("60")
+    );
+
+    let d = desired("prod");
+    let p = plan(&client, &d).await.unwrap();
+    assert_eq!(p.refusals().count(), 0, "{}", p.render_text());
+    let report = apply(&client, &p).await;
+    assert!(report.is_success(), "{}", report.render_text());
+    let pid = report.project_id.clone().unwrap();
+
+    assert_eq!(
+        server.resource_quota(CLUSTER, "shop-prod"),
+        Some(BTreeMap::from([
+            ("limits.cpu".to_string(), "8".to_string()),
+            ("limits.memory".to_string(), "16Gi".to_string()),
+            ("pods".to_string(), "50".to_string()),
+        ]))
+    );
+    let status = &server.namespace_annotations(CLUSTER, "shop-prod").unwrap()["cattle.io/status"];
+    assert!(status.contains(r#""status":"True""#), "{status}");
+    let used = &server.project(&pid).unwrap()["resourceQuota"]["usedLimit"];
+    assert_eq!(
+        (&used["limitsCpu"], &used["pods"]),
+        (&json!("8"), &json!("50"))
+    );
+    assert!(!plan(&client, &d).await.unwrap().has_changes());
+}
+
 /// A project of `limitsCpu: 40` whose four other namespaces hold 8 each.
 async fn crowded(server: &RancherServer) -> String {
     let client = client(server);
