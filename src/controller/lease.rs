@@ -502,12 +502,24 @@ impl Term {
         match self
             .leases
             .api
-            .replace(&self.name, &PostParams::default(), &lease)
+            .replace(&self.name, &release_params(), &lease)
             .await
         {
             Ok(_) => debug!(lease = %self.name, "lease released"),
             Err(e) => debug!(lease = %self.name, error = %e, "lease release failed"),
         }
+    }
+}
+
+/// Field manager of a release, `keelson-release` (acquisitions and renewals
+/// use the default): audit and request logs tell a release, which ends a
+/// term, from the writes inside it.
+pub const RELEASE_MANAGER: &str = "keelson-release";
+
+fn release_params() -> PostParams {
+    PostParams {
+        field_manager: Some(RELEASE_MANAGER.to_string()),
+        ..PostParams::default()
     }
 }
 

@@ -94,8 +94,10 @@ pub(crate) async fn run<R: EnvReconciler>(
             } else {
                 Trigger::Retry
             };
-            let outcome = sync(&shared, &*reconciler, &slot.name, &t, false, trigger, term).await;
+            let (outcome, recorded) =
+                sync(&shared, &*reconciler, &slot.name, &t, false, trigger, term).await;
             slot.first_done.store(true, Ordering::SeqCst);
+            let again = (!recorded).then(|| t.clone());
             match outcome {
                 Outcome::NoChange | Outcome::Applied { .. } => {
                     good = Some(t);
@@ -117,6 +119,15 @@ pub(crate) async fn run<R: EnvReconciler>(
                     retry_at = Some(Instant::now() + delay);
                 }
             }
+            // The status object in the cluster is stale (the Lease was lost
+            // before it could be written): sync again soon, which writes it,
+            // rather than at the next drift check.
+            if let Some(t) = again
+                && target.is_none()
+            {
+                target = Some(t);
+                retry_at = Some(Instant::now() + lease_retry(&shared));
+            }
             continue;
         }
         if target.is_none() && now >= next_drift {
@@ -127,7 +138,7 @@ pub(crate) async fn run<R: EnvReconciler>(
                     next_drift = Instant::now() + lease_retry(&shared);
                     continue;
                 };
-                let outcome = sync(
+                let (outcome, _) = sync(
                     &shared,
                     &*reconciler,
                     &slot.name,
@@ -203,6 +214,8 @@ fn lease_retry(shared: &Shared) -> std::time::Duration {
 }
 
 /// Run one reconcile under the shared bound, then record it everywhere.
+/// Returns its outcome, and false when the Lease was lost before its status
+/// could be written to the cluster (always true without coordination).
 /// With a Lease `term`, it is renewed while the reconcile runs, every write
 /// is fenced by it, and it is released at the end.
 async fn sync<R: EnvReconciler>(
@@ -213,7 +226,7 @@ async fn sync<R: EnvReconciler>(
     dry_run: bool,
     trigger: Trigger,
     term: Option<Arc<Term>>,
-) -> Outcome {
+) -> (Outcome, bool) {
     let permit = shared.permits.acquire().await;
     let started = Instant::now();
     let renewer = term.clone().map(|t| {
@@ -307,10 +320,15 @@ async fn sync<R: EnvReconciler>(
     if let Err(e) = shared.store.put_status(&status) {
         warn!(env, error = %e, "cannot record the environment status");
     }
+    let mut recorded = true;
     if let (Some(coord), Some(t)) = (&shared.coord, &term) {
         // Under the Lease, like every other write to the environment.
+        recorded = false;
         match t.check().await {
+            // An API error (no CRD, RBAC) is not retried: it would only
+            // fail again; it is logged with each sync.
             Ok(()) => {
+                recorded = true;
                 if let Err(e) = coord.status.put(&status, coord.leases.identity()).await {
                     warn!(env, error = %e, "cannot record the status in the cluster");
                 }
@@ -352,5 +370,5 @@ async fn sync<R: EnvReconciler>(
             }
         }
     }
-    outcome
+    (outcome, recorded)
 }
