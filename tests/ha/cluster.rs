@@ -270,7 +270,7 @@ impl Setup {
                 .requests()
                 .iter()
                 .filter(|r| r.started >= since && r.is_write() && (200..300).contains(&r.status))
-                .filter(|r| r.path.starts_with(&prefix))
+                .filter(|r| r.path.starts_with(&prefix) && !super::log::is_release(r))
                 .find_map(super::log::identity);
             if let Some(who) = taker {
                 return who;

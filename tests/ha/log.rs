@@ -56,6 +56,16 @@ fn ok_write(r: &RequestRecord) -> bool {
     r.is_write() && (200..300).contains(&r.status)
 }
 
+/// Whether a Lease write is a release (`keelson::controller::lease::RELEASE_MANAGER`).
+pub fn is_release(r: &RequestRecord) -> bool {
+    r.query.split('&').any(|q| {
+        q == format!(
+            "fieldManager={}",
+            keelson::controller::lease::RELEASE_MANAGER
+        )
+    })
+}
+
 /// One replica's term on one environment's Lease.
 #[derive(Debug, Clone)]
 struct Term {
@@ -79,21 +89,28 @@ fn terms(log: &[RequestRecord]) -> BTreeMap<String, Vec<Term>> {
         let mut ts: Vec<Term> = Vec::new();
         for w in writes {
             let who = identity(w).unwrap_or_else(|| "?".into());
+            let open = ts.last().is_some_and(|t| t.until.is_none());
             match ts.last_mut() {
-                Some(t) if t.who == who => {}
-                Some(t) => {
-                    t.until = Some(w.started);
+                // A renewal, or the release that ends the term.
+                Some(t) if open && t.who == who => {
+                    if is_release(w) {
+                        t.until = Some(w.started);
+                    }
+                }
+                // A release with no open term of its own: nothing to end.
+                _ if is_release(w) => {}
+                last => {
+                    if let Some(t) = last
+                        && t.until.is_none()
+                    {
+                        t.until = Some(w.started);
+                    }
                     ts.push(Term {
                         who,
                         acquired: w.finished,
                         until: None,
                     });
                 }
-                None => ts.push(Term {
-                    who,
-                    acquired: w.finished,
-                    until: None,
-                }),
             }
         }
         out.insert(env, ts);

@@ -59,10 +59,53 @@ async fn paused_and_killed_replicas_never_overlap_writers() {
     setup
         .wait_converged("2.0.0", Duration::from_secs(120))
         .await;
+    // Nobody took over a Lease of the paused replica before it went one
+    // duration without a renewal (server clock), and some were taken over.
+    let requests = setup.srv.requests();
+    let lease_writes: Vec<_> = requests
+        .iter()
+        .filter(|r| r.is_write() && (200..300).contains(&r.status))
+        .filter(|r| r.path.contains("/leases/keelson-env-"))
+        .collect();
+    let mut takeovers = 0;
+    for path in lease_writes
+        .iter()
+        .map(|r| &r.path)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let by = |r: &&&kube_apiserver::RequestRecord| {
+            log::identity(r).as_deref() == Some(paused.as_str())
+        };
+        let Some(last) = lease_writes
+            .iter()
+            .filter(|r| &r.path == path && r.started < stopped_at)
+            .filter(by)
+            .max_by_key(|r| r.started)
+        else {
+            continue;
+        };
+        // Released before the pause: free for anyone at once.
+        if log::is_release(last) {
+            continue;
+        }
+        let last = last.started;
+        let taken = lease_writes
+            .iter()
+            .filter(|r| &r.path == path && r.started > last && !by(r))
+            .map(|r| r.started)
+            .min();
+        if let Some(t) = taken {
+            takeovers += 1;
+            assert!(
+                t.duration_since(last) >= DURATION,
+                "{path} taken over {:?} after the paused replica's last renewal",
+                t.duration_since(last)
+            );
+        }
+    }
     assert!(
-        stopped_at.elapsed() >= DURATION,
-        "converged {:?} after the pause, before the paused replica's lease could expire",
-        stopped_at.elapsed()
+        takeovers > 0,
+        "no lease of the paused replica was taken over"
     );
     let resumed_at = Instant::now();
     fleet.signal(&paused, "CONT");

@@ -22,6 +22,15 @@ fn commits() -> usize {
         .unwrap_or(100)
 }
 const WARM_UP: usize = 20;
+
+/// Environments (4 apps each): 2 by default, `KEELSON_SOAK_ENVS` for more
+/// (75 is 300 apps). Commit `i` changes environment `i % envs`.
+fn envs() -> usize {
+    std::env::var("KEELSON_SOAK_ENVS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
 const SECRET: &str = "soak-secret";
 
 fn fds(pid: u32) -> usize {
@@ -42,7 +51,8 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_commits_leave_descriptors_and_memory_flat() {
-    let setup = Setup::new(2).await;
+    let envs = envs();
+    let setup = Setup::new(envs).await;
     std::fs::write(setup.dir.path().join("hook-secret"), SECRET).unwrap();
     let config = setup.single_process_config(&format!(
         "  webhook:\n    secretFile: {}\n",
@@ -80,7 +90,7 @@ async fn webhook_commits_leave_descriptors_and_memory_flat() {
     let started = Instant::now();
     let commits = commits();
     for i in 1..=commits {
-        let head = setup.release_one("env-0", &format!("1.0.{i}"));
+        let head = setup.release_one(&format!("env-{}", i % envs), &format!("1.0.{i}"));
         let status = client
             .post(format!("{base}/hooks/git"))
             .header("X-GitHub-Event", "push")
@@ -116,9 +126,21 @@ async fn webhook_commits_leave_descriptors_and_memory_flat() {
         if i == WARM_UP {
             warm = Some((fds(pid), rss_kib(pid)));
         }
+        if i % 50 == 0 {
+            eprintln!(
+                "soak: commit {i} at {:?}: {} fds, RSS {} KiB",
+                started.elapsed(),
+                fds(pid),
+                rss_kib(pid)
+            );
+        }
     }
     setup
-        .wait_one("env-0", &format!("1.0.{commits}"), Duration::from_secs(60))
+        .wait_one(
+            &format!("env-{}", commits % envs),
+            &format!("1.0.{commits}"),
+            Duration::from_secs(60),
+        )
         .await;
     let (fd_warm, rss_warm) = warm.unwrap();
     let (fd_end, rss_end) = (fds(pid), rss_kib(pid));
