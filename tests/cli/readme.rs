@@ -20,6 +20,38 @@ const NOT_RUN: &[(&str, &str)] = &[
         "cargo install --locked --path .",
         "a 20-minute release build of the crate every test here builds",
     ),
+    // "Running keelson in Kubernetes": a container build and a real
+    // cluster; tests/ha/deploy.rs checks deploy/ itself (keelson validate,
+    // kubernetes-validate --strict, a server-side dry run of -k deploy/).
+    (
+        "docker build -t registry.example.com/platform/keelson:0.1.0 .",
+        "needs a container daemon and base images from a registry",
+    ),
+    (
+        "docker push registry.example.com/platform/keelson:0.1.0",
+        "needs a registry",
+    ),
+    (
+        "kubectl create namespace keelson-system",
+        "needs a real cluster",
+    ),
+    (
+        "kubectl -n keelson-system create secret generic keelson-git --from-file=token=./git-token",
+        "needs a real cluster and a Git token",
+    ),
+    (
+        "kubectl -n keelson-system create secret generic keelson-webhook --from-literal=secret=\"$(openssl rand -hex 32)\"",
+        "needs a real cluster",
+    ),
+    (
+        "$EDITOR deploy/config.yaml deploy/kustomization.yaml",
+        "an interactive edit",
+    ),
+    ("kubectl apply -k deploy/", "needs a real cluster"),
+    (
+        "kubectl -n keelson-system get keelsonenvironments",
+        "needs a real cluster",
+    ),
 ];
 
 struct Line {
