@@ -184,6 +184,18 @@ impl Cluster for AnyCluster {
             AnyCluster::Dir(c) => c.list(res, ns, sel).await,
         }
     }
+    async fn list_each(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        sel: &str,
+        each: &mut (dyn FnMut(Json) + Send),
+    ) -> Result<(), ClusterError> {
+        match self {
+            AnyCluster::Kube(c) => c.list_each(res, ns, sel, each).await,
+            AnyCluster::Dir(c) => c.list_each(res, ns, sel, each).await,
+        }
+    }
     async fn get(
         &self,
         res: &Resource,
@@ -491,7 +503,15 @@ async fn run<C: Cluster>(
     opts: &Options,
 ) -> EnvResult {
     let env = desired.name.clone();
-    let live = match observe::observe(cluster, &env, namespace, &desired.objects).await {
+    let live = match observe::observe(
+        cluster,
+        &env,
+        namespace,
+        &desired.objects,
+        &desired.manual_managers,
+    )
+    .await
+    {
         Ok(l) => l,
         Err(e) => {
             return EnvResult::error(

@@ -234,12 +234,24 @@ impl Cluster for KubeCluster {
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Json>, ClusterError> {
+        let mut out = Vec::new();
+        self.list_each(res, namespace, selector, &mut |o| out.push(o))
+            .await?;
+        Ok(out)
+    }
+
+    async fn list_each(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+        each: &mut (dyn FnMut(Json) + Send),
+    ) -> Result<(), ClusterError> {
         // Raw JSON pages, parsed once: no typed round trip for thousands of
-        // objects.
+        // objects; each page is handed on before the next is read.
         let ar = api_resource(res);
         let ns = namespace.filter(|_| res.namespaced);
         let url = <DynamicObject as kube::Resource>::url_path(&ar, ns);
-        let mut out = Vec::new();
         let mut params = ListParams::default().labels(selector).limit(self.page_size);
         loop {
             let req = kube::core::Request::new(&url).list(&params).map_err(|e| {
@@ -266,12 +278,12 @@ impl Cluster for KubeCluster {
                         m.insert("apiVersion".into(), Json::String(res.api_version()));
                         m.insert("kind".into(), Json::String(res.kind.clone()));
                     }
-                    out.push(o);
+                    each(o);
                 }
             }
             match next {
                 Some(c) => params = params.continue_token(&c),
-                None => return Ok(out),
+                None => return Ok(()),
             }
         }
     }

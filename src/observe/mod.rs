@@ -6,12 +6,12 @@ pub mod dir;
 pub mod explain;
 pub mod kube;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 
 use serde_json::Value as Json;
 
-use crate::plan::{Delegation, LiveEnv, ObjectId, inventory};
+use crate::plan::{Delegation, LiveEnv, ObjectId, inventory, ownership};
 use crate::render::objects::{CLUSTER_SCOPED, ENV_LABEL, MANAGED_BY};
 
 /// Where an API resource lives.
@@ -131,6 +131,23 @@ pub trait Cluster: Send + Sync {
         namespace: Option<&str>,
         selector: &str,
     ) -> impl Future<Output = Result<Vec<Json>, ClusterError>> + Send;
+    /// LIST like [`Cluster::list`], handing each object to `each` as it is
+    /// read: a client that reads in pages keeps one page at a time, so
+    /// observe can shrink thousands of objects as they come.
+    fn list_each(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+        each: &mut (dyn FnMut(Json) + Send),
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send {
+        async move {
+            for o in self.list(res, namespace, selector).await? {
+                each(o);
+            }
+            Ok(())
+        }
+    }
     /// GET one object; `None` when it does not exist.
     fn get(
         &self,
@@ -236,12 +253,20 @@ pub async fn read_inventory<C: Cluster>(
 
 /// Observe an environment: one LIST per (kind, namespace) by the ownership
 /// labels, then a GET only for desired objects the lists did not return (to
-/// find objects that exist but are not keelson's).
+/// find objects that exist but are not keelson's). `manual` names the
+/// environment's manual managers.
+///
+/// Objects are shrunk as they are read: one that is surely unchanged
+/// ([`ownership::clears`]) keeps only what reporting reads (see
+/// [`LiveEnv::cleared`]), any other loses its status (but a workload's) and
+/// managedFields bookkeeping. A no-op plan of thousands of objects then holds
+/// little more than their names.
 pub async fn observe<C: Cluster>(
     cluster: &C,
     env: &str,
     namespace: &str,
     desired: &[Json],
+    manual: &[String],
 ) -> Result<LiveEnv, ClusterError> {
     let inventory = read_inventory(cluster, namespace).await?;
     let mut kinds: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
@@ -259,7 +284,21 @@ pub async fn observe<C: Cluster>(
         add(&id.api_version, &id.kind, &id.namespace);
     }
     let selector = env_selector(env);
+    let wanted: HashMap<ObjectId, &Json> = desired.iter().map(|o| (ObjectId::of(o), o)).collect();
     let mut owned = Vec::new();
+    let mut cleared = HashSet::new();
+    let mut keep = |o: Json| {
+        let id = ObjectId::of(&o);
+        if wanted
+            .get(&id)
+            .is_some_and(|d| ownership::clears(d, &o, manual))
+        {
+            owned.push(headless(o));
+            cleared.insert(id);
+        } else {
+            owned.push(slim(o));
+        }
+    };
     let mut unresolved = BTreeSet::new();
     for ((api_version, kind), namespaces) in &kinds {
         let res = match cluster.resource(api_version, kind).await {
@@ -274,22 +313,12 @@ pub async fn observe<C: Cluster>(
         };
         if res.namespaced {
             for ns in namespaces {
-                owned.extend(
-                    cluster
-                        .list(&res, Some(ns), &selector)
-                        .await?
-                        .into_iter()
-                        .map(slim),
-                );
+                cluster
+                    .list_each(&res, Some(ns), &selector, &mut keep)
+                    .await?;
             }
         } else {
-            owned.extend(
-                cluster
-                    .list(&res, None, &selector)
-                    .await?
-                    .into_iter()
-                    .map(slim),
-            );
+            cluster.list_each(&res, None, &selector, &mut keep).await?;
         }
     }
     let owned_ids: Vec<ObjectId> = owned.iter().map(ObjectId::of).collect();
@@ -336,6 +365,7 @@ pub async fn observe<C: Cluster>(
         foreign,
         inventory,
         delegations,
+        cleared,
     })
 }
 
@@ -383,10 +413,8 @@ async fn delegations<C: Cluster>(
 /// memory: the status of everything but workloads (whose health is read),
 /// and the bookkeeping of managedFields entries.
 fn slim(mut o: Json) -> Json {
-    let workload = matches!(
-        o.get("kind").and_then(Json::as_str),
-        Some("Deployment" | "StatefulSet")
-    );
+    let workload =
+        crate::apply::health::is_workload(o.get("kind").and_then(Json::as_str).unwrap_or_default());
     if let Some(m) = o.as_object_mut()
         && !workload
     {
@@ -404,6 +432,37 @@ fn slim(mut o: Json) -> Json {
     }
     o
 }
+
+/// What is kept of an object the plan will find unchanged: identity,
+/// labels and annotations (ownership and prune rules), and for workloads
+/// `status` and [`HEALTH_SPEC`] (health).
+fn headless(mut o: Json) -> Json {
+    let workload =
+        crate::apply::health::is_workload(o.get("kind").and_then(Json::as_str).unwrap_or_default());
+    if let Some(m) = o.as_object_mut() {
+        let spec = m.remove("spec").filter(|_| workload);
+        m.retain(|k, _| {
+            matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || (workload && k == "status")
+        });
+        if let Some(meta) = m.get_mut("metadata").and_then(Json::as_object_mut) {
+            meta.remove("managedFields");
+        }
+        if let Some(Json::Object(mut spec)) = spec {
+            spec.retain(|k, _| HEALTH_SPEC.contains(&k.as_str()));
+            m.insert("spec".into(), Json::Object(spec));
+        }
+    }
+    o
+}
+
+/// The `spec` fields health judging reads (`apply::health`).
+const HEALTH_SPEC: &[&str] = &[
+    "replicas",
+    "paused",
+    "updateStrategy",
+    "suspend",
+    "completions",
+];
 
 async fn namespace_exists<C: Cluster>(cluster: &C, name: &str) -> Result<bool, ClusterError> {
     let ns = builtin("v1", "Namespace").expect("builtin");

@@ -260,6 +260,11 @@ pub struct LiveEnv {
     /// Fields the cluster delegates to a controller keelson can see (an
     /// HPA's `spec.replicas`).
     pub delegations: Vec<Delegation>,
+    /// Owned objects observe already knows to be unchanged
+    /// ([`ownership::clears`]): their bodies were dropped, and only their
+    /// metadata (without managedFields) and a workload's status and
+    /// `spec.replicas` are held.
+    pub cleared: HashSet<ObjectId>,
 }
 
 /// Plan one environment.
@@ -299,7 +304,6 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         let mut exempt = ignored.clone();
         let delegated = delegation::of(&delegations, &id);
         exempt.extend(delegated.iter().map(|d| d.pointer.clone()));
-        let mut want = body(d, &exempt);
         let live_obj = owned_by_key
             .get(&id.key())
             .or_else(|| foreign_by_key.get(&id.key()))
@@ -337,6 +341,12 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         }
         let mut c = Change::new(Action::Unchanged, id);
         c.notes.extend(delegated.iter().map(|d| d.note()));
+        if labelled && live.cleared.contains(&c.id) {
+            c.intent.exempt = exempt;
+            changes.push(c);
+            continue;
+        }
+        let mut want = body(d, &exempt);
         let owners = Owners::of(l, FIELD_MANAGER, &desired.manual_managers);
         c.intent.takeover = owners.has_manual(l, &exempt);
         let doubt = match ownership::unchanged(&want, l, &owners, &exempt) {

@@ -294,6 +294,41 @@ pub fn unchanged(
     Ok(())
 }
 
+/// The no-op decision made while observing, so that the body of a live
+/// object can be dropped at once: `true` only when [`unchanged`] is sure to
+/// hold whatever the exempt pointers are (the applied hash matches,
+/// keelson's entry owns every field of the whole desired object, and no
+/// manual manager has an entry at all). Anything else keeps its body for
+/// the plan to judge.
+pub fn clears(desired: &Json, live: &Json, manual: &[String]) -> bool {
+    fn hash(o: &Json) -> Option<&str> {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
+            .and_then(Json::as_str)
+    }
+    if hash(desired).is_none() || hash(desired) != hash(live) {
+        return false;
+    }
+    let owners = Owners::of(live, super::FIELD_MANAGER, manual);
+    if !owners.manual.is_empty() {
+        return false;
+    }
+    // What keelson applies of a Secret is its folded form.
+    let folded;
+    let want = if desired.get("stringData").is_some() {
+        let mut f = desired.clone();
+        super::compare::fold_string_data(&mut f);
+        folded = f;
+        &folded
+    } else {
+        desired
+    };
+    owners
+        .keelson
+        .as_ref()
+        .is_some_and(|mine| covers(mine, want, Level::Top))
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Level {
     Top,
@@ -424,6 +459,7 @@ mod tests {
         );
         let o = Owners::of(&live, "keelson", &manual());
         assert_eq!(unchanged(&want, &live, &o, &[]), Ok(()));
+        assert!(clears(&want, &live, &manual()), "observe may drop its body");
     }
 
     #[test]
@@ -435,6 +471,7 @@ mod tests {
         );
         let o = Owners::of(&live, "keelson", &manual());
         assert_eq!(unchanged(&want, &live, &o, &[]), Err(Doubt::Hash));
+        assert!(!clears(&want, &live, &manual()));
     }
 
     #[test]
@@ -454,7 +491,9 @@ mod tests {
         );
         let o = Owners::of(&live, "keelson", &manual());
         assert_eq!(unchanged(&want, &live, &o, &[]), Err(Doubt::Lost));
-        // Unless the field is delegated.
+        assert!(!clears(&want, &live, &manual()));
+        // Unless the field is delegated (which only the plan knows: observe
+        // keeps the body).
         let mut want = want;
         want["spec"]["template"]["spec"]["containers"][0]
             .as_object_mut()
@@ -481,6 +520,7 @@ mod tests {
             unchanged(&want, &live, &o, &[]),
             Err(Doubt::Manual(vec!["kubectl-label".into()]))
         );
+        assert!(!clears(&want, &live, &manual()));
         assert!(o.has_manual(&live, &[]));
         assert_eq!(
             unchanged(&want, &live, &o, &["/metadata/labels".into()]),
