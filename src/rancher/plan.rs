@@ -184,14 +184,7 @@ pub async fn plan(
         None => Vec::new(),
     };
     let mut plan = plan_from(desired, live.as_ref(), ns.as_ref(), &bindings);
-    usage::check(
-        client,
-        desired,
-        live.as_ref(),
-        ns.as_ref(),
-        &mut plan.changes,
-    )
-    .await?;
+    usage::check(client, desired, live.as_ref(), &mut plan.changes).await?;
     Ok(plan)
 }
 

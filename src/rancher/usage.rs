@@ -14,10 +14,14 @@
 //!
 //! `usedLimit` sums the quotas of the namespaces Rancher validated
 //! (`resource_quota_calculate_used.go`), which is what the webhook reads.
+//! The namespace checks add up the quota annotations of every other
+//! namespace of the project, validated or withheld (`store.go`, and
+//! `getNamespacesLimits` of `resource_quota_sync.go`), so the plan reads
+//! those, which can hold more than `usedLimit`.
 
 use std::collections::BTreeMap;
 
-use super::api::{LiveNamespace, LiveProject};
+use super::api::LiveProject;
 use super::client::RancherClient;
 use super::desired::DesiredRancher;
 use super::error::RancherError;
@@ -37,50 +41,45 @@ pub(super) async fn check(
     client: &RancherClient,
     desired: &DesiredRancher,
     live: Option<&LiveProject>,
-    ns: Option<&LiveNamespace>,
     changes: &mut [RancherChange],
 ) -> Result<(), RancherError> {
     let want = &desired.project;
     if want.resource_quota.is_empty() {
         return Ok(());
     }
-    let used = live.map(|p| p.used_limit.clone()).unwrap_or_default();
     let moving = changes
         .iter()
         .any(|c| c.kind == ChangeKind::Namespace && c.action == Action::Update);
+    let namespace_checked = |c: &RancherChange| match (&c.kind, &c.action, &c.op) {
+        (ChangeKind::Namespace, Action::Create | Action::Update, _) => true,
+        (
+            ChangeKind::NamespaceQuota,
+            Action::Update,
+            Some(Op::SetNamespaceQuota { quota: Some(_), .. }),
+        ) => !moving,
+        _ => false,
+    };
+    // One read, only when a namespace check needs it.
+    let others = match live {
+        Some(p) if changes.iter().any(namespace_checked) => {
+            sibling_quotas(client, desired, &p.id).await?
+        }
+        _ => BTreeMap::new(),
+    };
     for change in changes.iter_mut() {
-        let why = match (&change.kind, &change.action, &change.op) {
-            (ChangeKind::Project, Action::Update, _) => match live {
+        let why = match (&change.kind, &change.action) {
+            (ChangeKind::Project, Action::Update) => match live {
                 Some(p) => project_update(client, desired, p).await?,
                 None => Vec::new(),
             },
-            (ChangeKind::Namespace, Action::Create, _) => {
-                namespace_fits(desired, &used, &BTreeMap::new(), "created", REFUSED)
+            _ if !namespace_checked(change) => Vec::new(),
+            (ChangeKind::Namespace, Action::Create) => {
+                namespace_fits(desired, &others, "created", REFUSED)
             }
             // Rancher takes the move, then its quota controller withholds a
             // quota that does not fit.
-            (ChangeKind::Namespace, Action::Update, _) => {
-                namespace_fits(desired, &used, &BTreeMap::new(), "moved in", WITHHELD)
-            }
-            (
-                ChangeKind::NamespaceQuota,
-                Action::Update,
-                Some(Op::SetNamespaceQuota { quota: Some(_), .. }),
-            ) if !moving => {
-                // Our namespace's own share of `usedLimit` is freed when it
-                // is already counted in this project.
-                let ours = match (ns, live) {
-                    (Some(n), Some(p))
-                        if n.project_id.as_deref() == Some(p.id.as_str())
-                            && n.quota_withheld.is_none() =>
-                    {
-                        n.resource_quota.clone()
-                    }
-                    _ => BTreeMap::new(),
-                };
-                namespace_fits(desired, &used, &ours, "given its quota", REFUSED)
-            }
-            _ => Vec::new(),
+            (ChangeKind::Namespace, _) => namespace_fits(desired, &others, "moved in", WITHHELD),
+            _ => namespace_fits(desired, &others, "given its quota", REFUSED),
         };
         if !why.is_empty() {
             change.refused = Some(why.join("; "));
@@ -142,12 +141,31 @@ async fn project_update(
 const REFUSED: &str = "Rancher refuses it (422 MaxLimitExceeded)";
 const WITHHELD: &str = "Rancher would withhold the namespace's quota (a ResourceQuota of 0 for it)";
 
+/// The quotas of the project's namespaces other than the environment's,
+/// summed per resource (nanos; a negative one counts as zero, as
+/// `IsQuotaFit` of rancher/rancher `pkg/resourcequota` takes it).
+async fn sibling_quotas(
+    client: &RancherClient,
+    desired: &DesiredRancher,
+    project_id: &str,
+) -> Result<BTreeMap<String, i128>, RancherError> {
+    let mut sum = BTreeMap::new();
+    for n in client.list_namespaces(&desired.cluster_id).await? {
+        if n.name == desired.namespace || n.project_id.as_deref() != Some(project_id) {
+            continue;
+        }
+        for (k, v) in &n.resource_quota {
+            *sum.entry(k.clone()).or_insert(0) += nanos(Some(v)).max(0);
+        }
+    }
+    Ok(sum)
+}
+
 /// The namespace store's (and the quota controller's) check: the
 /// namespace's quota beside the other namespaces'.
 fn namespace_fits(
     desired: &DesiredRancher,
-    used: &BTreeMap<String, String>,
-    ours: &BTreeMap<String, String>,
+    others: &BTreeMap<String, i128>,
     how: &str,
     consequence: &str,
 ) -> Vec<String> {
@@ -156,10 +174,10 @@ fn namespace_fits(
     let mut why = Vec::new();
     for (k, limit) in &want.resource_quota {
         let mine = nanos(quota.get(k));
-        let others = (nanos(used.get(k)) - nanos(ours.get(k))).max(0);
+        let others = others.get(k).copied().unwrap_or(0);
         if mine + others > nanos(Some(limit)) {
             why.push(format!(
-                "namespace {} {how} needs {} of resourceQuota.limit.{k} {limit}, but the project's other namespaces already hold {} (usedLimit); {consequence}: raise the limit or lower the other namespaces' quotas",
+                "namespace {} {how} needs {} of resourceQuota.limit.{k} {limit}, but the project's other namespaces already hold {} (their quotas); {consequence}: raise the limit or lower the other namespaces' quotas",
                 desired.namespace,
                 show(mine, limit),
                 show(others, limit)

@@ -398,7 +398,7 @@ async fn a_namespace_that_would_not_fit_its_new_project_is_flagged() {
     assert_eq!(mv.action, Action::Update);
     let why = mv.refused.as_deref().expect("refused");
     assert!(
-        why.starts_with("namespace shop-prod moved in needs 8 of resourceQuota.limit.limitsCpu 40, but the project's other namespaces already hold 40 (usedLimit); Rancher would withhold"),
+        why.starts_with("namespace shop-prod moved in needs 8 of resourceQuota.limit.limitsCpu 40, but the project's other namespaces already hold 40 (their quotas); Rancher would withhold"),
         "{why}"
     );
     server.clear_log();
@@ -504,7 +504,7 @@ async fn a_larger_namespace_quota_that_does_not_fit_is_flagged_and_rancher_agree
         .unwrap();
     let why = quota.refused.as_deref().expect("refused");
     assert!(
-        why.starts_with("namespace shop-prod given its quota needs 10 of resourceQuota.limit.limitsCpu 40, but the project's other namespaces already hold 32 (usedLimit); Rancher refuses it (422 MaxLimitExceeded)"),
+        why.starts_with("namespace shop-prod given its quota needs 10 of resourceQuota.limit.limitsCpu 40, but the project's other namespaces already hold 32 (their quotas); Rancher refuses it (422 MaxLimitExceeded)"),
         "{why}"
     );
     // What Rancher answers to that write.
@@ -575,4 +575,69 @@ async fn container_defaults_dropped_from_the_spec_leave_the_namespace() {
         Some("8")
     );
     assert!(!plan(&client, &d).await.unwrap().has_changes());
+}
+
+#[tokio::test]
+async fn a_withheld_neighbour_counts_against_the_namespace_quota_as_rancher_counts_it() {
+    let server = RancherServer::start().await;
+    let client = client(&server);
+    let mut d = desired("prod");
+    d.project
+        .resource_quota
+        .insert("limitsCpu".into(), "48".into());
+    let pid = converge(&client, &d).await;
+    // Four neighbours of 8 fit (40 of 48 with ours); a fifth of 10 does not
+    // and is withheld, so usedLimit stays at 40.
+    for (name, cpu) in [("t0", 8), ("t1", 8), ("t2", 8), ("t3", 8), ("greedy", 10)] {
+        let mut ann = serde_json::Map::new();
+        ann.insert("field.cattle.io/projectId".into(), json!(pid));
+        ann.insert(
+            "field.cattle.io/resourceQuota".into(),
+            json!(format!(
+                r#"{{"limit":{{"limitsCpu":"{cpu}","limitsMemory":"1Gi","pods":"1"}}}}"#
+            )),
+        );
+        server.add_namespace_with(CLUSTER, name, ann);
+    }
+    assert_eq!(
+        enforced(&server, "greedy", "limits.cpu").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        server.project(&pid).unwrap()["resourceQuota"]["usedLimit"]["limitsCpu"],
+        "40"
+    );
+
+    // 12 fits beside usedLimit (32 + 12 = 44), but Rancher's namespace store
+    // adds the withheld neighbour too: 42 + 12 = 54 > 48.
+    d.project
+        .namespace_default_quota
+        .insert("limitsCpu".into(), "12".into());
+    let p = plan(&client, &d).await.unwrap();
+    let quota = p
+        .changes
+        .iter()
+        .find(|c| c.kind == ChangeKind::NamespaceQuota)
+        .unwrap();
+    let why = quota.refused.as_deref().expect("refused");
+    assert!(
+        why.starts_with("namespace shop-prod given its quota needs 12 of resourceQuota.limit.limitsCpu 48, but the project's other namespaces already hold 42 (their quotas); Rancher refuses it (422 MaxLimitExceeded)"),
+        "{why}"
+    );
+    // Rancher agrees.
+    let (s, err) = call(
+        &server,
+        Method::PUT,
+        &format!("/v3/clusters/{CLUSTER}/namespaces/shop-prod"),
+        Some(json!({"resourceQuota": {"limit": {"limitsCpu": "12", "limitsMemory": "16Gi", "pods": "50"}}})),
+    )
+    .await;
+    assert_eq!((s, err["code"].as_str()), (422, Some("MaxLimitExceeded")));
+    server.clear_log();
+    assert!(!apply(&client, &p).await.is_success());
+    assert!(server.writes().is_empty(), "{:?}", server.writes());
+    assert_eq!(
+        enforced(&server, "shop-prod", "limits.cpu").as_deref(),
+        Some("8")
+    );
 }
