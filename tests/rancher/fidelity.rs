@@ -292,6 +292,10 @@ async fn namespace_quotas_are_filled_once_and_withheld_when_they_do_not_fit() {
         server.project(&pid).unwrap()["resourceQuota"]["usedLimit"]["limitsCpu"],
         "12"
     );
+    // A withheld quota still counts against the next namespace
+    // (`getNamespacesLimits`): 8 + 4 + 10 + 4 > 20, though usedLimit is 12.
+    server.add_namespace(CLUSTER, "late", Some(&pid));
+    assert_eq!(quota("late").as_deref(), Some("0"));
 }
 
 #[tokio::test]

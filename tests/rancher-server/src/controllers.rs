@@ -208,7 +208,7 @@ fn sync_quota(s: &mut Inner, key: &(String, String)) {
 }
 
 /// `validateAndSetNamespaceQuota`: writes the annotation, then checks that
-/// the quota fits beside the project's other validated namespaces.
+/// the quota fits beside the project's other namespaces' quotas.
 fn validate_and_set(
     s: &mut Inner,
     key: &(String, String),
@@ -223,11 +223,10 @@ fn validate_and_set(
     };
     let annotation = format!("{{\"limit\":{}}}", struct_json(&QUOTA_ORDER, quota));
     let mut sum = quantity::to_list(&Value::Object(quota.clone())).unwrap_or_default();
+    // `getNamespacesLimits`: every other namespace of the project, its
+    // quota withheld or not.
     for ((c, n), other) in &s.namespaces {
-        if (c, n) == (&key.0, &key.1)
-            || project_of(other).as_deref() != Some(pid.as_str())
-            || !validated(other)
-        {
+        if (c, n) == (&key.0, &key.1) || project_of(other).as_deref() != Some(pid.as_str()) {
             continue;
         }
         if let Some(l) =
