@@ -2,7 +2,7 @@
 //! observe, plan, (server dry-run), apply, record the inventory — and the
 //! clusters they run against. Used by `keelson reconcile` and the controller.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -15,10 +15,15 @@ use crate::config::Config;
 use crate::observe::dir::DirCluster;
 use crate::observe::kube::KubeCluster;
 use crate::observe::{self, Cluster, ClusterError, Resource};
-use crate::plan::{self, Action, DesiredEnv, Inventory, ObjectId, Plan, inventory};
+use crate::plan::{self, Action, DesiredEnv, Lifecycle, Plan, inventory};
 use crate::rancher::{self, DesiredRancher, RancherClient};
 use crate::render::{self, ResolvedEnv};
-use crate::spec::PruneSpec;
+
+pub mod intent;
+pub mod retire;
+pub mod tenants;
+
+pub use retire::{Evidence, retired_envs};
 
 /// How to reconcile.
 #[derive(Debug, Clone, Default)]
@@ -386,6 +391,7 @@ pub async fn reconcile_env<C: Cluster>(
         &env.namespace,
         versions(env),
         opts,
+        Mode::Spec,
     )
     .await;
     r.rancher = outcome;
@@ -444,31 +450,6 @@ async fn rancher_step(
     Ok((outcome, report.namespace_annotation()))
 }
 
-async fn retire_rancher(
-    client: &RancherClient,
-    retired: &rancher::RetiredRancher,
-    dry_run: bool,
-) -> RancherOutcome {
-    let plan = match rancher::plan_retire(client, retired).await {
-        Ok(p) => p,
-        Err(e) => {
-            return RancherOutcome {
-                plan: Json::Null,
-                applied: None,
-                changed: false,
-                error: Some(format!("rancher: {e}")),
-                text: String::new(),
-                markdown: String::new(),
-            };
-        }
-    };
-    let mut outcome = RancherOutcome::planned(&plan);
-    if !dry_run {
-        outcome.apply(client, &plan).await;
-    }
-    outcome
-}
-
 fn annotate_namespace(objects: &mut [Json], namespace: &str, key: &str, value: &str) {
     for o in objects.iter_mut() {
         if o.get("kind").and_then(Json::as_str) == Some("Namespace")
@@ -494,6 +475,15 @@ fn versions(env: &ResolvedEnv) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What the environment is doing as a whole, beside its own changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Reconcile it against its spec.
+    Spec,
+    /// Its folder was removed: delete what the inventory in this namespace records.
+    Retire,
+}
+
 async fn run<C: Cluster>(
     cluster: &C,
     desired: DesiredEnv,
@@ -501,28 +491,40 @@ async fn run<C: Cluster>(
     namespace: &str,
     versions: Vec<(String, String)>,
     opts: &Options,
+    mode: Mode,
 ) -> EnvResult {
     let env = desired.name.clone();
+    let fail = |what: String| EnvResult::error(&env, cluster_name, namespace, what);
+    let mut recorded = match intent::read(cluster, &env, namespace).await {
+        Ok(r) => r,
+        Err(e) => return fail(format!("reading the inventory: {e}")),
+    };
+    if mode == Mode::Retire {
+        // Each namespace's inventory of a retired environment retires on its own.
+        recorded.earlier.clear();
+    }
     let live = match observe::observe(
         cluster,
         &env,
-        namespace,
         &desired.objects,
         &desired.manual_managers,
+        recorded.merged(),
     )
     .await
     {
         Ok(l) => l,
-        Err(e) => {
-            return EnvResult::error(
-                &env,
-                cluster_name,
-                namespace,
-                format!("observing the cluster: {e}"),
-            );
-        }
+        Err(e) => return fail(format!("observing the cluster: {e}")),
     };
     let mut plan = plan::plan(&desired, &live);
+    if let Err(e) = tenants::protect_namespaces(cluster, &env, &mut plan).await {
+        return fail(format!("observing the cluster: {e}"));
+    }
+    plan.lifecycle = lifecycle(&env, namespace, &plan, &recorded, mode);
+    if let (Some(Lifecycle::Move { from, .. }), Some(reason)) = (&plan.lifecycle, &plan.refused) {
+        plan.refused = Some(format!(
+            "environment `{env}` moved from namespace {from} to {namespace}, which deletes its objects in {from}: {reason}; or set `namespace: {from}` back"
+        ));
+    }
     // On a live cluster the server judges every object the no-op decision
     // could not clear; offline, the local normaliser's verdict stands.
     if cluster.dry_runs()
@@ -531,17 +533,11 @@ async fn run<C: Cluster>(
             apply::confirm::confirm(cluster, &mut plan, &live, &opts.apply, opts.server_dry_run)
                 .await
     {
-        return EnvResult::error(
-            &env,
-            cluster_name,
-            namespace,
-            format!("server-side dry run: {e}"),
-        );
+        return fail(format!("server-side dry run: {e}"));
     }
     let apps = app_states(&versions, &live.owned, &env);
-    // Only the recorded inventory of what was live is needed from here on;
-    // free the rest before applying (thousands of objects).
-    let recorded_inventory = live.inventory.clone();
+    // Only the recorded inventories are needed from here on; free the rest
+    // before applying (thousands of objects).
     drop(live);
     drop(desired);
     let mut result = EnvResult {
@@ -558,19 +554,13 @@ async fn run<C: Cluster>(
         result.plan = Some(without_bodies(plan));
         return result;
     }
-    let mut report = apply::apply_plan(cluster, &plan, &opts.apply).await;
-    let retiring_namespace = plan
-        .changes
-        .iter()
-        .any(|c| c.action == Action::Delete && c.id.kind == "Namespace" && c.id.name == namespace);
-    if !report.failed()
-        && !retiring_namespace
-        && !same_inventory(recorded_inventory.as_ref(), &plan.inventory)
-        && let Err(e) =
-            write_inventory(cluster, &env, namespace, &plan.inventory, &opts.apply).await
-    {
-        result.error = Some(format!("recording the inventory: {e}"));
-    }
+    // --timeout bounds every wait of this apply: retries, Retry-After, CRDs
+    // and workload health.
+    let apply_opts = opts.apply.started();
+    let outcome =
+        intent::apply_recorded(cluster, &env, namespace, &mut plan, &recorded, &apply_opts).await;
+    let mut report = outcome.report;
+    result.error = outcome.error;
     for h in &report.health {
         if let Some(a) = result.apps.iter_mut().find(|a| a.name == h.id.name) {
             a.health = h.health;
@@ -581,6 +571,36 @@ async fn run<C: Cluster>(
     result.apply = Some(report);
     result.plan = Some(without_bodies(plan));
     result
+}
+
+/// The whole-environment event of a plan: a retirement, or a move when
+/// inventories of the environment live in other namespaces.
+fn lifecycle(
+    env: &str,
+    namespace: &str,
+    plan: &Plan,
+    recorded: &intent::Recorded,
+    mode: Mode,
+) -> Option<Lifecycle> {
+    if mode == Mode::Retire {
+        return Some(Lifecycle::Retire {
+            environment: env.to_string(),
+            objects: plan.summary().delete,
+        });
+    }
+    let (from, _) = recorded.earlier.first()?;
+    let objects = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .filter(|c| recorded.earlier.iter().any(|(_, inv)| inv.contains(&c.id)))
+        .count();
+    Some(Lifecycle::Move {
+        environment: env.to_string(),
+        from: from.clone(),
+        to: namespace.to_string(),
+        objects,
+    })
 }
 
 /// A plan kept for reporting: the bodies to apply are not needed any more,
@@ -616,108 +636,4 @@ fn app_states(versions: &[(String, String)], owned: &[Json], env: &str) -> Vec<A
             }
         })
         .collect()
-}
-
-fn same_inventory(old: Option<&Inventory>, new: &Inventory) -> bool {
-    let Some(old) = old else { return false };
-    let a: BTreeSet<&ObjectId> = old.objects.iter().collect();
-    let b: BTreeSet<&ObjectId> = new.objects.iter().collect();
-    a == b
-        && old.rancher == new.rancher
-        && old.allow_delete_all == new.allow_delete_all
-        && old.max_delete_percent == new.max_delete_percent
-}
-
-async fn write_inventory<C: Cluster>(
-    cluster: &C,
-    env: &str,
-    namespace: &str,
-    inv: &Inventory,
-    opts: &ApplyOptions,
-) -> Result<(), ClusterError> {
-    let cm = inv.to_configmap(env, namespace);
-    let res = observe::builtin("v1", "ConfigMap").expect("builtin");
-    let (r, _) = apply::with_retries(opts, || cluster.apply(&res, &cm, false)).await;
-    r.map(|_| ())
-}
-
-/// Environments that have an inventory on a cluster but no folder any more:
-/// they are retired, which deletes everything they owned — only when their
-/// last applied spec allowed deleting everything.
-pub async fn retired_envs<C: Cluster>(
-    cluster: &C,
-    cluster_name: &str,
-    clusters: Option<&Clusters>,
-    known: &BTreeSet<String>,
-    opts: &Options,
-) -> Vec<EnvResult> {
-    let cm = observe::builtin("v1", "ConfigMap").expect("builtin");
-    let inventories = match cluster
-        .list(&cm, None, &format!("{}=true", inventory::LABEL))
-        .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            return vec![EnvResult::error(
-                "(retired environments)",
-                cluster_name,
-                "",
-                format!("listing inventories: {e}"),
-            )];
-        }
-    };
-    let mut out = Vec::new();
-    for inv_cm in inventories {
-        let env = inv_cm
-            .pointer("/metadata/labels/keelson.dev~1environment")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if env.is_empty() || known.contains(&env) {
-            continue;
-        }
-        let namespace = inv_cm
-            .pointer("/metadata/namespace")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let inv = Inventory::from_configmap(&inv_cm).unwrap_or_default();
-        let desired = DesiredEnv {
-            name: env.clone(),
-            objects: Vec::new(),
-            ignore: Vec::new(),
-            prune: PruneSpec {
-                enabled: true,
-                max_delete_percent: inv.max_delete_percent,
-                allow_delete_all: inv.allow_delete_all,
-            },
-            adopt: false,
-            rancher: inv.rancher.clone(),
-            manual_managers: plan::ownership::default_manual_managers(),
-        };
-        // Observe by the inventory's kinds; an empty desired set plans deletes.
-        let mut r = run(cluster, desired, cluster_name, &namespace, Vec::new(), opts).await;
-        if let Some(p) = &mut r.plan
-            && let Some(reason) = &p.refused
-        {
-            p.refused = Some(format!("environment folder removed: {reason}"));
-        }
-        let client = inv
-            .rancher
-            .as_ref()
-            .and_then(|rr| clusters?.rancher(&rr.cluster).ok().flatten());
-        if let (Some(rr), Some(client)) = (&inv.rancher, client.as_ref())
-            && !r.failed()
-        {
-            let retired = rancher::RetiredRancher {
-                environment: env.clone(),
-                cluster_id: rr.cluster_id.clone(),
-                project: rr.project.clone(),
-                namespace: namespace.clone(),
-            };
-            r.rancher = Some(retire_rancher(client, &retired, opts.dry_run).await);
-        }
-        out.push(r);
-    }
-    out
 }

@@ -122,7 +122,7 @@ pub async fn wait_workload<C: Cluster>(
     id: &ObjectId,
     opts: &ApplyOptions,
 ) -> WorkloadHealth {
-    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let deadline = opts.wait_until();
     let mut last = Verdict::new(Health::Unknown, "not observed");
     loop {
         last = match cluster.resource(&id.api_version, &id.kind).await {
@@ -158,7 +158,7 @@ pub async fn wait_crd_established<C: Cluster>(
     opts: &ApplyOptions,
 ) -> Result<(), String> {
     let res = builtin("apiextensions.k8s.io/v1", "CustomResourceDefinition").expect("builtin");
-    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let deadline = opts.wait_until();
     loop {
         if let Ok(Some(o)) = cluster.get(&res, None, name).await {
             let established = o

@@ -39,6 +39,32 @@ pub struct ApplyOptions {
     pub wait_health: bool,
     /// How often to poll while waiting.
     pub poll: Duration,
+    /// The longest single wait between two attempts, whatever the backoff
+    /// or the server's `Retry-After` say.
+    pub max_backoff: Duration,
+    /// No wait extends past this instant (set from `timeout` when an
+    /// environment's apply starts; see [`ApplyOptions::started`]).
+    pub deadline: Option<tokio::time::Instant>,
+}
+
+impl ApplyOptions {
+    /// These options with the deadline set `timeout` from now, unless one is
+    /// set already.
+    pub fn started(&self) -> ApplyOptions {
+        ApplyOptions {
+            deadline: Some(
+                self.deadline
+                    .unwrap_or_else(|| tokio::time::Instant::now() + self.timeout),
+            ),
+            ..self.clone()
+        }
+    }
+
+    /// The instant waits must end by: the deadline, else `timeout` from now.
+    pub fn wait_until(&self) -> tokio::time::Instant {
+        self.deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + self.timeout)
+    }
 }
 
 impl Default for ApplyOptions {
@@ -50,6 +76,8 @@ impl Default for ApplyOptions {
             timeout: Duration::from_secs(300),
             wait_health: true,
             poll: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(30),
+            deadline: None,
         }
     }
 }
@@ -101,7 +129,13 @@ impl ApplyReport {
     }
 }
 
-/// Run `f` with retries on retryable errors.
+/// Run `f` with retries on retryable errors ([`ClusterError::retryable`]),
+/// at most `attempts` times. Each wait is the exponential backoff, or the
+/// server's `Retry-After` when it gives one, capped by `max_backoff`; a wait
+/// that would pass the deadline is not made, and the last error is returned
+/// with a note saying so. A server that cannot be reached at all is tried
+/// again only while the backoff is short: it is not there, and every later
+/// request would fail the same way.
 pub async fn with_retries<T, F, Fut>(
     opts: &ApplyOptions,
     mut f: F,
@@ -110,16 +144,58 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ClusterError>>,
 {
+    let until = opts.wait_until();
     let mut attempt = 0;
     loop {
         attempt += 1;
         match f().await {
-            Err(e) if e.retryable() && attempt < opts.attempts => {
-                let delay = opts.backoff * 2u32.saturating_pow(attempt - 1);
+            Err(e) if e.retryable() && attempt < attempts_for(&e, opts) => {
+                let backoff = opts
+                    .backoff
+                    .saturating_mul(2u32.saturating_pow(attempt - 1));
+                let delay = e.retry_after().unwrap_or(backoff).min(opts.max_backoff);
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if delay > left {
+                    let note = match e.retry_after() {
+                        Some(ra) => format!(
+                            " (not retried: the server asked to wait {}s, past the timeout)",
+                            ra.as_secs()
+                        ),
+                        None => " (not retried: the timeout is reached)".to_string(),
+                    };
+                    return (Err(e.noted(&note)), attempt);
+                }
                 tracing::debug!(error = %e, attempt, "retrying after {delay:?}");
                 tokio::time::sleep(delay).await;
             }
             other => return (other, attempt),
+        }
+    }
+}
+
+/// Attempts for an error: a server that refuses connections gets three
+/// quick tries (it may be restarting), not the full count.
+fn attempts_for(e: &ClusterError, opts: &ApplyOptions) -> u32 {
+    if e.unreachable() {
+        opts.attempts.min(3)
+    } else {
+        opts.attempts
+    }
+}
+
+/// Set once a request finds the API server unreachable: the writes still
+/// queued are not attempted, instead of each retrying on its own.
+#[derive(Debug, Default)]
+struct Reachability(std::sync::atomic::AtomicBool);
+
+impl Reachability {
+    fn gone(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn note(&self, e: &ClusterError) {
+        if e.unreachable() {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -137,6 +213,7 @@ pub async fn apply_plan<C: Cluster>(cluster: &C, plan: &Plan, opts: &ApplyOption
     deletes.sort_by_key(|c| std::cmp::Reverse(kind_rank(&c.id.kind)));
 
     let mut failed = false;
+    let reach = Reachability::default();
     for step in steps(&writes) {
         if !failed && step.iter().any(|c| c.intent.refused.is_some()) {
             // Known to fail: nothing of this step or after it is started.
@@ -162,7 +239,7 @@ pub async fn apply_plan<C: Cluster>(cluster: &C, plan: &Plan, opts: &ApplyOption
         }
         let mut futures = Vec::with_capacity(step.len());
         for c in &step {
-            futures.push(write_one(cluster, c, &plan.manual_managers, opts));
+            futures.push(write_one(cluster, c, &plan.manual_managers, opts, &reach));
         }
         let results = bounded(futures, opts.parallelism).await;
         failed = results.iter().any(|r| r.error.is_some());
@@ -191,7 +268,7 @@ pub async fn apply_plan<C: Cluster>(cluster: &C, plan: &Plan, opts: &ApplyOption
         }
         let mut futures = Vec::with_capacity(step.len());
         for c in &step {
-            futures.push(delete_one(cluster, c, opts));
+            futures.push(delete_one(cluster, c, opts, &reach));
         }
         let results = bounded(futures, opts.parallelism).await;
         failed = results.iter().any(|r| r.error.is_some());
@@ -243,12 +320,25 @@ fn not_attempted(c: &Change) -> ObjectResult {
     }
 }
 
+fn unreachable_result(c: &Change) -> ObjectResult {
+    ObjectResult {
+        id: c.id.clone(),
+        action: c.action,
+        error: Some("not attempted: the API server is unreachable".into()),
+        attempts: 0,
+    }
+}
+
 async fn write_one<C: Cluster>(
     cluster: &C,
     c: &Change,
     manual: &[String],
     opts: &ApplyOptions,
+    reach: &Reachability,
 ) -> ObjectResult {
+    if reach.gone() {
+        return unreachable_result(c);
+    }
     let body = c.apply.as_ref().expect("writes have a body");
     let (result, attempts) = with_retries(opts, || async {
         let res = cluster.resource(&c.id.api_version, &c.id.kind).await?;
@@ -258,6 +348,9 @@ async fn write_one<C: Cluster>(
         cluster.apply(&res, body, false).await
     })
     .await;
+    if let Err(e) = &result {
+        reach.note(e);
+    }
     let error = match result {
         Ok(stored) => verify::check(c, body, &stored).err(),
         Err(e) => Some(e.to_string()),
@@ -289,13 +382,24 @@ async fn take_over<C: Cluster>(
     Ok(())
 }
 
-async fn delete_one<C: Cluster>(cluster: &C, c: &Change, opts: &ApplyOptions) -> ObjectResult {
+async fn delete_one<C: Cluster>(
+    cluster: &C,
+    c: &Change,
+    opts: &ApplyOptions,
+    reach: &Reachability,
+) -> ObjectResult {
+    if reach.gone() {
+        return unreachable_result(c);
+    }
     let (result, attempts) = with_retries(opts, || async {
         let res = cluster.resource(&c.id.api_version, &c.id.kind).await?;
         let ns = res.namespaced.then_some(c.id.namespace.as_str());
         cluster.delete(&res, ns, &c.id.name, false).await
     })
     .await;
+    if let Err(e) = &result {
+        reach.note(e);
+    }
     ObjectResult {
         id: c.id.clone(),
         action: Action::Delete,

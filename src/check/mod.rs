@@ -7,6 +7,7 @@ pub mod kube;
 pub mod objects;
 pub mod rules;
 pub mod schema;
+pub mod tenancy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -73,6 +74,7 @@ pub fn check_repo(root: &Path) -> Report {
                         &crds,
                         kube::Options::default(),
                     ));
+                    findings.extend(tenancy::check(env, &resolved, &repo.policies, &namespaces));
                     ok = findings.iter().all(|d| d.severity != Severity::Error);
                     diags.extend(findings);
                     if ok {

@@ -163,7 +163,12 @@ impl Base {
                     objects.push(body);
                 }
             }
-            objects.push(applied.inventory.to_configmap(&env.name, &env.namespace));
+            // An inventory too large to store was refused when the base was
+            // planned: nothing of it was applied or recorded.
+            if let Ok(stored) = applied.inventory.encode(&env.name, &env.namespace) {
+                objects.push(stored.head);
+                objects.extend(stored.parts.into_values());
+            }
         }
         DirCluster::from_objects(objects)
     }

@@ -158,6 +158,10 @@ fn section(r: &EnvResult, line: &EnvLine) -> Section {
     }
     let mut entries = Vec::new();
     if let Some(plan) = &r.plan {
+        // A retirement or a namespace move is named as one entry.
+        if let Some(l) = &plan.lifecycle {
+            let _ = writeln!(open, "**{l}**\n");
+        }
         if let Some(reason) = &plan.refused {
             let _ = writeln!(open, "> **Refused:** {reason}\n");
         }

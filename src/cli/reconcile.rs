@@ -121,6 +121,10 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
 async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let report = check::check_repo(&args.repo);
     report_diagnostics(&report, args.color);
+    if let Some(why) = reconcile::retire::unusable(&report) {
+        eprintln!("error: {why}: nothing planned, nothing deleted");
+        return Ok(ExitCode::from(1));
+    }
     let envs = selected_envs(&report, &args.envs)?;
     let base = match &args.against_ref {
         Some(rev) => Some(against_ref::load_base(&args.repo, rev)?),
@@ -210,9 +214,17 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     results.extend(blocked_base);
 
     // Environments whose folder was removed: look on every cluster keelson
-    // knows of (in use, in the config, or the one --context names).
-    if args.envs.is_empty() {
-        let known: BTreeSet<String> = report.repo.environments.keys().cloned().collect();
+    // knows of (in use, in the config, or the one --context names). Only a
+    // run over every environment of a checkout that loaded cleanly retires.
+    let mut notices = Vec::new();
+    let evidence = if args.envs.is_empty() {
+        reconcile::Evidence::of(&report)
+            .map_err(|why| notices.push(reconcile::retire::not_retiring(&why)))
+            .ok()
+    } else {
+        None
+    };
+    if let Some(mut evidence) = evidence {
         let mut scan: BTreeSet<String> = report.ready.values().map(|e| e.cluster.clone()).collect();
         scan.extend(config_clusters);
         if args.against.is_some() || base.is_some() || clusters.override_kubeconfig.is_some() {
@@ -222,16 +234,21 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                 scan.insert(args.context.clone().unwrap_or_else(|| "default".into()));
             }
         }
-        let mut known = known;
         for name in &scan {
             if let Ok(c) = clusters.get(name).await {
                 let retired =
-                    reconcile::retired_envs(c.as_ref(), name, Some(&clusters), &known, &opts).await;
+                    reconcile::retired_envs(c.as_ref(), name, Some(&clusters), &evidence, &opts)
+                        .await;
                 // Several cluster names may reach one cluster: retire once.
-                known.extend(retired.iter().map(|r| r.environment.clone()));
+                for r in &retired {
+                    evidence.mark_handled(&r.environment);
+                }
                 results.extend(retired);
             }
         }
+    }
+    for n in &notices {
+        eprintln!("warning: {n}");
     }
 
     if let Some(b) = &base {

@@ -167,6 +167,10 @@ pub fn selected_envs(report: &Report, wanted: &[String]) -> anyhow::Result<Vec<S
 pub fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let report = check::check_repo(&args.repo);
     report_diagnostics(&report, args.color);
+    if let Some(why) = crate::reconcile::retire::unusable(&report) {
+        eprintln!("error: {why}: nothing rendered");
+        return Ok(ExitCode::from(1));
+    }
     let envs = selected_envs(&report, &args.envs)?;
     let mut out = std::io::stdout().lock();
     let mut failed = false;
@@ -214,6 +218,12 @@ pub fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
     }
     let env_dir = args.repo.join("environments").join(&args.env);
     let env_file = env_dir.join("environment.yaml");
+    let pipe = env_dir.join("pipeline.yaml");
+    // Read and write only inside the repository: a linked environment
+    // folder or pipeline.yaml would make set-image write elsewhere.
+    for p in [&env_file, &pipe] {
+        crate::spec::confine::check(&args.repo, p)?;
+    }
     if !env_file.is_file() {
         bail!(
             "no environment `{}`: {} does not exist",
@@ -250,7 +260,6 @@ pub fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
             names.join(", ")
         );
     }
-    let pipe = env_dir.join("pipeline.yaml");
     let new_text = if pipe.is_file() {
         let text = std::fs::read_to_string(&pipe)
             .with_context(|| format!("reading {}", pipe.display()))?;

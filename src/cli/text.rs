@@ -136,6 +136,10 @@ fn environment(out: &mut String, r: &EnvResult, opts: &TextOptions, p: &Paint) {
         let _ = writeln!(out, "\n{}", p.paint(RED, &format!("error: {e}")));
     }
     let Some(plan) = &r.plan else { return };
+    // A retirement or a namespace move is named as one entry.
+    if let Some(l) = &plan.lifecycle {
+        let _ = writeln!(out, "\n{}", p.paint(BOLD, &l.to_string()));
+    }
     let failures: HashMap<&ObjectId, &str> = r
         .apply
         .iter()

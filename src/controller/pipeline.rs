@@ -215,7 +215,20 @@ impl Inner {
         opts: &Options,
         fence: Option<Arc<dyn Fence>>,
     ) -> EnvOutcome {
-        let known: BTreeSet<String> = report.repo.environments.keys().cloned().collect();
+        let evidence = match reconcile::Evidence::of(report) {
+            Ok(e) => e,
+            Err(why) => {
+                let mut diagnostics = vec![reconcile::retire::not_retiring(&why)];
+                diagnostics.extend(
+                    report
+                        .diagnostics
+                        .iter()
+                        .filter(|d| d.severity == Severity::Error)
+                        .map(|d| d.one_line()),
+                );
+                return EnvOutcome::bare(Outcome::Invalid { diagnostics });
+            }
+        };
         let used: BTreeSet<&String> = report.ready.values().map(|e| &e.cluster).collect();
         for name in used {
             let Ok(c) = self.clusters.get(name).await else {
@@ -224,10 +237,11 @@ impl Inner {
             let results = match &fence {
                 Some(f) => {
                     let fenced = FencedCluster::new(c.as_ref(), f.clone());
-                    reconcile::retired_envs(&fenced, name, Some(&self.clusters), &known, opts).await
+                    reconcile::retired_envs(&fenced, name, Some(&self.clusters), &evidence, opts)
+                        .await
                 }
                 None => {
-                    reconcile::retired_envs(c.as_ref(), name, Some(&self.clusters), &known, opts)
+                    reconcile::retired_envs(c.as_ref(), name, Some(&self.clusters), &evidence, opts)
                         .await
                 }
             };

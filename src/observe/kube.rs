@@ -96,7 +96,11 @@ impl KubeCluster {
                     ))
                 })?
         };
+        // kube's own retry layer honours Retry-After up to 1000 s and knows
+        // nothing of --timeout; keelson retries in `apply::with_retries`,
+        // with every wait capped.
         let mut config = config;
+        config.default_retry = false;
         if let Ok(agent) = axum::http::HeaderValue::from_str(&user_agent()) {
             config.headers.push((axum::http::header::USER_AGENT, agent));
         }
@@ -178,13 +182,54 @@ fn map_err(verb: &str, what: String, e: kube::Error) -> ClusterError {
                 Some(hint) => format!("{}; {hint}", s.message),
                 None => s.message.clone(),
             },
+            retry_after: s
+                .details
+                .as_ref()
+                .map(|d| u64::from(d.retry_after_seconds))
+                .filter(|s| *s > 0),
         },
-        other => ClusterError::Transport {
-            verb: verb.into(),
-            what,
-            message: super::explain::transport(&other),
-        },
+        other => {
+            let unreachable = cannot_connect(&other);
+            let message = super::explain::transport(&other);
+            ClusterError::Transport {
+                verb: verb.into(),
+                what,
+                message: if unreachable {
+                    format!("the API server cannot be reached: {message}")
+                } else {
+                    message
+                },
+                unreachable,
+            }
+        }
     }
+}
+
+/// Whether an error is a failure to connect at all (refused, no route,
+/// unknown host, connect timeout), found anywhere in its chain of causes.
+fn cannot_connect(e: &kube::Error) -> bool {
+    use std::io::ErrorKind;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        // hyper-util's connector says "client error (Connect)" for every
+        // failure to open a connection, DNS and timeouts included.
+        if c.to_string().contains("client error (Connect)") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn to_json(o: DynamicObject) -> Json {
@@ -259,6 +304,7 @@ impl Cluster for KubeCluster {
                     verb: "list".into(),
                     what: what(res, namespace, "*"),
                     message: e.to_string(),
+                    unreachable: false,
                 }
             })?;
             let mut page: Json = self

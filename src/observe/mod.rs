@@ -56,6 +56,9 @@ pub enum ClusterError {
         reason: String,
         /// Status message.
         message: String,
+        /// Seconds the server asked to wait before retrying (a 429's or
+        /// 503's `Status.details.retryAfterSeconds`, as `Retry-After`).
+        retry_after: Option<u64>,
     },
     /// The server could not be reached or the answer could not be read.
     #[error("{verb} {what}: {message}")]
@@ -66,6 +69,9 @@ pub enum ClusterError {
         what: String,
         /// Why it failed.
         message: String,
+        /// No connection could be made (refused, unreachable, DNS): the
+        /// server is not there, so the other objects of a run need not try.
+        unreachable: bool,
     },
     /// The kind is not served by the cluster.
     #[error("{0}")]
@@ -104,6 +110,44 @@ impl ClusterError {
     pub fn is_typed_patch_error(&self) -> bool {
         matches!(self, ClusterError::Api { code: 500, message, .. }
             if message.contains("failed to create typed patch object"))
+    }
+
+    /// How long the server asked to wait before retrying, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ClusterError::Api {
+                retry_after: Some(s),
+                ..
+            } => Some(std::time::Duration::from_secs(*s)),
+            _ => None,
+        }
+    }
+
+    /// Whether no connection to the server could be made at all.
+    pub fn unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Transport {
+                unreachable: true,
+                ..
+            }
+        )
+    }
+
+    /// The same error with `note` added to its message.
+    pub fn noted(mut self, note: &str) -> ClusterError {
+        match &mut self {
+            ClusterError::Api { message, .. } | ClusterError::Transport { message, .. } => {
+                message.push_str(note);
+            }
+            ClusterError::UnknownKind(m)
+            | ClusterError::ReadOnly(m)
+            | ClusterError::Config(m)
+            | ClusterError::Fenced(m) => {
+                m.push_str(note);
+            }
+        }
+        self
     }
 }
 
@@ -239,22 +283,11 @@ pub fn env_selector(env: &str) -> String {
     format!("{MANAGED_BY}=keelson,{ENV_LABEL}={env}")
 }
 
-/// Read the inventory of an environment, if its namespace has one.
-pub async fn read_inventory<C: Cluster>(
-    cluster: &C,
-    namespace: &str,
-) -> Result<Option<inventory::Inventory>, ClusterError> {
-    let cm = builtin("v1", "ConfigMap").expect("builtin");
-    Ok(cluster
-        .get(&cm, Some(namespace), inventory::NAME)
-        .await?
-        .and_then(|o| inventory::Inventory::from_configmap(&o)))
-}
-
-/// Observe an environment: one LIST per (kind, namespace) by the ownership
-/// labels, then a GET only for desired objects the lists did not return (to
-/// find objects that exist but are not keelson's). `manual` names the
-/// environment's manual managers.
+/// Observe an environment: one LIST per (kind, namespace) of what is desired
+/// and what `inventory` records (read by the caller, from every namespace the
+/// environment used) by the ownership labels, then a GET only for desired
+/// objects the lists did not return (to find objects that exist but are not
+/// keelson's). `manual` names the environment's manual managers.
 ///
 /// Objects are shrunk as they are read: one that is surely unchanged
 /// ([`ownership::clears`]) keeps only what reporting reads (see
@@ -264,11 +297,10 @@ pub async fn read_inventory<C: Cluster>(
 pub async fn observe<C: Cluster>(
     cluster: &C,
     env: &str,
-    namespace: &str,
     desired: &[Json],
     manual: &[String],
+    inventory: Option<inventory::Inventory>,
 ) -> Result<LiveEnv, ClusterError> {
-    let inventory = read_inventory(cluster, namespace).await?;
     let mut kinds: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut add = |api_version: &str, kind: &str, ns: &str| {
         kinds
@@ -480,6 +512,7 @@ mod tests {
             code,
             reason: reason.into(),
             message: message.into(),
+            retry_after: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod delegation;
 pub mod diff;
 pub mod fields;
 pub mod inventory;
+pub mod lifecycle;
 pub mod ownership;
 pub mod takeover;
 
@@ -28,6 +29,7 @@ use crate::render::objects::{APPLY_ANNOTATION, ENV_LABEL, MANAGED_BY, PRUNE_ANNO
 use crate::spec::{IgnoreRule, PruneSpec};
 pub use delegation::Delegation;
 pub use inventory::Inventory;
+pub use lifecycle::Lifecycle;
 use ownership::{Doubt, Owners};
 
 /// The field manager keelson applies with.
@@ -187,6 +189,10 @@ pub struct Plan {
     /// Field managers whose writes are drift (from the environment).
     #[serde(skip)]
     pub manual_managers: Vec<String>,
+    /// A whole-environment event (retirement, namespace move) this plan
+    /// carries out, shown as its own entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 /// Counts per action.
@@ -321,15 +327,21 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         };
         let labelled = label(l, ENV_LABEL) == Some(desired.name.as_str())
             && label(l, MANAGED_BY) == Some("keelson");
-        if !labelled && !desired.adopt {
-            let owner = label(l, ENV_LABEL).map_or_else(
-                || "it is not managed by keelson".to_string(),
-                |e| format!("it belongs to environment `{e}`"),
-            );
+        // Tenancy: `adopt` takes over unlabelled objects, never another
+        // environment's.
+        let other_env = label(l, ENV_LABEL).filter(|e| *e != desired.name);
+        if !labelled && (!desired.adopt || other_env.is_some()) {
+            let note = match other_env {
+                Some(e) => format!(
+                    "exists but it belongs to environment `{e}`; an environment never takes over \
+                     another's objects"
+                ),
+                None => "exists but it is not managed by keelson; set `adopt: true` in \
+                         environment.yaml to take it over"
+                    .to_string(),
+            };
             let mut c = Change::new(Action::Skip, id);
-            c.notes.push(format!(
-                "exists but {owner}; set `adopt: true` in environment.yaml to take it over"
-            ));
+            c.notes.push(note);
             changes.push(c);
             continue;
         }
@@ -454,12 +466,15 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         max_delete_percent: desired.prune.max_delete_percent,
         rancher: desired.rancher.clone(),
     };
+    // Never apply what cannot be recorded.
+    let refused = refused.or_else(|| inventory.check_size().err().map(|e| e.to_string()));
     Plan {
         environment: desired.name.clone(),
         changes,
         refused,
         inventory,
         manual_managers: desired.manual_managers.clone(),
+        lifecycle: None,
     }
 }
 

@@ -300,8 +300,10 @@ impl GitSource {
     }
 
     /// Write the tree of `commit` to a fresh directory under the state dir.
-    /// Symlinks and submodules are skipped: a spec tree is plain files, and a
-    /// symlink could point the renderer at files outside the repository.
+    /// Symlinks are written as the same symlinks, so that the spec loader
+    /// applies one rule to the CLI and the controller: a link inside the
+    /// tree works, a link out of it is an error naming it (skipping it would
+    /// silently drop what it defines, and prune it). Submodules are skipped.
     pub fn export(&self, commit: &str) -> Result<Checkout, SourceError> {
         let read_err = |message: String| SourceError::Read {
             commit: commit.to_string(),
@@ -352,10 +354,13 @@ impl GitSource {
     }
 }
 
-/// Write `tree` of `repo` as plain files under `dir` (created). Symlinks and
-/// submodules are skipped: a spec tree is plain files, and a symlink could
-/// point the renderer at files outside the repository. Errors name the file.
+/// Write `tree` of `repo` under `dir` (created): files as files, symlinks as
+/// the same symlinks, submodules skipped. The spec loader then applies one
+/// rule everywhere (`spec::confine`): a link inside the tree works, a link
+/// out of it is an error naming the link (skipping it would silently drop
+/// what it defines, and prune it). Errors name the file.
 pub fn export_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt as _;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut failure = None;
     tree.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
@@ -365,7 +370,17 @@ pub fn export_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path) -> Resu
         let path = dir.join(parent).join(name);
         let result = match entry.kind() {
             Some(ObjectType::Tree) => std::fs::create_dir_all(&path).map_err(|e| e.to_string()),
-            Some(ObjectType::Blob) if entry.filemode() != 0o120000 => repo
+            // A link is written as a link: loading the tree then follows it
+            // when it stays inside and names it as an error when it leaves
+            // (`spec::confine`), as in a working copy.
+            Some(ObjectType::Blob) if entry.filemode() == 0o120000 => repo
+                .find_blob(entry.id())
+                .map_err(|e| e.message().to_string())
+                .and_then(|b| {
+                    let target = std::ffi::OsStr::from_bytes(b.content());
+                    std::os::unix::fs::symlink(target, &path).map_err(|e| e.to_string())
+                }),
+            Some(ObjectType::Blob) => repo
                 .find_blob(entry.id())
                 .map_err(|e| e.message().to_string())
                 .and_then(|b| std::fs::write(&path, b.content()).map_err(|e| e.to_string())),

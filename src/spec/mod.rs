@@ -2,6 +2,7 @@
 //! → typed model. Every problem in every file becomes a diagnostic; loading
 //! never stops at the first one.
 
+pub mod confine;
 pub mod edit;
 pub mod model;
 
@@ -90,14 +91,22 @@ pub fn load_repo_with(root: &Path, limits: Limits) -> (Repo, Vec<Diagnostic>) {
         diags: &mut diags,
     };
 
-    for file in yaml_files(&root.join("policies")) {
-        match loader.typed::<Policy>(&file, Kind::Policy) {
-            Some(doc) => repo.policies.push(doc),
-            None => repo.policies_failed = true,
+    let policy_dir = root.join("policies");
+    if loader.confined(&policy_dir) {
+        for file in yaml_files(&policy_dir) {
+            match loader.typed::<Policy>(&file, Kind::Policy) {
+                Some(doc) => repo.policies.push(doc),
+                None => repo.policies_failed = true,
+            }
         }
+    } else {
+        repo.policies_failed = true;
     }
 
     let env_root = root.join("environments");
+    if !loader.confined(&env_root) {
+        return (repo, diags);
+    }
     if !env_root.is_dir() {
         loader.diags.push(
             Diagnostic::error("layout", Path::new("environments"), None, "no environments/ folder")
@@ -115,6 +124,12 @@ pub fn load_repo_with(root: &Path, limits: Limits) -> (Repo, Vec<Diagnostic>) {
             ..EnvFiles::default()
         };
         let before = loader.diags.len();
+        if !loader.confined(&dir) {
+            // Blocked, not removed: a folder that is there is never retired.
+            env.load_failed = true;
+            repo.environments.insert(name, env);
+            continue;
+        }
         let env_file = dir.join("environment.yaml");
         if env_file.is_file() {
             env.environment = loader.typed::<Environment>(&env_file, Kind::Environment);
@@ -133,8 +148,11 @@ pub fn load_repo_with(root: &Path, limits: Limits) -> (Repo, Vec<Diagnostic>) {
         if pipe_file.is_file() {
             env.pipeline = loader.typed::<Pipeline>(&pipe_file, Kind::Pipeline);
         }
-        for file in yaml_files(&dir.join("manifests")) {
-            env.manifests.extend(loader.manifests(&file));
+        let manifest_dir = dir.join("manifests");
+        if loader.confined(&manifest_dir) {
+            for file in yaml_files(&manifest_dir) {
+                env.manifests.extend(loader.manifests(&file));
+            }
         }
         for stray in files(&dir) {
             let fname = stray
@@ -166,6 +184,14 @@ pub fn load_repo_with(root: &Path, limits: Limits) -> (Repo, Vec<Diagnostic>) {
             .any(|d| d.severity == crate::diag::Severity::Error);
         repo.environments.insert(name, env);
     }
+    if env_root.is_dir() && repo.environments.is_empty() {
+        // An empty clone or the wrong folder, never a real repository: it
+        // must not read as "every environment was removed".
+        loader.diags.push(
+            Diagnostic::error("layout", Path::new("environments"), None, "environments/ holds no environment")
+                .with_help("add environments/<env>/environment.yaml; to retire the last environment, delete its namespace by hand"),
+        );
+    }
     (repo, diags)
 }
 
@@ -177,8 +203,26 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
+    /// Whether `path` stays inside the root; an error naming the link when
+    /// it does not.
+    fn confined(&mut self, path: &Path) -> bool {
+        match confine::check(self.root, path) {
+            Ok(()) => true,
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error("symlink", &e.link, None, e.to_string())
+                        .with_help("replace the link with the file itself, or a link to a file inside the repository"),
+                );
+                false
+            }
+        }
+    }
+
     /// Read a file as UTF-8 text within the size limit.
     fn read(&mut self, path: &Path) -> Option<(PathBuf, String)> {
+        if !self.confined(path) {
+            return None;
+        }
         let file = rel(self.root, path);
         let size = match fs::metadata(path) {
             Ok(m) => m.len(),

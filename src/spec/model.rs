@@ -375,9 +375,46 @@ pub struct PolicySpec {
     /// Defaults for rendering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<PolicyDefaults>,
+    /// What environments under this policy may reach beyond their own
+    /// namespace ([`crate::check::tenancy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenancy: Option<Tenancy>,
     /// CEL rules every app must pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
+}
+
+/// Exceptions to tenancy that the platform team grants, named as in Argo
+/// CD's AppProject (`destinations`, `clusterResourceWhitelist`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tenancy {
+    /// Namespaces an environment may write into (or use as its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<Destination>,
+    /// Cluster-scoped kinds an environment may create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_resource_whitelist: Vec<GroupKind>,
+}
+
+/// A namespace an environment may write into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Destination {
+    /// Name or glob (`monitoring`, `team-*`). A system namespace (`kube-*`,
+    /// `default`) is granted only by a pattern that does not start with a
+    /// wildcard.
+    pub namespace: String,
+}
+
+/// An API group and kind (globs allowed); `""` is the core group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupKind {
+    /// API group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
 }
 
 /// Rendering defaults owned by the platform team.

@@ -29,14 +29,14 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-struct Controller {
+pub(crate) struct Controller {
     child: Child,
     base: String,
 }
 
 impl Controller {
     /// Start `keelson run`; logs go to `log`.
-    fn start(config: &Path, log: &Path) -> Controller {
+    pub(crate) fn start(config: &Path, log: &Path) -> Controller {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keelson"))
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
@@ -62,7 +62,7 @@ impl Controller {
         Controller { child, base }
     }
 
-    async fn get_json(&self, path: &str) -> Value {
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
         reqwest::get(format!("{}{path}", self.base))
             .await
             .unwrap()
@@ -71,7 +71,7 @@ impl Controller {
             .unwrap()
     }
 
-    async fn wait_status(&self, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_status(&self, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let st = self.get_json("/status").await;
@@ -96,7 +96,7 @@ impl Controller {
         req.send().await.unwrap().status().as_u16()
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -110,7 +110,7 @@ impl Controller {
     }
 }
 
-fn env<'a>(st: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn env<'a>(st: &'a Value, name: &str) -> &'a Value {
     st["environments"]
         .as_array()
         .unwrap()

@@ -12,6 +12,7 @@ mod e2e;
 mod http_auth;
 mod page;
 mod report;
+mod safety;
 mod source;
 mod status;
 mod sync;

@@ -3,9 +3,16 @@
 
 mod drift;
 mod health;
+mod intent;
+mod inventory_size;
+mod namespace_move;
 mod rancher;
 mod real_server;
 mod reconcile;
+mod retire;
+mod symlinks;
+mod tenancy;
+mod waits;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -129,7 +136,8 @@ impl Harness {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copy a folder recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();

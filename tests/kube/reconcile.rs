@@ -388,6 +388,12 @@ fn a_crd_is_established_before_its_custom_resources_are_applied() {
         ..ServerOptions::default()
     });
     std::fs::create_dir_all(h.path("environments/dev/manifests")).unwrap();
+    // A CRD is cluster-scoped: the platform team allows dev to install it.
+    std::fs::write(
+        h.path("policies/dev-crds.yaml"),
+        "apiVersion: keelson.dev/v1\nkind: Policy\nmetadata:\n  name: dev-crds\nspec:\n  appliesTo: [dev]\n  tenancy:\n    clusterResourceWhitelist:\n      - group: apiextensions.k8s.io\n        kind: CustomResourceDefinition\n",
+    )
+    .unwrap();
     std::fs::write(
         h.path("environments/dev/manifests/widgets.yaml"),
         r#"apiVersion: apiextensions.k8s.io/v1
