@@ -517,6 +517,30 @@ mod tests {
     }
 
     #[test]
+    fn an_object_known_unchanged_keeps_only_what_reporting_reads() {
+        let d = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "n", "generation": 3,
+                "labels": {"app": "web"}, "managedFields": [{"manager": "keelson"}]},
+            "spec": {"replicas": 2, "paused": true, "template": {"spec": {"containers": []}}},
+            "status": {"observedGeneration": 3, "readyReplicas": 2}});
+        let h = headless(d);
+        assert_eq!(
+            h["spec"],
+            serde_json::json!({"replicas": 2, "paused": true})
+        );
+        assert_eq!(h["status"]["readyReplicas"], 2, "health reads it");
+        assert_eq!(h["metadata"]["labels"]["app"], "web", "ownership reads it");
+        assert_eq!(h["metadata"]["generation"], 3);
+        assert!(h["metadata"].get("managedFields").is_none());
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c"}, "data": {"k": "v"}});
+        assert_eq!(
+            headless(cm),
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+        );
+    }
+
+    #[test]
     fn errors_the_same_body_meets_every_time_are_not_retried() {
         let typed = api(
             500,
