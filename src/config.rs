@@ -31,6 +31,9 @@ pub struct Config {
     /// The controller (`keelson run`): repository, intervals, webhook, status reporting.
     #[serde(default)]
     pub controller: Option<crate::controller::ControllerConfig>,
+    /// Preview environments: where their record lives, the platform's limit.
+    #[serde(default)]
+    pub previews: Option<crate::preview::PreviewsConfig>,
 }
 
 /// How to reach one cluster.

@@ -14,6 +14,7 @@ pub mod controller;
 pub mod diag;
 pub mod observe;
 pub mod plan;
+pub mod preview;
 pub mod quantity;
 pub mod rancher;
 pub mod reconcile;

@@ -39,9 +39,18 @@ impl Report {
     }
 }
 
-/// Load and check the repository at `root`.
+/// Load and check the repository at `root` (its preview templates with
+/// sample parameters).
 pub fn check_repo(root: &Path) -> Report {
     let (repo, mut diags) = spec::load_repo(root);
+    crate::preview::check_templates(&repo, &mut diags);
+    check_loaded(repo, diags)
+}
+
+/// Check a loaded repository; `diags` are the loader's findings. Previews
+/// ([`crate::preview::online`]) are added to `repo` before this, so they
+/// meet every check of an environment.
+pub fn check_loaded(repo: Repo, mut diags: Vec<Diagnostic>) -> Report {
     let mut ready = BTreeMap::new();
     let mut blocked = Vec::new();
 

@@ -24,6 +24,8 @@ pub enum Kind {
     Pipeline,
     /// `policies/*.yaml`.
     Policy,
+    /// `environments/_templates/<name>/preview.yaml`.
+    PreviewTemplate,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
             Kind::Environment => "Environment",
             Kind::Pipeline => "Pipeline",
             Kind::Policy => "Policy",
+            Kind::PreviewTemplate => "PreviewTemplate",
         }
     }
 
@@ -42,22 +45,27 @@ impl Kind {
             Kind::Environment => include_str!("../../schema/environment.schema.json"),
             Kind::Pipeline => include_str!("../../schema/pipeline.schema.json"),
             Kind::Policy => include_str!("../../schema/policy.schema.json"),
+            Kind::PreviewTemplate => include_str!("../../schema/preview-template.schema.json"),
         }
     }
 
     fn schema(self) -> &'static (Json, Validator) {
         static SCHEMAS: OnceLock<Vec<(Json, Validator)>> = OnceLock::new();
         let all = SCHEMAS.get_or_init(|| {
-            [Kind::Environment, Kind::Pipeline, Kind::Policy]
-                .into_iter()
-                .map(|k| {
-                    let json: Json =
-                        serde_json::from_str(k.schema_text()).expect("embedded schema is JSON");
-                    let validator =
-                        jsonschema::validator_for(&json).expect("embedded schema compiles");
-                    (json, validator)
-                })
-                .collect()
+            [
+                Kind::Environment,
+                Kind::Pipeline,
+                Kind::Policy,
+                Kind::PreviewTemplate,
+            ]
+            .into_iter()
+            .map(|k| {
+                let json: Json =
+                    serde_json::from_str(k.schema_text()).expect("embedded schema is JSON");
+                let validator = jsonschema::validator_for(&json).expect("embedded schema compiles");
+                (json, validator)
+            })
+            .collect()
         });
         &all[self as usize]
     }

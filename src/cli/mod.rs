@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod against_ref;
 pub mod markdown;
 pub mod outcome;
+pub mod preview;
 pub mod reconcile;
 pub mod specs;
 pub mod text;
@@ -38,6 +39,8 @@ pub enum Command {
     Run(crate::controller::cli::RunArgs),
     /// Show which version of each app runs in each environment.
     Status(crate::controller::cli::StatusArgs),
+    /// Preview environments of merge requests: create, delete, list.
+    Preview(preview::PreviewArgs),
 }
 
 /// Entry point of the binary.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Backup(args) => crate::backup::cli::run(args),
         Command::Run(args) => crate::controller::cli::run(args),
         Command::Status(args) => crate::controller::cli::status(args),
+        Command::Preview(args) => preview::run(args),
     };
     match result {
         Ok(code) => code,

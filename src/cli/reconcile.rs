@@ -120,12 +120,11 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
 
 async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let report = check::check_repo(&args.repo);
-    report_diagnostics(&report, args.color);
     if let Some(why) = reconcile::retire::unusable(&report) {
+        report_diagnostics(&report, args.color);
         eprintln!("error: {why}: nothing planned, nothing deleted");
         return Ok(ExitCode::from(1));
     }
-    let envs = selected_envs(&report, &args.envs)?;
     let base = match &args.against_ref {
         Some(rev) => Some(against_ref::load_base(&args.repo, rev)?),
         None => None,
@@ -138,6 +137,10 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         Some(p) if base.is_none() => Some(crate::config::load_config(p)?),
         _ => None,
     };
+    let previews_cfg = config
+        .as_ref()
+        .and_then(|c| c.previews.clone())
+        .unwrap_or_default();
     let config_clusters: Vec<String> = config
         .iter()
         .flat_map(|c| c.clusters.keys().cloned())
@@ -153,21 +156,32 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
     };
-    if base.is_none() && args.against.is_none() {
-        let used: BTreeSet<&str> = envs
-            .iter()
-            .filter_map(|e| report.ready.get(e))
-            .map(|e| e.cluster.as_str())
-            .collect();
-        check_kubeconfigs(&args, config.as_ref(), &used)?;
-    }
     let mut clusters = match &base {
         Some(b) => Clusters::captured(b.captured_state()),
-        None => Clusters::new(config, args.against.clone())?,
+        None => Clusters::new(config.clone(), args.against.clone())?,
     };
     if args.kubeconfig.is_some() || args.context.is_some() {
         clusters.override_kubeconfig = Some((args.kubeconfig.clone(), args.context.clone()));
     }
+    if base.is_none() && args.against.is_none() {
+        // The folders' clusters (those picked, or all) and the templates':
+        // a missing kubeconfig is one error before anything is read.
+        let mut used: BTreeSet<&str> = report
+            .ready
+            .iter()
+            .filter(|(name, _)| args.envs.is_empty() || args.envs.contains(name))
+            .map(|(_, e)| e.cluster.as_str())
+            .collect();
+        let templates = crate::preview::online::template_clusters(&report.repo);
+        used.extend(templates.keys().map(String::as_str));
+        check_kubeconfigs(&args, config.as_ref(), &used)?;
+    }
+    // Previews are environments too (their records are in the clusters);
+    // without every record, nothing absent may be retired.
+    let included = crate::preview::online::include(report, &clusters, &previews_cfg).await;
+    let (report, records_complete) = (included.report, included.complete);
+    report_diagnostics(&report, args.color);
+    let envs = selected_envs(&report, &args.envs)?;
 
     // Environments run concurrently, on every core; one failing does not
     // stop the others.
@@ -217,7 +231,12 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     // knows of (in use, in the config, or the one --context names). Only a
     // run over every environment of a checkout that loaded cleanly retires.
     let mut notices = Vec::new();
-    let evidence = if args.envs.is_empty() {
+    let evidence = if args.envs.is_empty() && !records_complete {
+        notices.push(reconcile::retire::not_retiring(
+            "a record of previews could not be read (see the errors above)",
+        ));
+        None
+    } else if args.envs.is_empty() {
         reconcile::Evidence::of(&report)
             .map_err(|why| notices.push(reconcile::retire::not_retiring(&why)))
             .ok()

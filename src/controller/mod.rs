@@ -98,7 +98,7 @@ pub fn list_environment_dirs(root: &Path) -> Vec<String> {
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.'))
+        .filter(|n| !n.starts_with('.') && n != crate::spec::preview::TEMPLATES_DIR)
         .collect();
     envs.sort();
     envs

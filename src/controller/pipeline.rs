@@ -24,6 +24,9 @@ pub struct KubeReconciler {
 struct Inner {
     clusters: Clusters,
     options: Options,
+    /// Where the records of previews are (previews are never retired as
+    /// removed folders).
+    previews: crate::preview::PreviewsConfig,
     /// Checked trees by root. A commit's tree is exported once and never
     /// changes, and every environment of it needs the same check, so one
     /// check serves them all instead of one per environment.
@@ -42,6 +45,10 @@ impl KubeReconciler {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(KubeReconciler {
             inner: Arc::new(Inner {
+                previews: config
+                    .as_ref()
+                    .and_then(|c| c.previews.clone())
+                    .unwrap_or_default(),
                 clusters: Clusters::new(config, None)?,
                 options,
                 checked: std::sync::Mutex::new(Vec::new()),
@@ -215,7 +222,7 @@ impl Inner {
         opts: &Options,
         fence: Option<Arc<dyn Fence>>,
     ) -> EnvOutcome {
-        let evidence = match reconcile::Evidence::of(report) {
+        let mut evidence = match reconcile::Evidence::of(report) {
             Ok(e) => e,
             Err(why) => {
                 let mut diagnostics = vec![reconcile::retire::not_retiring(&why)];
@@ -229,6 +236,26 @@ impl Inner {
                 return EnvOutcome::bare(Outcome::Invalid { diagnostics });
             }
         };
+        // Recorded previews are environments: only a record that was read
+        // proves one is gone.
+        let records =
+            crate::preview::online::read_records(&report.repo, &self.clusters, &self.previews)
+                .await;
+        for (cluster, read) in records {
+            match read {
+                Ok(p) => p
+                    .by_key
+                    .values()
+                    .for_each(|r| evidence.mark_handled(&r.name())),
+                Err(e) => {
+                    return EnvOutcome::bare(Outcome::Failed {
+                        message: format!(
+                            "not retired: the record of previews on cluster `{cluster}` cannot be read: {e}"
+                        ),
+                    });
+                }
+            }
+        }
         let used: BTreeSet<&String> = report.ready.values().map(|e| &e.cluster).collect();
         for name in used {
             let Ok(c) = self.clusters.get(name).await else {

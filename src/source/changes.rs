@@ -38,6 +38,7 @@ pub fn affected_environments<S: AsRef<str>>(paths: &[S]) -> Affected {
         }
         if let Some(rest) = p.strip_prefix("environments/")
             && let Some((env, _)) = rest.split_once('/')
+            && env != crate::spec::preview::TEMPLATES_DIR
         {
             envs.insert(env.to_string());
         }

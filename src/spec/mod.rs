@@ -5,6 +5,7 @@
 pub mod confine;
 pub mod edit;
 pub mod model;
+pub mod preview;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -67,6 +68,8 @@ pub struct Repo {
     pub policies: Vec<Doc<Policy>>,
     /// Whether any policy file had an error (which blocks every environment).
     pub policies_failed: bool,
+    /// Preview templates (`environments/_templates/<name>/`) by name.
+    pub templates: BTreeMap<String, preview::TemplateFiles>,
     /// File texts, for rendering diagnostics.
     pub sources: Sources,
 }
@@ -119,6 +122,11 @@ pub fn load_repo_with(root: &Path, limits: Limits) -> (Repo, Vec<Diagnostic>) {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
+        if name == preview::TEMPLATES_DIR {
+            // Not an environment: the templates previews are made from.
+            repo.templates = preview::load_templates(&mut loader, &dir);
+            continue;
+        }
         let mut env = EnvFiles {
             name: name.clone(),
             ..EnvFiles::default()
@@ -285,6 +293,24 @@ impl Loader<'_> {
         }
     }
 
+    /// Read and parse a file, keeping it untyped (a template's files hold
+    /// parameters that only a preview fills in).
+    fn raw(&mut self, path: &Path, several: bool) -> Option<preview::RawDoc> {
+        let (file, text) = self.read(path)?;
+        let parsed = if several {
+            yaml::parse_documents(&text, self.limits)
+        } else {
+            yaml::parse_one(&text, self.limits).map(|n| vec![n])
+        };
+        match parsed {
+            Ok(nodes) => Some(preview::RawDoc { file, nodes }),
+            Err(e) => {
+                self.diags.push(Diagnostic::from_yaml(&file, e));
+                None
+            }
+        }
+    }
+
     /// Read, parse, check kind and schema, and convert to `T`.
     fn typed<T: DeserializeOwned>(&mut self, path: &Path, kind: Kind) -> Option<Doc<T>> {
         let (file, text) = self.read(path)?;
@@ -295,59 +321,7 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let json = node.to_json();
-        if !json.is_object() {
-            self.diags.push(Diagnostic::error(
-                "schema",
-                &file,
-                Some(node.span),
-                format!(
-                    "expected a mapping with apiVersion, kind and spec, found {}",
-                    type_name(&json)
-                ),
-            ));
-            return None;
-        }
-        if let Some(found) = json.get("kind").and_then(Json::as_str)
-            && found != kind.name()
-        {
-            let span = node.locate("/kind", false);
-            self.diags.push(
-                Diagnostic::error(
-                    "kind",
-                    &file,
-                    Some(span),
-                    format!(
-                        "expected kind `{}` in this file, found `{found}`",
-                        kind.name()
-                    ),
-                )
-                .with_help(format!(
-                    "{} files hold kind {}",
-                    file.file_name().unwrap_or_default().to_string_lossy(),
-                    kind.name()
-                )),
-            );
-            return None;
-        }
-        let errors = schema::validate(kind, &file, &node, &json);
-        if !errors.is_empty() {
-            self.diags.extend(errors);
-            return None;
-        }
-        match serde_json::from_value::<T>(json) {
-            Ok(value) => Some(Doc { file, node, value }),
-            Err(e) => {
-                // The schema should have caught this; report it rather than panic.
-                self.diags.push(Diagnostic::error(
-                    "schema",
-                    &file,
-                    Some(node.span),
-                    e.to_string(),
-                ));
-                None
-            }
-        }
+        typed_doc(file, node, kind, self.diags)
     }
 
     /// Read raw manifests (several documents per file allowed).
@@ -362,56 +336,129 @@ impl Loader<'_> {
                 return Vec::new();
             }
         };
-        let mut out = Vec::new();
-        for node in docs {
-            let object = node.to_json();
-            if object.is_null() {
-                continue; // an empty document between `---` separators
-            }
-            let mut ok = object.is_object();
-            for field in ["apiVersion", "kind"] {
-                if object
-                    .get(field)
-                    .and_then(Json::as_str)
-                    .is_none_or(str::is_empty)
-                {
-                    ok = false;
-                    self.diags.push(
-                        Diagnostic::error(
-                            "manifest",
-                            &file,
-                            Some(node.span),
-                            format!("manifest has no `{field}`"),
-                        )
-                        .with_help(
-                            "every Kubernetes object needs apiVersion, kind and metadata.name",
-                        ),
-                    );
-                }
-            }
+        manifest_docs(&file, docs, self.diags)
+    }
+}
+
+/// Check a parsed document's kind and schema and convert it to `T`; every
+/// problem becomes a diagnostic at its position in `file`. Loading and
+/// preview materialisation ([`crate::preview`]) share it, so a preview's
+/// files meet exactly the checks of a folder's.
+pub(crate) fn typed_doc<T: DeserializeOwned>(
+    file: PathBuf,
+    node: Node,
+    kind: Kind,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Doc<T>> {
+    let json = node.to_json();
+    if !json.is_object() {
+        diags.push(Diagnostic::error(
+            "schema",
+            &file,
+            Some(node.span),
+            format!(
+                "expected a mapping with apiVersion, kind and spec, found {}",
+                type_name(&json)
+            ),
+        ));
+        return None;
+    }
+    if let Some(found) = json.get("kind").and_then(Json::as_str)
+        && found != kind.name()
+    {
+        let span = node.locate("/kind", false);
+        diags.push(
+            Diagnostic::error(
+                "kind",
+                &file,
+                Some(span),
+                format!(
+                    "expected kind `{}` in this file, found `{found}`",
+                    kind.name()
+                ),
+            )
+            .with_help(format!(
+                "{} files hold kind {}",
+                file.file_name().unwrap_or_default().to_string_lossy(),
+                kind.name()
+            )),
+        );
+        return None;
+    }
+    let errors = schema::validate(kind, &file, &node, &json);
+    if !errors.is_empty() {
+        diags.extend(errors);
+        return None;
+    }
+    match serde_json::from_value::<T>(json) {
+        Ok(value) => Some(Doc { file, node, value }),
+        Err(e) => {
+            // The schema should have caught this; report it rather than panic.
+            diags.push(Diagnostic::error(
+                "schema",
+                &file,
+                Some(node.span),
+                e.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+/// The raw manifests among parsed documents of `file`: each needs
+/// apiVersion, kind and metadata.name.
+pub(crate) fn manifest_docs(
+    file: &Path,
+    docs: Vec<Node>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Manifest> {
+    let mut out = Vec::new();
+    for node in docs {
+        let object = node.to_json();
+        if object.is_null() {
+            continue; // an empty document between `---` separators
+        }
+        let mut ok = object.is_object();
+        for field in ["apiVersion", "kind"] {
             if object
-                .pointer("/metadata/name")
+                .get(field)
                 .and_then(Json::as_str)
                 .is_none_or(str::is_empty)
             {
                 ok = false;
-                self.diags.push(Diagnostic::error(
-                    "manifest",
-                    &file,
-                    Some(node.locate("/metadata", false)),
-                    "manifest has no `metadata.name`",
-                ).with_help("generateName is not supported: keelson must know each object's name to diff and prune it"));
-            }
-            if ok {
-                out.push(Manifest {
-                    file: file.clone(),
-                    node,
-                    object,
-                });
+                diags.push(
+                    Diagnostic::error(
+                        "manifest",
+                        file,
+                        Some(node.span),
+                        format!("manifest has no `{field}`"),
+                    )
+                    .with_help("every Kubernetes object needs apiVersion, kind and metadata.name"),
+                );
             }
         }
-        out
+        if object
+            .pointer("/metadata/name")
+            .and_then(Json::as_str)
+            .is_none_or(str::is_empty)
+        {
+            ok = false;
+            diags.push(Diagnostic::error(
+                "manifest",
+                file,
+                Some(node.locate("/metadata", false)),
+                "manifest has no `metadata.name`",
+            ).with_help("generateName is not supported: keelson must know each object's name to diff and prune it"));
+        }
+        if ok {
+            out.push(Manifest {
+                file: file.to_path_buf(),
+                node,
+                object,
+            });
+        }
     }
+    out
 }
 
 fn type_name(v: &Json) -> &'static str {
