@@ -55,6 +55,13 @@ fn keelson_validate_and_kubernetes_validate_accept_deploy() {
         repo.join("policies/base.yaml"),
     )
     .unwrap();
+    // keelson's own CRD and cluster-wide RBAC are cluster-scoped: tenancy refuses them unless the
+    // platform team grants them, as it would to deploy keelson with keelson.
+    std::fs::write(
+        repo.join("policies/keelson-platform.yaml"),
+        "apiVersion: keelson.dev/v1\nkind: Policy\nmetadata:\n  name: keelson-platform\nspec:\n  appliesTo: [keelson]\n  tenancy:\n    clusterResourceWhitelist:\n      - {group: apiextensions.k8s.io, kind: CustomResourceDefinition}\n      - {group: rbac.authorization.k8s.io, kind: ClusterRole}\n      - {group: rbac.authorization.k8s.io, kind: ClusterRoleBinding}\n",
+    )
+    .unwrap();
     let env = repo.join("environments/keelson");
     std::fs::create_dir_all(env.join("manifests")).unwrap();
     std::fs::write(
