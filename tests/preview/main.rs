@@ -5,19 +5,24 @@
 mod allocation;
 mod cli;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use kube_apiserver::{Gvr, ServerOptions, TestServer};
+use kube_apiserver::Gvr;
 use serde_json::{Value, json};
 
-/// A test server, its `keelson-system` namespace, and a copy of the example
-/// repository wired to it.
-pub struct Harness {
-    /// The API server.
-    pub srv: TestServer,
-    /// The repository copy (environments, policies, schema, keelson.yaml).
-    pub repo: tempfile::TempDir,
+// The kube suite's harness (server, repository copy, `keelson` runner); the
+// previews use part of it.
+#[allow(dead_code)]
+#[path = "../kube/harness.rs"]
+mod harness;
+
+/// The kube suite's [`harness::Harness`] plus a `keelson-system` namespace,
+/// where the record of previews lives.
+pub struct Harness(harness::Harness);
+
+impl std::ops::Deref for Harness {
+    type Target = harness::Harness;
+    fn deref(&self) -> &harness::Harness {
+        &self.0
+    }
 }
 
 impl Default for Harness {
@@ -27,52 +32,17 @@ impl Default for Harness {
 }
 
 impl Harness {
-    /// Start a server and copy the example repository.
+    /// Start a server, create `keelson-system` and copy the example repository.
     pub fn new() -> Harness {
-        let srv = TestServer::start_blocking_with(ServerOptions::default()).expect("server starts");
-        srv.create_object(
-            &Gvr::parse("v1/namespaces"),
-            "test",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keelson-system"}}),
-        )
-        .expect("namespace");
-        let repo = tempfile::tempdir().unwrap();
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        for sub in ["environments", "policies", "schema"] {
-            copy_dir(&root.join(sub), &repo.path().join(sub));
-        }
-        let kc = repo.path().join("kubeconfig");
-        srv.write_kubeconfig(&kc).unwrap();
-        let mut cfg = String::from("apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n");
-        for c in ["dev", "staging-eu", "prod-eu"] {
-            cfg.push_str(&format!(
-                "  {c}:\n    kubeconfig: {}\n    context: test\n",
-                kc.display()
-            ));
-        }
-        std::fs::write(repo.path().join("keelson.yaml"), cfg).unwrap();
-        Harness { srv, repo }
-    }
-
-    /// Run keelson in the repository: (exit code, stdout, stderr).
-    pub fn keelson(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
-            .args(args)
-            .current_dir(self.repo.path())
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("run keelson");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// A stored object.
-    pub fn get(&self, gvr: &str, ns: Option<&str>, name: &str) -> Option<Value> {
-        self.srv.get_object(&Gvr::parse(gvr), ns, name)
+        let h = harness::Harness::new();
+        h.srv
+            .create_object(
+                &Gvr::parse("v1/namespaces"),
+                "test",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keelson-system"}}),
+            )
+            .expect("namespace");
+        Harness(h)
     }
 
     /// The stored objects of `gvr` in `ns`.
@@ -90,18 +60,5 @@ impl Harness {
             .into_iter()
             .map(|(k, v)| (k, serde_json::from_str(v.as_str().unwrap()).unwrap()))
             .collect()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
     }
 }
