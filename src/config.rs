@@ -34,6 +34,9 @@ pub struct Config {
     /// Preview environments: where their record lives, the platform's limit.
     #[serde(default)]
     pub previews: Option<crate::preview::PreviewsConfig>,
+    /// The GitHub or GitLab API: merge requests for previews and promotion.
+    #[serde(default)]
+    pub forge: Option<crate::forge::ForgeConfig>,
 }
 
 /// How to reach one cluster.

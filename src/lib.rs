@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod diag;
+pub mod forge;
 pub mod observe;
 pub mod plan;
 pub mod preview;

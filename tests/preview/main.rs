@@ -4,6 +4,7 @@
 
 mod allocation;
 mod cli;
+mod forge;
 
 use kube_apiserver::Gvr;
 use serde_json::{Value, json};
