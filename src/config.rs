@@ -37,6 +37,9 @@ pub struct Config {
     /// The GitHub or GitLab API: merge requests for previews and promotion.
     #[serde(default)]
     pub forge: Option<crate::forge::ForgeConfig>,
+    /// Promotion between environments: stage order, health gate, author.
+    #[serde(default)]
+    pub promotion: Option<crate::promote::PromotionConfig>,
 }
 
 /// How to reach one cluster.

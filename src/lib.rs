@@ -16,6 +16,7 @@ pub mod forge;
 pub mod observe;
 pub mod plan;
 pub mod preview;
+pub mod promote;
 pub mod quantity;
 pub mod rancher;
 pub mod reconcile;

@@ -9,6 +9,7 @@ pub mod against_ref;
 pub mod markdown;
 pub mod outcome;
 pub mod preview;
+pub mod promote;
 pub mod reconcile;
 pub mod specs;
 pub mod text;
@@ -41,6 +42,9 @@ pub enum Command {
     Status(crate::controller::cli::StatusArgs),
     /// Preview environments of merge requests: create, delete, list.
     Preview(preview::PreviewArgs),
+    /// Promote an app's version from one environment to the next, as a Git
+    /// commit on a branch, once it has run healthy long enough.
+    Promote(promote::PromoteArgs),
 }
 
 /// Entry point of the binary.
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => crate::controller::cli::run(args),
         Command::Status(args) => crate::controller::cli::status(args),
         Command::Preview(args) => preview::run(args),
+        Command::Promote(args) => promote::run(args),
     };
     match result {
         Ok(code) => code,

@@ -233,15 +233,7 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
         return status_from_cluster(kubeconfig, &args);
     }
     if let Some(dir) = &args.state_dir {
-        if !Store::file_in(dir).is_file() {
-            anyhow::bail!(
-                "--state-dir {}: no status store there ({} does not exist); pass the \
-                 controller's state directory (`stateDir` in its config)",
-                dir.display(),
-                Store::file_in(dir).display()
-            );
-        }
-        let store = Store::open(dir)?;
+        let store = open_state_dir(dir)?;
         if let Some(env) = &args.env {
             let names: Vec<String> = store.all_status()?.into_iter().map(|e| e.env).collect();
             known_env(
@@ -303,6 +295,86 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Where another subcommand (`keelson promote`) reads the recorded status
+/// from: the same sources as `keelson status`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StatusSource {
+    /// Ask a running controller, e.g. `http://127.0.0.1:8080`.
+    #[arg(long, conflicts_with_all = ["state_dir", "kubeconfig"])]
+    pub server: Option<String>,
+    /// Read the `KeelsonEnvironment` objects of the cluster that holds the
+    /// controller's Leases.
+    #[arg(long, conflicts_with = "state_dir")]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the context (default: the current one).
+    #[arg(long, requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// With --kubeconfig: the namespace of the status objects.
+    #[arg(long, requires = "kubeconfig", default_value = "keelson-system")]
+    pub namespace: String,
+    /// Read the status store of a stopped controller directly.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StatusSource {
+    /// Every environment's recorded status. Without a source given, the
+    /// controller at `listen` (from the config's `controller:` section) is
+    /// asked; `None` there too is an error saying what to pass.
+    pub fn read(&self, listen: Option<SocketAddr>) -> anyhow::Result<Vec<EnvStatus>> {
+        if let Some(dir) = &self.state_dir {
+            return Ok(open_state_dir(dir)?.all_status()?);
+        }
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        runtime.block_on(async {
+            if let Some(kubeconfig) = &self.kubeconfig {
+                return read_cluster_status(kubeconfig, self.context.as_deref(), &self.namespace).await;
+            }
+            let server = match (&self.server, listen) {
+                (Some(s), _) => s.trim_end_matches('/').to_string(),
+                (None, Some(l)) => format!("http://{l}"),
+                (None, None) => anyhow::bail!(
+                    "the recorded status is needed: pass --server URL (a running controller),                      --kubeconfig FILE (its KeelsonEnvironment objects) or --state-dir DIR (its                      status store), or a config whose controller section gives its address"
+                ),
+            };
+            let report: StatusReport = fetch_json(
+                reqwest::Client::new().get(format!("{server}/status")),
+                &server,
+            )
+            .await?;
+            Ok(report.environments)
+        })
+    }
+}
+
+/// The status store of a stopped controller, which must exist.
+fn open_state_dir(dir: &std::path::Path) -> anyhow::Result<Store> {
+    if !Store::file_in(dir).is_file() {
+        anyhow::bail!(
+            "--state-dir {}: no status store there ({} does not exist); pass the \
+             controller's state directory (`stateDir` in its config)",
+            dir.display(),
+            Store::file_in(dir).display()
+        );
+    }
+    Ok(Store::open(dir)?)
+}
+
+/// Every `KeelsonEnvironment`'s status in `namespace`.
+async fn read_cluster_status(
+    kubeconfig: &std::path::Path,
+    context: Option<&str>,
+    namespace: &str,
+) -> anyhow::Result<Vec<EnvStatus>> {
+    let cluster = crate::observe::kube::KubeCluster::connect(Some(kubeconfig), context, false)
+        .await
+        .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", kubeconfig.display()))?;
+    crate::record::kube::ClusterStatus::new(cluster.client(), namespace)
+        .all()
+        .await
+        .with_context(|| format!("cannot read the environments' status in namespace {namespace}"))
+}
+
 /// `keelson status --kubeconfig`: the `KeelsonEnvironment` objects.
 fn status_from_cluster(
     kubeconfig: &std::path::Path,
@@ -315,22 +387,8 @@ fn status_from_cluster(
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let cluster = crate::observe::kube::KubeCluster::connect(
-            Some(kubeconfig),
-            args.context.as_deref(),
-            false,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", kubeconfig.display()))?;
-        let envs = crate::record::kube::ClusterStatus::new(cluster.client(), &args.namespace)
-            .all()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot read the environments' status in namespace {}",
-                    args.namespace
-                )
-            })?;
+        let envs =
+            read_cluster_status(kubeconfig, args.context.as_deref(), &args.namespace).await?;
         if let Some(env) = &args.env {
             let names: Vec<String> = envs.iter().map(|e| e.env.clone()).collect();
             known_env(
@@ -538,6 +596,7 @@ fn print_declared(
                         name: a.name.clone(),
                         version: a.version(),
                         health: Health::Unknown,
+                        healthy_since: None,
                     })
                     .collect();
                 st.last_applied = Some(CommitRef {

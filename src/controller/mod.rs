@@ -210,4 +210,35 @@ pub struct AppStatus {
     pub version: String,
     /// Health as observed.
     pub health: Health,
+    /// RFC 3339 time from which this version has been observed healthy
+    /// without a break: the first sync or drift check that saw it healthy.
+    /// `None` while it is not healthy (any other health, a new version or a
+    /// failed observation starts the clock again). Set by the controller when
+    /// it records a sync ([`since_healthy`]); `keelson promote` gates on it.
+    #[serde(
+        default,
+        rename = "healthySince",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub healthy_since: Option<String>,
+}
+
+/// Carry each app's [`AppStatus::healthy_since`] over from the `previous`
+/// record of the environment: kept while the same version stays healthy,
+/// set to `at` (RFC 3339) when it is first seen healthy, cleared otherwise.
+/// Observations are as frequent as syncs and drift checks, so the time is a
+/// lower bound of how long the version has really been healthy.
+pub fn since_healthy(previous: &[AppStatus], apps: &mut [AppStatus], at: &str) {
+    for app in apps {
+        app.healthy_since = match app.health {
+            Health::Healthy => previous
+                .iter()
+                .find(|p| {
+                    p.name == app.name && p.version == app.version && p.health == Health::Healthy
+                })
+                .and_then(|p| p.healthy_since.clone())
+                .or_else(|| Some(at.to_string())),
+            _ => None,
+        };
+    }
 }

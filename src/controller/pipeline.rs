@@ -369,6 +369,7 @@ fn app_status(a: &AppState) -> AppStatus {
         name: a.name.clone(),
         version: a.version.clone(),
         health: a.health,
+        healthy_since: None,
     }
 }
 

@@ -285,6 +285,8 @@ async fn sync<R: EnvReconciler>(
         _ => {}
     }
     if !apps.is_empty() {
+        let mut apps = apps;
+        super::since_healthy(&status.apps, &mut apps, &at);
         status.apps = apps;
     }
     let attempt = Some(Attempt {

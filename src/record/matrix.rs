@@ -166,6 +166,7 @@ mod tests {
                 name: "api".into(),
                 version: tag.into(),
                 health: Health::Healthy,
+                healthy_since: None,
             }],
         };
         let m = Matrix::from_status(&[env("prod", "1.4.2"), env("dev", "1.5.0")]);

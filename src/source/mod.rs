@@ -417,7 +417,9 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn credentials(
+/// The credentials libgit2 asks for, from `auth`: an SSH key, a token
+/// (HTTPS basic auth), or a user name. Shared by fetches and promotion pushes.
+pub fn credentials(
     auth: &Auth,
     user_from_url: Option<&str>,
     allowed: CredentialType,

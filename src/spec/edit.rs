@@ -141,6 +141,55 @@ pub fn set_field(
     }
 }
 
+/// Remove `spec.apps.<app>.<field>` from the pipeline text, returning the
+/// new text: the whole line goes, with its comment. Absent: the text is
+/// returned unchanged. The field must sit on a line of its own in a block
+/// mapping (`digest: sha256:…`); a flow mapping (`{tag: a, digest: b}`) is
+/// refused rather than rewritten.
+pub fn remove_field(file: &Path, text: &str, app: &str, field: Field) -> Result<String, EditError> {
+    let root = yaml::parse_one(text, Limits::default()).map_err(|e| EditError::Yaml {
+        file: file.display().to_string(),
+        line: e.span.start.line,
+        col: e.span.start.col,
+        message: e.message,
+    })?;
+    let Some(entry) = root
+        .get("spec")
+        .and_then(|s| s.get("apps"))
+        .and_then(|a| a.get(app))
+        .and_then(|a| a.entry(field.key()))
+    else {
+        return Ok(text.to_string());
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let first = entry.key_span.start.line;
+    let last = entry.value.span.end.line.max(first);
+    let own_line = lines
+        .get(first - 1)
+        .is_some_and(|l| l.trim_start().starts_with(field.key()))
+        && lines.get(last - 1).is_some_and(|l| {
+            let end = byte_offset(l, entry.value.span.end.col - 1);
+            let rest = l[end.min(l.len())..].trim();
+            rest.is_empty() || rest.starts_with('#')
+        });
+    if !own_line {
+        return Err(EditError::Shape(format!(
+            "{}:{}:{}: `{}` of app `{app}` is not on a line of its own; write the app as a block mapping",
+            file.display(),
+            first,
+            entry.key_span.start.col,
+            field.key()
+        )));
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, l) in lines.iter().enumerate() {
+        if i + 1 < first || i + 1 > last {
+            out.push_str(l);
+        }
+    }
+    Ok(out)
+}
+
 fn quote(value: &str) -> String {
     format!("\"{value}\"")
 }
@@ -224,6 +273,21 @@ mod tests {
             out,
             "spec:\n  apps:\n    a:\n      tag: v2\n    b:\n      tag: 'v3'\n"
         );
+    }
+
+    #[test]
+    fn removes_a_field_line_and_nothing_else() {
+        let t = "spec:\n  apps:\n    pay:\n      tag: \"1\"\n      digest: sha256:ab   # pinned\n      region: eu\n";
+        let out = remove_field(Path::new("p.yaml"), t, "pay", Field::Digest).unwrap();
+        assert_eq!(
+            out,
+            "spec:\n  apps:\n    pay:\n      tag: \"1\"\n      region: eu\n"
+        );
+        let same = remove_field(Path::new("p.yaml"), &out, "pay", Field::Digest).unwrap();
+        assert_eq!(same, out);
+        let flow = "spec:\n  apps:\n    pay: {tag: \"1\", digest: sha256:ab}\n";
+        let err = remove_field(Path::new("p.yaml"), flow, "pay", Field::Digest).unwrap_err();
+        assert!(err.to_string().starts_with("p.yaml:3:"), "{err}");
     }
 
     #[test]

@@ -222,6 +222,7 @@ impl Fake {
                 name: "web".into(),
                 version,
                 health: Health::Healthy,
+                healthy_since: None,
             }],
             changes,
         }

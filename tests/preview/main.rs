@@ -5,6 +5,7 @@
 mod allocation;
 mod cli;
 mod forge;
+mod promote;
 
 use kube_apiserver::Gvr;
 use serde_json::{Value, json};

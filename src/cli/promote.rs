@@ -1,0 +1,313 @@
+//! `keelson promote APP --from staging --to prod` (or `--all`): the
+//! source's version of each app, written into the target's `pipeline.yaml`
+//! as a commit on a branch of its own, after the health gate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::bail;
+
+use crate::controller::cli::StatusSource;
+use crate::promote::gate::{self, Evidence};
+use crate::promote::git::{Repo, short};
+use crate::promote::{self, Promotion, PromotionConfig, Selection};
+
+/// Arguments of `keelson promote`.
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["app", "all"]))]
+pub struct PromoteArgs {
+    /// The app to promote.
+    pub app: Option<String>,
+    /// Promote every app whose version differs between the two environments.
+    #[arg(long)]
+    pub all: bool,
+    /// Source environment: where the version runs now.
+    #[arg(long)]
+    pub from: String,
+    /// Target environment: whose pipeline.yaml changes.
+    #[arg(long)]
+    pub to: String,
+    /// The environments repository (a Git clone; the folder holding environments/).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The commit to promote on top of (its pipeline files are read, never the
+    /// working tree's).
+    #[arg(long, default_value = "HEAD")]
+    pub base: String,
+    /// Branch to write the commit on (default `promote/<to>/<app>-<version>`,
+    /// or `promote/<to>/from-<from>-<base>` for several apps).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Push the branch to the remote (`promotion.remote`, default `origin`).
+    #[arg(long)]
+    pub push: bool,
+    /// The remote to push to, instead of `promotion.remote`.
+    #[arg(long, requires = "push")]
+    pub remote: Option<String>,
+    /// Promote even when the health gate is not met. The gate's findings are
+    /// printed and the commit message records that it was skipped.
+    #[arg(long)]
+    pub skip_health_gate: bool,
+    /// The keelson config (`promotion:`; `controller.listen` to ask for the status).
+    #[arg(long, short, default_value = "keelson.yaml", env = "KEELSON_CONFIG")]
+    pub config: PathBuf,
+    /// Where the recorded status comes from.
+    #[command(flatten)]
+    pub status: StatusSource,
+}
+
+/// What the config file gives promotion.
+struct Settings {
+    promotion: PromotionConfig,
+    listen: Option<std::net::SocketAddr>,
+    auth: crate::source::Auth,
+}
+
+fn settings(path: &std::path::Path) -> anyhow::Result<Settings> {
+    let mut s = Settings {
+        promotion: PromotionConfig::default(),
+        listen: None,
+        auth: Default::default(),
+    };
+    if !path.is_file() {
+        return Ok(s);
+    }
+    let file = crate::config::read_config(path)?;
+    s.promotion = file.config.promotion.clone().unwrap_or_default();
+    if file.config.controller.is_some() {
+        let loaded = crate::controller::config::load(path)?;
+        s.listen = Some(loaded.settings.listen);
+        s.auth = loaded.settings.repo.auth.clone();
+    }
+    Ok(s)
+}
+
+/// `keelson promote`.
+pub fn run(args: PromoteArgs) -> anyhow::Result<ExitCode> {
+    if args.from == args.to {
+        bail!(
+            "--from and --to are both `{}`: name two environments",
+            args.from
+        );
+    }
+    let settings = settings(&args.config)?;
+    let repo = Repo::open(&args.repo)?;
+    let base = repo.commit(&args.base)?;
+    let read = |rel: String| -> anyhow::Result<(String, Option<String>)> {
+        let text = repo.read(&base, &rel)?;
+        Ok((rel, text))
+    };
+    for env in [&args.from, &args.to] {
+        if read(format!("environments/{env}/environment.yaml"))?
+            .1
+            .is_none()
+        {
+            bail!(
+                "no environment `{env}` in commit {} ({} does not exist there)",
+                short(base.id()),
+                repo.path_of(&format!("environments/{env}/environment.yaml"))
+            );
+        }
+    }
+    let (from_file, from_text) = read(format!("environments/{}/pipeline.yaml", args.from))?;
+    let (to_file, to_text) = read(format!("environments/{}/pipeline.yaml", args.to))?;
+    let (env_file, env_text) = read(format!("environments/{}/environment.yaml", args.to))?;
+    let Some(from_text) = from_text else {
+        bail!(
+            "environment `{}` has no pipeline.yaml in commit {}: it has no versions to promote",
+            args.from,
+            short(base.id())
+        );
+    };
+    let to_text = to_text.unwrap_or_default();
+    let source = promote::versions(from_file.as_ref(), &from_text)?;
+    let target = promote::versions(to_file.as_ref(), &to_text)?;
+    let target_apps = promote::declared_apps(env_file.as_ref(), &env_text.unwrap_or_default())?;
+    let selection = match &args.app {
+        Some(app) => Selection::App(app.clone()),
+        None => Selection::All,
+    };
+    let moves = promote::select(
+        &selection,
+        &args.from,
+        &source,
+        &args.to,
+        &target,
+        &target_apps,
+    )?;
+    if moves.is_empty() {
+        match &args.app {
+            Some(app) => println!(
+                "nothing to promote: `{}` already has {app} {}",
+                args.to,
+                source.get(app).map(ToString::to_string).unwrap_or_default()
+            ),
+            None => println!(
+                "nothing to promote: every app `{}` runs has the version it has in `{}`",
+                args.to, args.from
+            ),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let evidence = run_gate(&args, &settings, &moves)?;
+    let Some(evidence) = evidence else {
+        return Ok(ExitCode::from(1));
+    };
+
+    let new_text = if to_text.is_empty() {
+        // No pipeline.yaml yet: start one, then write every version in.
+        let first = &moves[0];
+        let (field, value) = match (&first.version.tag, &first.version.digest) {
+            (Some(t), _) => (crate::spec::edit::Field::Tag, t),
+            (None, Some(d)) => (crate::spec::edit::Field::Digest, d),
+            (None, None) => unreachable!("select() skips apps without a version"),
+        };
+        let fresh = crate::spec::edit::new_pipeline(&first.app, field, value);
+        let mut rest = moves.clone();
+        rest[0].replaces = promote::versions(to_file.as_ref(), &fresh)?
+            .remove(&first.app)
+            .unwrap_or_default();
+        promote::apply(to_file.as_ref(), &fresh, &rest)?
+    } else {
+        promote::apply(to_file.as_ref(), &to_text, &moves)?
+    };
+    let branch = args
+        .branch
+        .clone()
+        .unwrap_or_else(|| default_branch(&args, &moves, &short(base.id())));
+    let message = commit_message(&args, &moves, &evidence);
+    let sig = repo.signature(settings.promotion.author.as_ref())?;
+    let id = repo.commit_on_branch(
+        &base,
+        &branch,
+        &[(to_file.clone(), new_text)],
+        &sig,
+        &message,
+    )?;
+    println!(
+        "committed {} on branch {branch} (base {}): {}",
+        short(id),
+        short(base.id()),
+        message.lines().next().unwrap_or_default()
+    );
+    for m in &moves {
+        println!("  {}: {} -> {}", m.app, m.replaces, m.version);
+    }
+    if args.push {
+        let remote = args
+            .remote
+            .clone()
+            .or_else(|| settings.promotion.remote.clone())
+            .unwrap_or_else(|| "origin".into());
+        repo.push(&remote, &branch, &settings.auth)?;
+        println!(
+            "pushed {branch} to {remote} ({})",
+            repo.remote_url(&remote).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The gate's evidence per app (`None` for each when skipped), or `None`
+/// after printing why it refused.
+fn run_gate(
+    args: &PromoteArgs,
+    settings: &Settings,
+    moves: &[Promotion],
+) -> anyhow::Result<Option<Vec<Option<Evidence>>>> {
+    let min = settings.promotion.min_healthy();
+    let statuses = match args.status.read(settings.listen) {
+        Ok(s) => s,
+        Err(e) if args.skip_health_gate => {
+            eprintln!(
+                "warning: health gate skipped (--skip-health-gate); the status could not be read: {e:#}"
+            );
+            return Ok(Some(vec![None; moves.len()]));
+        }
+        Err(e) => return Err(e.context("the health gate needs the recorded status")),
+    };
+    let now = SystemTime::now();
+    let mut out = Vec::new();
+    let mut refused = false;
+    for m in moves {
+        match gate::check(&statuses, &args.from, &m.app, &m.version, min, now) {
+            Ok(ev) => out.push(Some(ev)),
+            Err(why) if args.skip_health_gate => {
+                eprintln!(
+                    "warning: health gate skipped (--skip-health-gate) for {}: {why}",
+                    m.app
+                );
+                out.push(None);
+            }
+            Err(why) => {
+                eprintln!("refused: {}: {why}", m.app);
+                refused = true;
+            }
+        }
+    }
+    if refused {
+        eprintln!(
+            "error: the health gate is not met (promotion.minHealthy {}); nothing was committed",
+            humantime::format_duration(Duration::from_secs(min.as_secs()))
+        );
+        return Ok(None);
+    }
+    Ok(Some(out))
+}
+
+/// `promote/prod/orders-1.43.0`, or `promote/prod/from-staging-<base>` for
+/// several apps.
+fn default_branch(args: &PromoteArgs, moves: &[Promotion], base: &str) -> String {
+    match moves {
+        [one] => {
+            let version = match (&one.version.tag, &one.version.digest) {
+                (Some(t), _) => t.clone(),
+                (None, Some(d)) => d.trim_start_matches("sha256:").chars().take(12).collect(),
+                (None, None) => "latest".into(),
+            };
+            format!("promote/{}/{}-{version}", args.to, one.app)
+        }
+        _ => format!(
+            "promote/{}/from-{}-{}",
+            args.to,
+            args.from,
+            &base[..base.len().min(7)]
+        ),
+    }
+}
+
+fn commit_message(
+    args: &PromoteArgs,
+    moves: &[Promotion],
+    evidence: &[Option<Evidence>],
+) -> String {
+    let subject = match moves {
+        [one] => format!(
+            "promote {} {} from {} to {}",
+            one.app, one.version, args.from, args.to
+        ),
+        _ => format!(
+            "promote {} apps from {} to {}",
+            moves.len(),
+            args.from,
+            args.to
+        ),
+    };
+    let mut body = String::new();
+    for (m, ev) in moves.iter().zip(evidence) {
+        let gate = match ev {
+            Some(ev) => format!("{} in {}", ev, args.from),
+            None => "health gate skipped (--skip-health-gate)".into(),
+        };
+        body.push_str(&format!(
+            "{}: {} -> {} ({gate})\n",
+            m.app, m.replaces, m.version
+        ));
+    }
+    format!(
+        "{subject}\n\n{body}\nKeelson-Promotion: {} -> {}\n",
+        args.from, args.to
+    )
+}

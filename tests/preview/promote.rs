@@ -1,0 +1,334 @@
+//! `keelson promote`: a real Git clone of the example repository, the
+//! controller's real status recording (its sync loop, store and `/status`)
+//! over a fake cluster whose health the test sets, and the real binary.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keelson::apply::health::Health;
+use keelson::controller::{
+    AppStatus, Controller, EnvOutcome, EnvReconciler, Outcome, Running, Settings,
+};
+use keelson::source::{Auth, RepoSpec};
+
+/// A cluster that runs whatever each environment's pipeline.yaml says, with
+/// the health the test sets per `(env, app)` (healthy by default).
+#[derive(Clone, Default)]
+struct Cluster {
+    health: Arc<Mutex<HashMap<(String, String), Health>>>,
+}
+
+impl Cluster {
+    fn set(&self, env: &str, app: &str, h: Health) {
+        self.health
+            .lock()
+            .unwrap()
+            .insert((env.into(), app.into()), h);
+    }
+}
+
+impl EnvReconciler for Cluster {
+    async fn reconcile(&self, root: &Path, env: &str, _dry_run: bool) -> EnvOutcome {
+        let file = root.join("environments").join(env).join("pipeline.yaml");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let versions = keelson::promote::versions(&file, &text).unwrap_or_default();
+        let health = self.health.lock().unwrap();
+        EnvOutcome {
+            outcome: Outcome::NoChange,
+            apps: versions
+                .iter()
+                .map(|(app, v)| AppStatus {
+                    name: app.clone(),
+                    version: v.recorded(),
+                    health: health
+                        .get(&(env.to_string(), app.clone()))
+                        .copied()
+                        .unwrap_or(Health::Healthy),
+                    healthy_since: None,
+                })
+                .collect(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+/// A Git clone (branch `main`) of the example repository, and a keelson
+/// config beside it (outside the repository).
+struct Repo {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Repo {
+    fn new(config: &str) -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let repo = dir.path().join("repo");
+        for sub in ["environments", "policies", "schema"] {
+            super::harness::copy_dir(&root.join(sub), &repo.join(sub));
+        }
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["config", "user.name", "Dev Eloper"]);
+        git(&repo, &["config", "user.email", "dev@example.com"]);
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", "example repository"]);
+        let path = dir.path().join("keelson.yaml");
+        std::fs::write(
+            &path,
+            format!("apiVersion: keelson.dev/v1\nkind: Config\n{config}"),
+        )
+        .unwrap();
+        Repo { dir, config: path }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        git(&self.path(), args)
+    }
+
+    /// `keelson promote ARGS -c <config>` in the clone: (code, stdout, stderr).
+    fn promote(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .arg("promote")
+            .args(args)
+            .arg("-c")
+            .arg(&self.config)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run keelson");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The changed lines between `main` and `branch`, `-`/`+` prefixed.
+    fn changed_lines(&self, branch: &str) -> Vec<String> {
+        self.git(&["diff", "-U0", "main", branch])
+            .lines()
+            .filter(|l| {
+                (l.starts_with('-') || l.starts_with('+'))
+                    && !l.starts_with("---")
+                    && !l.starts_with("+++")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The controller on the clone, observing every 100 ms.
+async fn controller(repo: &Repo, state: &Path, cluster: &Cluster) -> Running {
+    let mut s = Settings::new(
+        RepoSpec {
+            url: repo.path().display().to_string(),
+            branch: "main".into(),
+            auth: Auth::default(),
+        },
+        state.to_path_buf(),
+    );
+    s.listen = "127.0.0.1:0".parse().unwrap();
+    s.poll_interval = Duration::from_secs(3600);
+    s.drift_interval = Duration::from_millis(100);
+    s.watch_local = false;
+    Controller::new(s, cluster.clone()).start().await.unwrap()
+}
+
+/// Poll the controller's `/status` until `app` in `env` has `healthySince`
+/// (or, with `false`, has none); returns it.
+async fn healthy_since(running: &Running, env: &str, app: &str, healthy: bool) -> Option<String> {
+    let url = format!("http://{}/status", running.addr());
+    for _ in 0..500 {
+        let st: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let found = st["environments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["env"] == env)
+            .flat_map(|e| e["apps"].as_array().cloned().unwrap_or_default())
+            .find(|a| a["name"] == app);
+        if let Some(a) = found {
+            let since = a["healthySince"].as_str().map(str::to_string);
+            if since.is_some() == healthy {
+                return since;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{app} in {env} never recorded healthy={healthy}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
+    let repo = Repo::new(
+        "promotion:\n  minHealthy: 1s\n  author: {name: Release Bot, email: release@example.com}\n",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let cluster = Cluster::default();
+    cluster.set("staging", "orders", Health::Progressing);
+    let running = controller(&repo, state.path(), &cluster).await;
+    let server = format!("http://{}", running.addr());
+    let promote = || {
+        let repo = &repo;
+        let server = server.clone();
+        async move {
+            tokio::task::block_in_place(|| {
+                repo.promote(&[
+                    "orders", "--from", "staging", "--to", "prod", "--server", &server,
+                ])
+            })
+        }
+    };
+    healthy_since(&running, "staging", "orders", false).await;
+
+    // Running, but not healthy: refused, with what the status says.
+    let (code, _, err) = promote().await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "refused: orders: orders 1.43.0-rc.2 is progressing in `staging` (last observation: 20"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("nothing was committed"), "{err}");
+
+    // Healthy, but for less than minHealthy: refused, saying since when.
+    cluster.set("staging", "orders", Health::Healthy);
+    let since = healthy_since(&running, "staging", "orders", true)
+        .await
+        .unwrap();
+    let (code, _, err) = promote().await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "orders 1.43.0-rc.2 has been healthy in `staging` since {since} ("
+        )) && err.contains("less than promotion.minHealthy (1s)"),
+        "{err}"
+    );
+    assert_eq!(repo.git(&["branch", "--list", "promote/*"]), "");
+
+    // Healthy for long enough, by the same record: committed on a branch.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (code, out, err) = promote().await;
+    assert_eq!(code, 0, "{out}{err}");
+    let branch = "promote/prod/orders-1.43.0-rc.2";
+    assert!(out.contains(&format!("on branch {branch}")), "{out}");
+    assert_eq!(
+        repo.changed_lines(branch),
+        [
+            "-      tag: \"1.42.0\"   # release 2026-11-20",
+            "+      tag: \"1.43.0-rc.2\"   # release 2026-11-20",
+        ]
+    );
+    assert_eq!(
+        repo.git(&["diff", "--name-only", "main", branch]),
+        "environments/prod/pipeline.yaml\n"
+    );
+    let log = repo.git(&["log", "-1", "--format=%an <%ae>|%s|%b", branch]);
+    assert!(
+        log.starts_with(
+            "Release Bot <release@example.com>|promote orders 1.43.0-rc.2 from staging to prod|orders: 1.42.0 -> 1.43.0-rc.2 (1.43.0-rc.2 healthy since "
+        ),
+        "{log}"
+    );
+    // The clone's checkout is untouched: still on main, nothing modified.
+    assert_eq!(repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]), "main\n");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    running.shutdown();
+    running.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_all_moves_only_differing_apps_and_drops_a_stale_digest() {
+    let repo = Repo::new("promotion:\n  minHealthy: 0s\n");
+    let state = tempfile::tempdir().unwrap();
+    let cluster = Cluster::default();
+    let running = controller(&repo, state.path(), &cluster).await;
+    for app in ["orders", "storefront", "payments", "mailer"] {
+        healthy_since(&running, "staging", app, true).await;
+    }
+    running.shutdown();
+    running.wait().await;
+
+    // From the stopped controller's status store.
+    let state_dir = state.path().display().to_string();
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        repo.promote(&[
+            "--all",
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--state-dir",
+            &state_dir,
+        ])
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    let base = repo.git(&["rev-parse", "--short=7", "main"]);
+    let branch = format!("promote/prod/from-staging-{}", base.trim());
+    assert!(out.contains(&branch), "{out}");
+    // mailer is 2.3.0 in both: untouched. payments' prod digest pinned the
+    // old build, so it goes with the old tag.
+    assert_eq!(
+        repo.changed_lines(&branch),
+        [
+            "-      tag: \"1.42.0\"   # release 2026-11-20",
+            "+      tag: \"1.43.0-rc.2\"   # release 2026-11-20",
+            "-      tag: \"3.8.1\"",
+            "+      tag: \"3.9.0-rc.1\"",
+            "-      tag: \"0.19.4\"",
+            "-      digest: sha256:4d1b0b2f8c1e6a5d3c9b7a8e2f1d0c9b8a7e6d5c4b3a2f1e0d9c8b7a6e5d4c3b",
+            "+      tag: \"0.20.0\"",
+        ]
+    );
+    let subject = repo.git(&["log", "-1", "--format=%s", &branch]);
+    assert_eq!(subject, "promote 3 apps from staging to prod\n");
+    // The promoted tree is valid: every spec of the branch checks clean.
+    repo.git(&["checkout", "-q", &branch]);
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["validate", "--repo", "."])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing left to move: a second --all from the branch says so.
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        repo.promote(&[
+            "--all",
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--state-dir",
+            &state_dir,
+        ])
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("nothing to promote"), "{out}");
+}
