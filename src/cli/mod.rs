@@ -10,6 +10,7 @@ pub mod markdown;
 pub mod outcome;
 pub mod preview;
 pub mod promote;
+pub mod promote_mr;
 pub mod reconcile;
 pub mod specs;
 pub mod text;

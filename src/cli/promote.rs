@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
 use crate::controller::cli::StatusSource;
 use crate::promote::gate::{self, Evidence};
@@ -45,6 +45,13 @@ pub struct PromoteArgs {
     /// The remote to push to, instead of `promotion.remote`.
     #[arg(long, requires = "push")]
     pub remote: Option<String>,
+    /// The branch the merge request merges into (default: the branch `--base`
+    /// names).
+    #[arg(long, requires = "push")]
+    pub target_branch: Option<String>,
+    /// With --push and a `forge:` section: push only, open no merge request.
+    #[arg(long, requires = "push")]
+    pub no_merge_request: bool,
     /// Promote even when the health gate is not met. The gate's findings are
     /// printed and the commit message records that it was skipped.
     #[arg(long)]
@@ -60,6 +67,9 @@ pub struct PromoteArgs {
 /// What the config file gives promotion.
 struct Settings {
     promotion: PromotionConfig,
+    forge: Option<crate::forge::ForgeConfig>,
+    /// The config file's folder, for the forge's relative paths.
+    config_dir: PathBuf,
     listen: Option<std::net::SocketAddr>,
     auth: crate::source::Auth,
 }
@@ -67,6 +77,12 @@ struct Settings {
 fn settings(path: &std::path::Path) -> anyhow::Result<Settings> {
     let mut s = Settings {
         promotion: PromotionConfig::default(),
+        forge: None,
+        config_dir: path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf(),
         listen: None,
         auth: Default::default(),
     };
@@ -75,6 +91,7 @@ fn settings(path: &std::path::Path) -> anyhow::Result<Settings> {
     }
     let file = crate::config::read_config(path)?;
     s.promotion = file.config.promotion.clone().unwrap_or_default();
+    s.forge = file.config.forge.clone();
     if file.config.controller.is_some() {
         let loaded = crate::controller::config::load(path)?;
         s.listen = Some(loaded.settings.listen);
@@ -173,6 +190,16 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<ExitCode> {
     } else {
         promote::apply(to_file.as_ref(), &to_text, &moves)?
     };
+    let open_mr = args.push && !args.no_merge_request && settings.forge.is_some();
+    let target_branch = if open_mr {
+        Some(super::promote_mr::target_branch(
+            &repo,
+            &args.base,
+            args.target_branch.as_deref(),
+        )?)
+    } else {
+        None
+    };
     let branch = args
         .branch
         .clone()
@@ -206,6 +233,42 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<ExitCode> {
             "pushed {branch} to {remote} ({})",
             repo.remote_url(&remote).unwrap_or_default()
         );
+    }
+    if let (Some(target), Some(forge)) = (target_branch, &settings.forge) {
+        let description = super::promote_mr::description(
+            &repo,
+            &args.repo,
+            &super::promote_mr::Description {
+                from: &args.from,
+                to: &args.to,
+                moves: &moves,
+                evidence: &evidence,
+                branch: &branch,
+                commit: id,
+                base: base.id(),
+            },
+        )?;
+        let client = crate::forge::Forge::from_config(forge, &settings.config_dir)?;
+        let new = crate::forge::NewMergeRequest {
+            title: message.lines().next().unwrap_or_default().to_string(),
+            description,
+            head_branch: branch.clone(),
+            base_branch: target.clone(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let mr = runtime
+            .block_on(client.create_merge_request(&new))
+            .with_context(|| {
+                format!("the branch {branch} is pushed, but no merge request was opened")
+            })?;
+        println!(
+            "opened merge request #{} into {target}: {}",
+            mr.number, mr.web_url
+        );
+    } else if args.push && settings.forge.is_none() {
+        println!("no `forge:` section in the config: open the merge request of {branch} by hand");
     }
     Ok(ExitCode::SUCCESS)
 }

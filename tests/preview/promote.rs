@@ -108,11 +108,27 @@ impl Repo {
 
     /// `keelson promote ARGS -c <config>` in the clone: (code, stdout, stderr).
     fn promote(&self, args: &[&str]) -> (i32, String, String) {
+        self.promote_with(&self.config, args)
+    }
+
+    /// A second config beside the first, `promotion:` being `promotion`.
+    fn other_config(&self, promotion: &str) -> PathBuf {
+        let path = self.dir.path().join("other.yaml");
+        std::fs::write(
+            &path,
+            format!("apiVersion: keelson.dev/v1\nkind: Config\npromotion:\n{promotion}"),
+        )
+        .unwrap();
+        path
+    }
+
+    /// `keelson promote ARGS -c CONFIG` in the clone.
+    fn promote_with(&self, config: &Path, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
             .arg("promote")
             .args(args)
             .arg("-c")
-            .arg(&self.config)
+            .arg(config)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
             .output()
@@ -189,21 +205,28 @@ async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
     cluster.set("staging", "orders", Health::Progressing);
     let running = controller(&repo, state.path(), &cluster).await;
     let server = format!("http://{}", running.addr());
-    let promote = || {
+    // The same record is judged with minHealthy 1h (too soon, whatever the
+    // machine's load) and with 1s, once a second has passed.
+    let hour = repo.other_config("  minHealthy: 1h\n");
+    let promote = |config: Option<&Path>| {
         let repo = &repo;
         let server = server.clone();
+        let config = config.unwrap_or(&repo.config).to_path_buf();
         async move {
             tokio::task::block_in_place(|| {
-                repo.promote(&[
-                    "orders", "--from", "staging", "--to", "prod", "--server", &server,
-                ])
+                repo.promote_with(
+                    &config,
+                    &[
+                        "orders", "--from", "staging", "--to", "prod", "--server", &server,
+                    ],
+                )
             })
         }
     };
     healthy_since(&running, "staging", "orders", false).await;
 
     // Running, but not healthy: refused, with what the status says.
-    let (code, _, err) = promote().await;
+    let (code, _, err) = promote(None).await;
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(
@@ -218,19 +241,22 @@ async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
     let since = healthy_since(&running, "staging", "orders", true)
         .await
         .unwrap();
-    let (code, _, err) = promote().await;
+    let (code, _, err) = promote(Some(&hour)).await;
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(&format!(
             "orders 1.43.0-rc.2 has been healthy in `staging` since {since} ("
-        )) && err.contains("less than promotion.minHealthy (1s)"),
+        )) && err.contains("less than promotion.minHealthy (1h)"),
         "{err}"
     );
     assert_eq!(repo.git(&["branch", "--list", "promote/*"]), "");
 
     // Healthy for long enough, by the same record: committed on a branch.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (code, out, err) = promote().await;
+    let start = humantime::parse_rfc3339(&since).unwrap() + Duration::from_millis(1100);
+    if let Ok(wait) = start.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+    let (code, out, err) = promote(None).await;
     assert_eq!(code, 0, "{out}{err}");
     let branch = "promote/prod/orders-1.43.0-rc.2";
     assert!(out.contains(&format!("on branch {branch}")), "{out}");
@@ -331,4 +357,97 @@ async fn promote_all_moves_only_differing_apps_and_drops_a_stale_digest() {
     });
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("nothing to promote"), "{out}");
+}
+
+/// With `--push` and a `forge:` section: the branch reaches the remote and a
+/// merge request into `main` is opened on the fake forge, its description
+/// holding what moves, the gate's finding and the offline plan of prod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_pushes_and_opens_a_merge_request_with_the_plan() {
+    use super::forge::{FakeForge, Flavour, REPOSITORY};
+    for (flavour, kind) in [(Flavour::GitHub, "github"), (Flavour::GitLab, "gitlab")] {
+        let fake = FakeForge::start(flavour);
+        let repo = Repo::new(&format!(
+            "forge:\n  kind: {kind}\n  apiUrl: {}\n  repository: {REPOSITORY}\n  tokenFile: forge-token\npromotion:\n  minHealthy: 0s\n",
+            fake.api_url
+        ));
+        std::fs::write(repo.dir.path().join("forge-token"), fake.token()).unwrap();
+        let remote = repo.dir.path().join("remote.git");
+        git(
+            repo.dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "remote.git"],
+        );
+        repo.git(&["remote", "add", "origin", &remote.display().to_string()]);
+        repo.git(&["push", "-q", "origin", "main"]);
+        // GitHub: the gate reads a stopped controller's store; GitLab: the
+        // gate is skipped, and the merge request says so.
+        let state = tempfile::tempdir().unwrap();
+        let gate: Vec<String> = if flavour == Flavour::GitHub {
+            let running = controller(&repo, state.path(), &Cluster::default()).await;
+            healthy_since(&running, "staging", "orders", true).await;
+            running.shutdown();
+            running.wait().await;
+            vec!["--state-dir".into(), state.path().display().to_string()]
+        } else {
+            vec!["--skip-health-gate".into()]
+        };
+        let mut args = vec!["orders", "--from", "staging", "--to", "prod", "--push"];
+        args.extend(gate.iter().map(String::as_str));
+        let (code, out, err) = tokio::task::block_in_place(|| repo.promote(&args));
+        assert_eq!(code, 0, "{kind}: {out}{err}");
+        let branch = "promote/prod/orders-1.43.0-rc.2";
+        assert_eq!(
+            git(&remote, &["rev-parse", branch]),
+            repo.git(&["rev-parse", branch]),
+            "{kind}: the branch is on the remote"
+        );
+        let mr = fake
+            .mr(1)
+            .unwrap_or_else(|| panic!("{kind}: no merge request: {out}{err}"));
+        assert!(
+            out.contains(&format!(
+                "opened merge request #1 into main: {}",
+                fake.web_url(1)
+            )),
+            "{kind}: {out}"
+        );
+        assert_eq!(mr.head_branch, branch);
+        assert_eq!(mr.base_branch, "main");
+        assert_eq!(mr.title, "promote orders 1.43.0-rc.2 from staging to prod");
+        let d = &mr.description;
+        // The plan of prod for the promotion commit against its base: one
+        // Deployment changes, and only by its version.
+        assert!(
+            d.contains("**Plan: 0 to create, 1 to update, 0 to delete, in 1 environment.**"),
+            "{d}"
+        );
+        assert!(d.contains("Planned against the base commit "), "{d}");
+        assert!(
+            d.contains("<code>~ update Deployment/shop-prod/orders</code>"),
+            "{d}"
+        );
+        assert!(
+            d.contains("-          image: registry.example.com/shop/orders:1.42.0\n+          image: registry.example.com/shop/orders:1.43.0-rc.2\n"),
+            "{d}"
+        );
+        if flavour == Flavour::GitHub {
+            assert!(
+                d.contains("| orders | 1.42.0 | 1.43.0-rc.2 | met: 1.43.0-rc.2 healthy since "),
+                "{d}"
+            );
+        } else {
+            assert!(
+                d.contains(
+                    "| orders | 1.42.0 | 1.43.0-rc.2 | **skipped** (`--skip-health-gate`) |"
+                ),
+                "{d}"
+            );
+            assert!(
+                err.contains("warning: health gate skipped (--skip-health-gate)"),
+                "{err}"
+            );
+        }
+        assert!(fake.refused().is_empty(), "{kind}: {:?}", fake.refused());
+        assert!(!out.contains(fake.token()) && !err.contains(fake.token()));
+    }
 }
