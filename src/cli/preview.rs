@@ -20,8 +20,7 @@ use super::specs::{Color, report_diagnostics};
 use super::text;
 use crate::check::{self, Report};
 use crate::diag::{Diagnostic, Severity};
-use crate::observe::{self, Cluster};
-use crate::plan::inventory;
+use crate::preview::actions;
 use crate::preview::lifecycle::{self, Limits, Request};
 use crate::preview::online::{self, with_records};
 use crate::preview::record::{PreviewRecord, Previews, State, key};
@@ -238,7 +237,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|(c, _)| **c != cluster_name)
         .filter_map(|(_, r)| r.as_ref().ok())
-        .map(|p| p.by_key.len())
+        .map(|p| p.holding().count())
         .sum();
     let spec = t
         .template
@@ -251,6 +250,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         sha: a.sha.clone(),
         tag: a.tag.clone(),
         ttl: a.ttl,
+        ttl_from_creation: false,
         source: "cli".into(),
         url: None,
     };
@@ -348,38 +348,26 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<ExitCode> {
             "no preview {name} on cluster `{cluster_name}`; `keelson preview list` shows the previews"
         );
     }
-    if !a.dry_run {
-        store
-            .update(|p| {
-                lifecycle::mark_releasing(p, &k, "deleted with keelson preview delete");
-                Ok::<_, String>(())
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("recording the release: {e}"))?;
-    }
     let opts = Options {
         dry_run: a.dry_run,
         ..Options::default()
     };
-    let result = retire_one(
+    let released = actions::release(
         &report,
-        cluster.as_ref(),
-        &cluster_name,
         &clusters,
-        &name,
+        &cfg,
+        actions::Release {
+            cluster: &cluster_name,
+            template: &a.template,
+            number: a.number,
+            reason: "deleted with keelson preview delete",
+            tombstone: false,
+        },
         &opts,
     )
-    .await?;
-    let released = result.as_ref().is_none_or(|r| !r.failed());
-    if released && !a.dry_run {
-        store
-            .update(|p| {
-                lifecycle::forget(p, &k);
-                Ok::<_, String>(())
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("freeing the preview's ports and id: {e}"))?;
-    }
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (result, released) = (released.result, released.done);
     let results: Vec<EnvResult> = result.into_iter().collect();
     print(&a.common, &results, a.dry_run, None)?;
     if results.is_empty() {
@@ -401,50 +389,6 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// Retire environment `env` on `cluster` through the retirement path, and
-/// it alone: every other environment with an inventory there counts as
-/// known. `None` when it has no inventory (nothing was ever applied).
-async fn retire_one<C: Cluster>(
-    report: &Report,
-    cluster: &C,
-    cluster_name: &str,
-    clusters: &Clusters,
-    env: &str,
-    opts: &Options,
-) -> anyhow::Result<Option<EnvResult>> {
-    let cm = observe::builtin("v1", "ConfigMap").expect("builtin");
-    let inventories = cluster
-        .list(&cm, None, &format!("{}=true", inventory::LABEL))
-        .await
-        .context("listing inventories")?;
-    let had_inventory = inventories.iter().any(|i| {
-        i.pointer("/metadata/labels/keelson.dev~1environment")
-            .and_then(Json::as_str)
-            == Some(env)
-    });
-    let mut evidence = reconcile::Evidence::of(report)
-        .map_err(|why| anyhow::anyhow!("{}", reconcile::retire::not_retiring(&why)))?;
-    for other in inventories
-        .iter()
-        .filter_map(|i| {
-            i.pointer("/metadata/labels/keelson.dev~1environment")
-                .and_then(Json::as_str)
-        })
-        .filter(|e| *e != env)
-    {
-        evidence.mark_handled(other);
-    }
-    let results =
-        reconcile::retired_envs(cluster, cluster_name, Some(clusters), &evidence, opts).await;
-    match results.into_iter().find(|r| r.environment == env) {
-        Some(r) => Ok(Some(r)),
-        None if had_inventory => bail!(
-            "the retirement of {env} did not run (its inventory is on cluster `{cluster_name}`); nothing was freed"
-        ),
-        None => Ok(None),
-    }
 }
 
 fn print(
@@ -586,6 +530,7 @@ fn table(rows: &[(String, PreviewRecord)], now: DateTime<Utc>) -> String {
             match r.state {
                 State::Active => "active".into(),
                 State::Releasing => "releasing".into(),
+                State::Expired => "expired".into(),
             },
         ]);
     }

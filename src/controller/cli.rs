@@ -143,6 +143,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 None
             }
         };
+        if let Some(p) = settings.previews.as_mut() {
+            std::sync::Arc::make_mut(p).options = options.clone();
+        }
         let pipeline = KubeReconciler::new(Some(loaded.config), options)?;
         let mut controller = Controller::new(settings, pipeline);
         if let Some(l) = leases {

@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::engine::Settings;
+use super::previews::PreviewSettings;
 use super::report::{Provider, ReporterConfig};
 use crate::config::Config;
 use crate::diag::{self, Diagnostic};
@@ -420,6 +421,7 @@ impl Checker<'_> {
         settings.commit_status = commit_status;
         settings.watch_local = r.watch.unwrap_or(true);
         settings.leases = c.leases.as_ref().and_then(|l| self.leases(l, config));
+        settings.previews = self.previews(config);
         // A bad backup schedule is a config error here, before anything runs.
         for (name, cluster) in &config.clusters {
             let Some(etcd) = &cluster.etcd else { continue };
@@ -450,6 +452,44 @@ impl Checker<'_> {
             settings.backups = Some(std::sync::Arc::new(backups));
         }
         Some(settings)
+    }
+
+    /// The preview loop's settings: the forge client (its token read now,
+    /// so a missing one is a config error at its key) and the poll interval.
+    /// `None` (no loop) unless the config has a `previews:` or `forge:`
+    /// section.
+    fn previews(&mut self, config: &Config) -> Option<std::sync::Arc<PreviewSettings>> {
+        if config.previews.is_none() && config.forge.is_none() {
+            return None;
+        }
+        let interval = self.duration(
+            "/previews/pollInterval",
+            config
+                .previews
+                .as_ref()
+                .and_then(|p| p.poll_interval.as_deref()),
+            super::previews::DEFAULT_POLL,
+        );
+        let forge = match &config.forge {
+            Some(f) => match crate::forge::Forge::from_config(f, self.base) {
+                Ok(forge) => Some(forge),
+                Err(e) => {
+                    self.error(
+                        "/forge",
+                        e.to_string(),
+                        "see the README's \"Preview environments\" for the forge section",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        Some(std::sync::Arc::new(PreviewSettings {
+            forge,
+            interval,
+            config: std::sync::Arc::new(config.clone()),
+            options: crate::reconcile::Options::default(),
+        }))
     }
 
     fn commit_status(&mut self, cs: &CommitStatusConfig) -> Option<ReporterConfig> {

@@ -57,6 +57,9 @@ pub struct Settings {
     /// Share the environments with other replicas through Leases
     /// (`controller.leases`); `None`: this process is the only writer.
     pub leases: Option<super::lease_config::LeaseSettings>,
+    /// Previews from merge requests and their time-to-live
+    /// ([`super::previews`]); `None`: off.
+    pub previews: Option<Arc<super::previews::PreviewSettings>>,
 }
 
 impl Settings {
@@ -77,6 +80,7 @@ impl Settings {
             watch_local: true,
             backups: None,
             leases: None,
+            previews: None,
         }
     }
 }
@@ -138,6 +142,8 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     pub source: Mutex<SourceStatus>,
     pub trigger: Arc<Notify>,
+    /// Wakes the preview loop (merge request webhooks, new commits).
+    pub preview_trigger: Notify,
     pub shutdown: CancellationToken,
     pub envs: Mutex<BTreeMap<String, Arc<EnvSlot>>>,
     pub head_known: AtomicBool,
@@ -301,6 +307,7 @@ impl<R: EnvReconciler> Controller<R> {
                 ..SourceStatus::default()
             }),
             trigger: Arc::new(Notify::new()),
+            preview_trigger: Notify::new(),
             shutdown,
             envs: Mutex::new(BTreeMap::new()),
             head_known: AtomicBool::new(false),
@@ -341,6 +348,11 @@ impl<R: EnvReconciler> Controller<R> {
             }
             _ => None,
         };
+        let previews = shared
+            .settings
+            .previews
+            .clone()
+            .map(|p| tokio::spawn(super::previews::run(shared.clone(), p)));
         let rebalance = shared
             .coord
             .as_ref()
@@ -362,6 +374,9 @@ impl<R: EnvReconciler> Controller<R> {
             }
             if let Some(r) = rebalance {
                 let _ = r.await;
+            }
+            if let Some(p) = previews {
+                let _ = p.await;
             }
             if let Some(m) = membership {
                 let _ = m.await;
@@ -585,6 +600,7 @@ async fn advance<R: EnvReconciler>(
     shared.set_source(|st| st.head = Some(c.clone()));
     *shared.head.lock().unwrap_or_else(|p| p.into_inner()) = Some(checkout.clone());
     shared.head_known.store(true, Ordering::SeqCst);
+    shared.preview_trigger.notify_one();
     Ok(checkout)
 }
 

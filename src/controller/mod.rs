@@ -12,9 +12,10 @@
 //! - [`engine`]: the source loop and the start/stop handle;
 //! - [`worker`]: one task per environment (one reconcile at a time, backoff);
 //! - [`server`]: `/healthz`, `/readyz`, `/metrics`, `/status`, `/history`, `/hooks/git`;
-//! - [`webhook`]: GitHub and GitLab signature checks;
+//! - [`webhook`]: GitHub and GitLab signature checks, push and merge request events;
 //! - [`metrics`]: Prometheus text exposition;
 //! - [`pipeline`]: the real [`EnvReconciler`] (check, render, plan, apply);
+//! - [`previews`]: previews from merge requests, and their time-to-live;
 //! - [`report`]: commit statuses posted back to GitHub or GitLab;
 //! - [`watch`]: file-system watching of a local repository;
 //! - [`lease`], [`fence`], [`shard`]: per-environment Leases, fenced
@@ -29,6 +30,7 @@ pub mod lease_config;
 pub mod metrics;
 pub mod page;
 pub mod pipeline;
+pub mod previews;
 pub mod report;
 pub mod server;
 pub mod shard;

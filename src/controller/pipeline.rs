@@ -306,7 +306,7 @@ fn env_errors(report: &check::Report, env: &str) -> Vec<String> {
     }
 }
 
-fn outcome_of(result: &EnvResult, dry_run: bool) -> EnvOutcome {
+pub(crate) fn outcome_of(result: &EnvResult, dry_run: bool) -> EnvOutcome {
     let apps = result.apps.iter().map(app_status).collect();
     let outcome = if result.failed() {
         let message = result

@@ -198,6 +198,23 @@ async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
             info!(?sender, %reason, "webhook ignored");
             (StatusCode::ACCEPTED, format!("ignored: {reason}\n")).into_response()
         }
+        Event::MergeRequest if s.settings.previews.is_some() => {
+            s.metrics.observe_webhook("accepted");
+            info!(
+                ?sender,
+                "merge request webhook accepted; listing merge requests for previews"
+            );
+            s.preview_trigger.notify_one();
+            (StatusCode::ACCEPTED, "previews triggered\n").into_response()
+        }
+        Event::MergeRequest => {
+            s.metrics.observe_webhook("ignored");
+            (
+                StatusCode::ACCEPTED,
+                "ignored: merge request events drive previews, which this controller does not run\n",
+            )
+                .into_response()
+        }
         Event::Push => {
             s.metrics.observe_webhook("accepted");
             info!(?sender, "webhook accepted; fetching");

@@ -1,8 +1,9 @@
 //! Push webhooks: verification of GitHub's `X-Hub-Signature-256` (HMAC-SHA256
 //! of the raw body) and GitLab's `X-Gitlab-Token` (the shared secret itself),
 //! both compared in constant time; then the payload (JSON, or GitHub's form
-//! encoding) and the event: only a push to the followed branch makes the
-//! controller fetch.
+//! encoding) and the event: a push to the followed branch makes the
+//! controller fetch, a merge request event makes the preview source list
+//! the merge requests again.
 
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
@@ -83,6 +84,10 @@ pub enum Event {
     Ping,
     /// A push to the followed branch (including its deletion): fetch now.
     Push,
+    /// A merge request was opened, labelled, pushed to, closed or merged
+    /// (GitHub `pull_request`, GitLab `Merge Request Hook`): the preview
+    /// source lists the merge requests again now.
+    MergeRequest,
     /// Anything else: another event type, a push to another branch or a tag.
     /// Answered 202 with the reason, and nothing is fetched.
     Ignored {
@@ -139,7 +144,8 @@ pub fn payload(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, Pa
 }
 
 /// Classify a verified request for `branch`: only a push to
-/// `refs/heads/<branch>` is [`Event::Push`]. The event type comes from the
+/// `refs/heads/<branch>` is [`Event::Push`]; merge request events are
+/// [`Event::MergeRequest`], whatever their branch. The event type comes from the
 /// `X-GitHub-Event` header (or Gitea's, Gogs', GitLab's `X-Gitlab-Event`);
 /// GitLab's system hooks name it in `object_kind`.
 pub fn classify(headers: &HeaderMap, payload: &serde_json::Value, branch: &str) -> Event {
@@ -150,6 +156,8 @@ pub fn classify(headers: &HeaderMap, payload: &serde_json::Value, branch: &str) 
     let kind = payload.get("object_kind").and_then(|k| k.as_str());
     let is_push = match event.as_deref() {
         Some("ping") => return Event::Ping,
+        Some("pull_request" | "Merge Request Hook") => return Event::MergeRequest,
+        Some("System Hook") if kind == Some("merge_request") => return Event::MergeRequest,
         Some("push" | "Push Hook") => true,
         Some("System Hook") => kind == Some("push"),
         Some(other) => {
@@ -232,13 +240,11 @@ mod tests {
         let gh = |event: &'static str| headers(&[("x-github-event", event)]);
         assert_eq!(classify(&gh("push"), &push, "main"), Event::Push);
         assert_eq!(classify(&gh("ping"), &push, "main"), Event::Ping);
-        for event in [
-            "pull_request",
-            "issue_comment",
-            "create",
-            "delete",
-            "status",
-        ] {
+        assert_eq!(
+            classify(&gh("pull_request"), &push, "main"),
+            Event::MergeRequest
+        );
+        for event in ["issue_comment", "create", "delete", "status"] {
             assert!(
                 matches!(classify(&gh(event), &push, "main"), Event::Ignored { .. }),
                 "{event}"
@@ -259,10 +265,10 @@ mod tests {
         ));
         let gl = |event: &'static str| headers(&[("x-gitlab-event", event)]);
         assert_eq!(classify(&gl("Push Hook"), &push, "main"), Event::Push);
-        assert!(matches!(
+        assert_eq!(
             classify(&gl("Merge Request Hook"), &push, "main"),
-            Event::Ignored { .. }
-        ));
+            Event::MergeRequest
+        );
         assert!(matches!(
             classify(&gl("Tag Push Hook"), &tag, "main"),
             Event::Ignored { .. }

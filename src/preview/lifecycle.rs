@@ -20,9 +20,14 @@ pub struct Request {
     pub sha: String,
     /// Image tag from the merge request's pipeline, if known.
     pub tag: Option<String>,
-    /// Time-to-live from `now`, replacing the template's (and, on an
-    /// existing preview, its current expiry).
+    /// Time-to-live from `now` (or, with `ttl_from_creation`, from the
+    /// preview's creation), replacing the template's (and, on an existing
+    /// preview, its current expiry).
     pub ttl: Option<Duration>,
+    /// Count `ttl` from the preview's creation rather than from now: a
+    /// `preview-ttl/96h` label that stays on a merge request sets one
+    /// expiry instead of pushing it out at every poll.
+    pub ttl_from_creation: bool,
     /// `cli`, `github` or `gitlab`.
     pub source: String,
     /// The merge request's web page.
@@ -61,6 +66,10 @@ pub fn upsert(
     now: DateTime<Utc>,
 ) -> Result<(PreviewRecord, bool), AllocError> {
     let k = key(template, req.number);
+    // The tombstone of an expired preview gives way to a new preview.
+    if previews.by_key.get(&k).is_some_and(|r| !r.holds()) {
+        previews.by_key.remove(&k);
+    }
     if let Some(r) = previews.by_key.get_mut(&k) {
         if r.state == State::Releasing {
             return Err(AllocError::Releasing {
@@ -76,7 +85,11 @@ pub fn upsert(
             next.tag.clone_from(&req.tag);
         }
         if req.ttl.is_some() {
-            next.expires = expiry(now, req.ttl);
+            let from = match r.created_at() {
+                Some(created) if req.ttl_from_creation => created,
+                _ => now,
+            };
+            next.expires = expiry(from, req.ttl);
         }
         if req.url.is_some() {
             next.url.clone_from(&req.url);
@@ -97,7 +110,7 @@ pub fn upsert(
             max,
         });
     }
-    let total = limits.elsewhere + previews.by_key.len();
+    let total = limits.elsewhere + previews.holding().count();
     if let Some(max) = limits.max_total
         && total >= max as usize
     {
@@ -145,6 +158,18 @@ pub fn mark_releasing(previews: &mut Previews, key: &str, reason: &str) -> bool 
             true
         }
         None => false,
+    }
+}
+
+/// Turn the preview at `key` into the tombstone of an expired preview
+/// (once its objects are gone): its block and id are free again, and the
+/// record remembers the commit it expired at.
+pub fn expire(previews: &mut Previews, key: &str) {
+    if let Some(r) = previews.by_key.get_mut(key) {
+        r.state = State::Expired;
+        r.ports = None;
+        r.id = 0;
+        r.reason = Some(super::source::EXPIRED_REASON.into());
     }
 }
 
@@ -228,6 +253,38 @@ mod tests {
             (c.ports.unwrap().first, c.id),
             (30000, 1),
             "the freed block and id"
+        );
+    }
+
+    #[test]
+    fn a_label_ttl_counts_from_creation_and_a_tombstone_gives_way() {
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut p = Previews::default();
+        upsert(&mut p, "t", &spec(), &req(1), Limits::default(), t0).unwrap();
+        let mut labelled = req(1);
+        labelled.ttl = Some(Duration::from_secs(96 * 3600));
+        labelled.ttl_from_creation = true;
+        for hours in [1, 5] {
+            let later = t0 + chrono::Duration::hours(hours);
+            let (r, _) = upsert(&mut p, "t", &spec(), &labelled, Limits::default(), later).unwrap();
+            assert_eq!(
+                r.expires.as_deref(),
+                Some("2026-12-05T10:00:00Z"),
+                "not pushed out"
+            );
+        }
+        expire(&mut p, "t.1");
+        let tomb = &p.by_key["t.1"];
+        assert_eq!((tomb.state, tomb.ports, tomb.id), (State::Expired, None, 0));
+        // The tombstone holds no place: the template's limit of 2 allows two more.
+        upsert(&mut p, "t", &spec(), &req(2), Limits::default(), t0).unwrap();
+        let (again, new) = upsert(&mut p, "t", &spec(), &req(1), Limits::default(), t0).unwrap();
+        assert!(new);
+        assert_eq!(
+            (again.state, again.ports.unwrap().first),
+            (State::Active, 30003)
         );
     }
 }

@@ -17,13 +17,17 @@
 //! - [`template`]: materialising a preview, checking a template;
 //! - [`record`]: what is recorded per preview, and allocation;
 //! - [`lifecycle`]: create/update within limits, release, forget;
+//! - [`actions`]: applying and releasing one preview (CLI and controller);
+//! - [`source`]: what the merge request source of `keelson run` does;
 //! - [`store`]: the record in the cluster, with optimistic concurrency;
 //! - [`online`]: previews joined to a checked repository, for `reconcile`.
 
+pub mod actions;
 pub mod lifecycle;
 pub mod online;
 pub mod params;
 pub mod record;
+pub mod source;
 pub mod store;
 pub mod template;
 
@@ -44,6 +48,11 @@ pub struct PreviewsConfig {
     /// Most previews at once, over every template.
     #[serde(default)]
     pub max_total: Option<u32>,
+    /// How often `keelson run` lists the merge requests of templates with a
+    /// `source` and checks time-to-live (`30s`, `1m`; default `1m`). A
+    /// merge request webhook acts at once.
+    #[serde(default)]
+    pub poll_interval: Option<String>,
 }
 
 impl PreviewsConfig {

@@ -50,6 +50,12 @@ pub enum State {
     /// Being retired: no longer an environment, still holding its block
     /// and id until its objects are gone.
     Releasing,
+    /// Released because its time-to-live ran out, while its merge request
+    /// stays open: a tombstone that holds no block and no id, so that the
+    /// merge request source does not make the same preview again. A new
+    /// commit on the merge request, a longer `preview-ttl/` label, or
+    /// `keelson preview create` makes a new preview in its place.
+    Expired,
 }
 
 /// One preview, as recorded in the cluster.
@@ -125,6 +131,12 @@ impl PreviewRecord {
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at().is_some_and(|e| e <= now)
     }
+
+    /// Whether it holds its block, its id and a place within the limits:
+    /// every state but [`State::Expired`].
+    pub fn holds(&self) -> bool {
+        self.state != State::Expired
+    }
 }
 
 /// The record key of a preview.
@@ -193,15 +205,21 @@ pub enum AllocError {
 }
 
 impl Previews {
-    /// The previews of `template`.
+    /// The previews of `template` that hold a block (tombstones of expired
+    /// ones left out).
     pub fn of_template<'a>(&'a self, template: &'a str) -> impl Iterator<Item = &'a PreviewRecord> {
-        self.by_key.values().filter(move |r| r.template == template)
+        self.holding().filter(move |r| r.template == template)
+    }
+
+    /// The previews that hold a block and an id.
+    pub fn holding(&self) -> impl Iterator<Item = &PreviewRecord> {
+        self.by_key.values().filter(|r| r.holds())
     }
 
     /// The lowest block of `pool.count` ports within the pool that no
     /// recorded preview (of any template: ports are the cluster's) holds.
     pub fn free_block(&self, pool: PortPool) -> Result<PortBlock, AllocError> {
-        let mut taken: Vec<PortBlock> = self.by_key.values().filter_map(|r| r.ports).collect();
+        let mut taken: Vec<PortBlock> = self.holding().filter_map(|r| r.ports).collect();
         taken.sort();
         let mut candidate = PortBlock {
             first: pool.base,
@@ -227,7 +245,7 @@ impl Previews {
 
     /// The lowest id at or above `base` that no recorded preview holds.
     pub fn free_id(&self, base: u64) -> u64 {
-        let taken: std::collections::BTreeSet<u64> = self.by_key.values().map(|r| r.id).collect();
+        let taken: std::collections::BTreeSet<u64> = self.holding().map(|r| r.id).collect();
         (base..).find(|i| !taken.contains(i)).unwrap_or(base)
     }
 }

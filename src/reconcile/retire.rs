@@ -29,7 +29,9 @@ pub fn unusable(report: &Report) -> Option<String> {
             report.repo.root.display()
         ));
     }
-    if report.repo.environments.is_empty() {
+    // A preview template is content too: a repository of templates alone
+    // (whose previews are being released) is no empty clone.
+    if report.repo.environments.is_empty() && report.repo.templates.is_empty() {
         return Some(format!("{} holds no environment", dir.display()));
     }
     None

@@ -192,9 +192,10 @@ pub fn load_repo_with(root: &Path, limits: Limits) -> (Repo, Vec<Diagnostic>) {
             .any(|d| d.severity == crate::diag::Severity::Error);
         repo.environments.insert(name, env);
     }
-    if env_root.is_dir() && repo.environments.is_empty() {
+    if env_root.is_dir() && repo.environments.is_empty() && repo.templates.is_empty() {
         // An empty clone or the wrong folder, never a real repository: it
-        // must not read as "every environment was removed".
+        // must not read as "every environment was removed". (A repository
+        // of preview templates alone is a real one.)
         loader.diags.push(
             Diagnostic::error("layout", Path::new("environments"), None, "environments/ holds no environment")
                 .with_help("add environments/<env>/environment.yaml; to retire the last environment, delete its namespace by hand"),

@@ -35,7 +35,7 @@ pub const GITHUB_TOKEN: &str = "ghp_t0kenThatMustNeverBePrinted";
 pub const GITLAB_TOKEN: &str = "glpat-t0kenThatMustNeverBePrinted";
 
 /// The repository (GitHub) and project (GitLab) the server holds.
-pub const REPOSITORY: &str = "acme/storefront";
+pub const REPOSITORY: &str = "shop/storefront";
 /// The GitLab project's numeric id, also accepted in paths.
 pub const PROJECT_ID: u64 = 42;
 
@@ -710,14 +710,14 @@ fn the_client_lists_reads_and_opens_merge_requests_on_both_forges() {
             Flavour::GitHub => {
                 assert_eq!(
                     lists[0],
-                    "/repos/acme/storefront/pulls?state=open&per_page=100&page=1"
+                    "/repos/shop/storefront/pulls?state=open&per_page=100&page=1"
                 );
                 assert_eq!(lists.len(), 6, "3 pages, twice: {lists:?}");
             }
             Flavour::GitLab => {
                 assert_eq!(
                     lists[0],
-                    "/api/v4/projects/acme%2Fstorefront/merge_requests?state=opened&labels=deploy%2Fpreview&per_page=100&page=1"
+                    "/api/v4/projects/shop%2Fstorefront/merge_requests?state=opened&labels=deploy%2Fpreview&per_page=100&page=1"
                 );
                 assert_eq!(lists.len(), 1 + 3, "the labelled fit one page: {lists:?}");
             }
@@ -760,9 +760,9 @@ fn the_fake_refuses_requests_of_the_wrong_shape() {
             .header("X-GitHub-Api-Version", "2022-11-28")
             .header("User-Agent", "test")
     };
-    let mrs = format!("{}/projects/acme%2Fstorefront/merge_requests", gl.api_url);
+    let mrs = format!("{}/projects/shop%2Fstorefront/merge_requests", gl.api_url);
     let by_path = format!(
-        "{}/projects/acme/storefront/merge_requests?state=opened",
+        "{}/projects/shop/storefront/merge_requests?state=opened",
         gl.api_url
     );
     let pr = json!({"title": "t", "head": "h", "base": "main"});

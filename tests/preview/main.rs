@@ -6,6 +6,7 @@ mod allocation;
 mod cli;
 mod forge;
 mod promote;
+mod run;
 
 use kube_apiserver::Gvr;
 use serde_json::{Value, json};
