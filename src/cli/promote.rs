@@ -295,7 +295,14 @@ fn run_gate(
     let mut out = Vec::new();
     let mut refused = false;
     for m in moves {
-        match gate::check(&statuses, &args.from, &m.app, &m.version, min, now) {
+        match gate::check(
+            &statuses,
+            &args.from,
+            &m.app,
+            &m.version.recorded(),
+            min,
+            now,
+        ) {
             Ok(ev) => out.push(Some(ev)),
             Err(why) if args.skip_health_gate => {
                 eprintln!(

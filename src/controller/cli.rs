@@ -249,7 +249,14 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
             return print_history(&store.history(args.env.as_deref(), args.limit)?, args.json);
         }
         let envs = store.all_status()?;
-        return print_status(None, &envs, args.env.as_deref(), args.json, false);
+        let promotion = promotion_config(&args.config);
+        return print_status(
+            None,
+            &envs,
+            args.env.as_deref(),
+            args.json,
+            promotion.as_ref(),
+        );
     }
     let server = match &args.server {
         Some(s) => s.trim_end_matches('/').to_string(),
@@ -288,12 +295,13 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(ExitCode::SUCCESS);
         }
+        let promotion = promotion_config(&args.config);
         print_status(
             Some(&report),
             &report.environments,
             args.env.as_deref(),
             false,
-            false,
+            promotion.as_ref(),
         )
     })
 }
@@ -400,7 +408,14 @@ fn status_from_cluster(
                 &format!("the KeelsonEnvironments in namespace {}", args.namespace),
             )?;
         }
-        print_status(None, &envs, args.env.as_deref(), args.json, false)
+        let promotion = promotion_config(&args.config);
+        print_status(
+            None,
+            &envs,
+            args.env.as_deref(),
+            args.json,
+            promotion.as_ref(),
+        )
     })
 }
 
@@ -438,12 +453,47 @@ fn known_env(env: &str, names: &[String], source: &str) -> anyhow::Result<()> {
     )
 }
 
+/// The `promotion:` section of the config at `path`, for the promotable
+/// apps under the matrix; `None` without a file or without stages (a config
+/// that does not load is reported, and the matrix still shown).
+fn promotion_config(path: &std::path::Path) -> Option<crate::promote::PromotionConfig> {
+    if !path.is_file() {
+        return None;
+    }
+    match crate::config::read_config(path) {
+        Ok(f) => f.config.promotion.filter(|p| p.stages.len() > 1),
+        Err(e) => {
+            eprint!("{}", e.rendered);
+            eprintln!("warning: promotable apps are not shown: the config above does not load");
+            None
+        }
+    }
+}
+
+/// The matrix of versions a repository declares (`status --repo`).
+fn print_declared_status(envs: &[EnvStatus], json: bool) -> anyhow::Result<ExitCode> {
+    print_matrix(None, envs, None, json, true, None)
+}
+
+/// The matrix of recorded status, and what is promotable along
+/// `promotion.stages` when they are configured.
 fn print_status(
     report: Option<&StatusReport>,
     envs: &[EnvStatus],
     only: Option<&str>,
     json: bool,
+    promotion: Option<&crate::promote::PromotionConfig>,
+) -> anyhow::Result<ExitCode> {
+    print_matrix(report, envs, only, json, false, promotion)
+}
+
+fn print_matrix(
+    report: Option<&StatusReport>,
+    envs: &[EnvStatus],
+    only: Option<&str>,
+    json: bool,
     declared: bool,
+    promotion: Option<&crate::promote::PromotionConfig>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(o) = only {
         let names: Vec<String> = envs.iter().map(|e| e.env.clone()).collect();
@@ -453,6 +503,7 @@ fn print_status(
         };
         known_env(o, &names, &source)?;
     }
+    let all_envs = envs;
     let envs: Vec<EnvStatus> = envs
         .iter()
         .filter(|e| only.is_none_or(|o| o == e.env))
@@ -481,6 +532,17 @@ fn print_status(
         println!();
     }
     let matrix = Matrix::from_status(&envs);
+    // Promotion compares stages, so it needs every environment, not the
+    // `--env` selection.
+    let promotable = promotion.map(|p| {
+        let list = crate::promote::status::promotable(
+            all_envs,
+            &p.stages,
+            p.min_healthy(),
+            std::time::SystemTime::now(),
+        );
+        crate::promote::status::render(&list, p)
+    });
     print!(
         "{}",
         if declared {
@@ -489,6 +551,9 @@ fn print_status(
             matrix.render()
         }
     );
+    if let Some(p) = promotable {
+        print!("{p}");
+    }
     let mut problems = false;
     for e in &envs {
         let Some(a) = &e.last_attempt else { continue };
@@ -631,5 +696,5 @@ fn print_declared(
             dir.display()
         );
     }
-    print_status(None, &envs, None, json, true)
+    print_declared_status(&envs, json)
 }

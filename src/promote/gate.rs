@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+#[cfg(doc)]
 use super::Version;
 use crate::apply::health::Health;
 use crate::record::EnvStatus;
@@ -122,14 +123,15 @@ pub enum Refusal {
     },
 }
 
-/// Check that `want` has run healthy in environment `env` for at least
+/// Check that version `want` (as recorded: the tag, see
+/// [`Version::recorded`]) has run healthy in environment `env` for at least
 /// `min` at time `now`, according to `statuses` (every environment's
 /// recorded status).
 pub fn check(
     statuses: &[EnvStatus],
     env: &str,
     app: &str,
-    want: &Version,
+    want: &str,
     min: Duration,
     now: SystemTime,
 ) -> Result<Evidence, Box<Refusal>> {
@@ -144,7 +146,7 @@ pub fn check(
             observed,
         }));
     };
-    let wanted = want.recorded();
+    let wanted = want.to_string();
     if a.version != wanted {
         return Err(Box::new(Refusal::OtherVersion {
             env: env.into(),
@@ -228,14 +230,11 @@ mod tests {
 
     #[test]
     fn refuses_until_healthy_long_enough() {
-        let want = Version {
-            tag: Some("1.43.0".into()),
-            digest: None,
-        };
+        let want = "1.43.0";
         let min = Duration::from_secs(600);
         let now = at("2026-11-30T14:00:00Z");
         let st = status("1.43.0", Health::Healthy, Some("2026-11-30T13:55:00Z"));
-        let e = check(&st, "staging", "orders", &want, min, now).unwrap_err();
+        let e = check(&st, "staging", "orders", want, min, now).unwrap_err();
         assert_eq!(
             e.to_string(),
             "orders 1.43.0 has been healthy in `staging` since 2026-11-30T13:55:00Z (5m), less \
@@ -245,23 +244,23 @@ mod tests {
             &st,
             "staging",
             "orders",
-            &want,
+            want,
             min,
             at("2026-11-30T14:06:00Z"),
         )
         .unwrap();
         assert_eq!(ok.healthy_for_seconds, 660);
         let st = status("1.42.0", Health::Healthy, Some("2026-11-29T00:00:00Z"));
-        let e = check(&st, "staging", "orders", &want, min, now).unwrap_err();
+        let e = check(&st, "staging", "orders", want, min, now).unwrap_err();
         assert!(e.to_string().starts_with("`staging` runs orders 1.42.0 (healthy, healthy since 2026-11-29T00:00:00Z), not 1.43.0"), "{e}");
         let st = status("1.43.0", Health::Progressing, None);
-        let e = check(&st, "staging", "orders", &want, min, now).unwrap_err();
+        let e = check(&st, "staging", "orders", want, min, now).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("orders 1.43.0 is progressing in `staging`"),
             "{e}"
         );
-        let e = check(&st, "dev", "orders", &want, min, now).unwrap_err();
+        let e = check(&st, "dev", "orders", want, min, now).unwrap_err();
         assert!(matches!(*e, Refusal::NoStatus { .. }));
     }
 }

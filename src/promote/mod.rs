@@ -14,10 +14,12 @@
 //! - this file: reading versions from `pipeline.yaml` text, choosing what
 //!   moves, and editing the target text;
 //! - [`gate`]: the health gate over the recorded status;
-//! - [`git`]: the commit on a branch (git2, no checkout touched).
+//! - [`git`]: the commit on a branch (git2, no checkout touched);
+//! - [`status`]: what is promotable along `promotion.stages`, for `keelson status`.
 
 pub mod gate;
 pub mod git;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -140,6 +140,31 @@ impl Repo {
         )
     }
 
+    /// The line of `keelson status --server SERVER` that lists `app` as
+    /// promotable along `pair` (`staging -> prod`), its column padding
+    /// collapsed to single spaces.
+    fn promotable(&self, server: &str, app: &str, pair: &str) -> String {
+        let out = tokio::task::block_in_place(|| {
+            Command::new(env!("CARGO_BIN_EXE_keelson"))
+                .args(["status", "--server", server, "-c"])
+                .arg(&self.config)
+                .output()
+                .expect("run keelson")
+        });
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        let (_, section) = text
+            .split_once("promotable along dev -> staging -> prod (promotion.minHealthy 1s):\n")
+            .unwrap_or_else(|| panic!("no promotable section: {text}"));
+        section
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{app} ")) && l.contains(pair))
+            .unwrap_or_else(|| panic!("{app} {pair} is not listed: {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The changed lines between `main` and `branch`, `-`/`+` prefixed.
     fn changed_lines(&self, branch: &str) -> Vec<String> {
         self.git(&["diff", "-U0", "main", branch])
@@ -198,7 +223,7 @@ async fn healthy_since(running: &Running, env: &str, app: &str, healthy: bool) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
     let repo = Repo::new(
-        "promotion:\n  minHealthy: 1s\n  author: {name: Release Bot, email: release@example.com}\n",
+        "promotion:\n  stages: [dev, staging, prod]\n  minHealthy: 1s\n  author: {name: Release Bot, email: release@example.com}\n",
     );
     let state = tempfile::tempdir().unwrap();
     let cluster = Cluster::default();
@@ -235,6 +260,13 @@ async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
         "{err}"
     );
     assert!(err.contains("nothing was committed"), "{err}");
+    let line = repo.promotable(&server, "orders", "staging -> prod");
+    assert!(
+        line.contains(
+            "1.42.0 -> 1.43.0-rc.2 gate not met: orders 1.43.0-rc.2 is progressing in `staging`"
+        ),
+        "{line}"
+    );
 
     // Healthy, but for less than minHealthy: refused, saying since when.
     cluster.set("staging", "orders", Health::Healthy);
@@ -260,6 +292,13 @@ async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
     assert_eq!(code, 0, "{out}{err}");
     let branch = "promote/prod/orders-1.43.0-rc.2";
     assert!(out.contains(&format!("on branch {branch}")), "{out}");
+    let line = repo.promotable(&server, "orders", "staging -> prod");
+    assert!(
+        line.contains(&format!(
+            "1.42.0 -> 1.43.0-rc.2 gate met: 1.43.0-rc.2 healthy since {since} ("
+        )),
+        "{line}"
+    );
     assert_eq!(
         repo.changed_lines(branch),
         [
