@@ -32,6 +32,27 @@ pub fn common_labels(env: &ResolvedEnv) -> BTreeMap<String, String> {
     l
 }
 
+/// A JSON object of `entries`, in this order, moving each value in: `json!`
+/// copies a `Json` value it is given by serialising it again, which made
+/// rendering re-serialise every pod spec three times over.
+fn object<const N: usize>(entries: [(&str, Json); N]) -> Json {
+    Json::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
+/// `metadata` with a name, a namespace and labels.
+fn metadata(name: &str, namespace: &str, labels: &BTreeMap<String, String>) -> Json {
+    object([
+        ("name", name.into()),
+        ("namespace", namespace.into()),
+        ("labels", to_map(labels)),
+    ])
+}
+
 fn to_map(m: &BTreeMap<String, String>) -> Json {
     Json::Object(
         m.iter()
@@ -49,11 +70,17 @@ fn int_or_string(v: &IntOrString) -> Json {
 
 /// The Namespace of the environment.
 pub fn namespace(env: &ResolvedEnv) -> Json {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": { "name": env.namespace, "labels": to_map(&common_labels(env)) },
-    })
+    object([
+        ("apiVersion", "v1".into()),
+        ("kind", "Namespace".into()),
+        (
+            "metadata",
+            object([
+                ("name", env.namespace.as_str().into()),
+                ("labels", to_map(&common_labels(env))),
+            ]),
+        ),
+    ])
 }
 
 /// Labels of an app's objects. Only the Deployment and its pods carry the
@@ -74,7 +101,10 @@ fn versioned_labels(env: &ResolvedEnv, app: &ResolvedApp) -> BTreeMap<String, St
 }
 
 fn selector(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
-    json!({ "app.kubernetes.io/name": app.name, ENV_LABEL: env.name })
+    object([
+        ("app.kubernetes.io/name", app.name.as_str().into()),
+        (ENV_LABEL, env.name.as_str().into()),
+    ])
 }
 
 /// Label values are at most 63 characters of `[A-Za-z0-9._-]`.
@@ -119,7 +149,7 @@ pub fn deployment(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
             .iter()
             .map(|p| json!({"name": p.name, "containerPort": p.port, "protocol": p.protocol.clone().unwrap_or_else(|| "TCP".into())}))
             .collect();
-        container.insert("ports".into(), json!(ports));
+        container.insert("ports".into(), Json::Array(ports));
     }
     let env_vars = container_env(env, app);
     if !env_vars.is_empty() {
@@ -127,7 +157,7 @@ pub fn deployment(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
             .iter()
             .map(|(k, v)| json!({"name": k, "value": v}))
             .collect();
-        container.insert("env".into(), json!(list));
+        container.insert("env".into(), Json::Array(list));
     }
     container.insert("resources".into(), resources(env, app));
     if let Some(h) = &app.health {
@@ -137,7 +167,10 @@ pub fn deployment(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
         };
         let probe = |initial: Option<u32>| {
             let mut m = Map::new();
-            m.insert("httpGet".into(), json!({"path": h.path, "port": port}));
+            m.insert(
+                "httpGet".into(),
+                object([("path", h.path.as_str().into()), ("port", port.clone())]),
+            );
             if let Some(i) = initial {
                 m.insert("initialDelaySeconds".into(), json!(i));
             }
@@ -174,12 +207,15 @@ pub fn deployment(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
             .iter()
             .map(|(k, v)| json!({"name": k, "value": v}))
             .collect();
-        pod_spec.insert("dnsConfig".into(), json!({"options": opts}));
+        pod_spec.insert("dnsConfig".into(), object([("options", Json::Array(opts))]));
     }
     if let Some(t) = d.termination_grace_period_seconds {
         pod_spec.insert("terminationGracePeriodSeconds".into(), json!(t));
     }
-    pod_spec.insert("containers".into(), json!([Json::Object(container)]));
+    pod_spec.insert(
+        "containers".into(),
+        Json::Array(vec![Json::Object(container)]),
+    );
 
     let mut template_meta = Map::new();
     template_meta.insert("labels".into(), to_map(&pod_labels));
@@ -194,20 +230,23 @@ pub fn deployment(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
     }
     spec.insert(
         "selector".into(),
-        json!({"matchLabels": selector(env, app)}),
+        object([("matchLabels", selector(env, app))]),
     );
     spec.insert("strategy".into(), strategy(env, app));
     spec.insert(
         "template".into(),
-        json!({"metadata": Json::Object(template_meta), "spec": Json::Object(pod_spec)}),
+        object([
+            ("metadata", Json::Object(template_meta)),
+            ("spec", Json::Object(pod_spec)),
+        ]),
     );
 
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": app.name, "namespace": env.namespace, "labels": to_map(&labels) },
-        "spec": Json::Object(spec),
-    })
+    object([
+        ("apiVersion", "apps/v1".into()),
+        ("kind", "Deployment".into()),
+        ("metadata", metadata(&app.name, &env.namespace, &labels)),
+        ("spec", Json::Object(spec)),
+    ])
 }
 
 /// The names of the container's environment variables, in rendered order.
@@ -263,7 +302,10 @@ fn resources(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
             json!(quantity::format_bytes(mem / mem_ratio)),
         );
     }
-    json!({"limits": Json::Object(limits), "requests": Json::Object(requests)})
+    object([
+        ("limits", Json::Object(limits)),
+        ("requests", Json::Object(requests)),
+    ])
 }
 
 /// Rolling update that never takes every ready pod away: `maxUnavailable`
@@ -301,10 +343,16 @@ fn strategy(env: &ResolvedEnv, app: &ResolvedApp) -> Json {
     if eff_unavailable == 0 && eff(&surge, true) == 0 {
         surge_json = json!(1);
     }
-    json!({
-        "type": "RollingUpdate",
-        "rollingUpdate": { "maxSurge": surge_json, "maxUnavailable": unavailable_json },
-    })
+    object([
+        ("type", "RollingUpdate".into()),
+        (
+            "rollingUpdate",
+            object([
+                ("maxSurge", surge_json),
+                ("maxUnavailable", unavailable_json),
+            ]),
+        ),
+    ])
 }
 
 /// The Service of an app with ports.
@@ -324,12 +372,22 @@ pub fn service(env: &ResolvedEnv, app: &ResolvedApp) -> Option<Json> {
             })
         })
         .collect();
-    Some(json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": { "name": app.name, "namespace": env.namespace, "labels": to_map(&app_labels(env, app)) },
-        "spec": { "type": "ClusterIP", "selector": selector(env, app), "ports": ports },
-    }))
+    Some(object([
+        ("apiVersion", "v1".into()),
+        ("kind", "Service".into()),
+        (
+            "metadata",
+            metadata(&app.name, &env.namespace, &app_labels(env, app)),
+        ),
+        (
+            "spec",
+            object([
+                ("type", "ClusterIP".into()),
+                ("selector", selector(env, app)),
+                ("ports", Json::Array(ports)),
+            ]),
+        ),
+    ]))
 }
 
 /// The Ingress of an app with a domain and a port.
@@ -355,12 +413,15 @@ pub fn ingress(env: &ResolvedEnv, app: &ResolvedApp) -> Option<Json> {
             }]},
         }]),
     );
-    Some(json!({
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": { "name": app.name, "namespace": env.namespace, "labels": to_map(&app_labels(env, app)) },
-        "spec": Json::Object(spec),
-    }))
+    Some(object([
+        ("apiVersion", "networking.k8s.io/v1".into()),
+        ("kind", "Ingress".into()),
+        (
+            "metadata",
+            metadata(&app.name, &env.namespace, &app_labels(env, app)),
+        ),
+        ("spec", Json::Object(spec)),
+    ]))
 }
 
 /// The PodDisruptionBudget of an app, when policy asks for one and the app
@@ -379,14 +440,17 @@ pub fn pdb(env: &ResolvedEnv, app: &ResolvedApp) -> Option<Json> {
     }
     spec.insert(
         "selector".into(),
-        json!({"matchLabels": selector(env, app)}),
+        object([("matchLabels", selector(env, app))]),
     );
-    Some(json!({
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": { "name": app.name, "namespace": env.namespace, "labels": to_map(&app_labels(env, app)) },
-        "spec": Json::Object(spec),
-    }))
+    Some(object([
+        ("apiVersion", "policy/v1".into()),
+        ("kind", "PodDisruptionBudget".into()),
+        (
+            "metadata",
+            metadata(&app.name, &env.namespace, &app_labels(env, app)),
+        ),
+        ("spec", Json::Object(spec)),
+    ]))
 }
 
 /// Kinds that are not namespaced (for passthrough manifests).
