@@ -53,6 +53,22 @@ fn key_default(key: &str) -> Option<Json> {
     (key == "protocol").then(|| Json::String("TCP".into()))
 }
 
+/// Append `key` to a JSON pointer as RFC 6901 escapes it (`~` as `~0`,
+/// `/` as `~1`), without allocating for the usual key that has neither.
+fn push_token(pointer: &mut String, key: &str) {
+    if !key.contains(['~', '/']) {
+        pointer.push_str(key);
+        return;
+    }
+    for c in key.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
+}
+
 /// Record every item of a keyed list whose key an earlier item already has.
 pub fn duplicates(obj: &Json, keys: Keys, errs: &mut Errors) {
     let mut names = Vec::new();
@@ -85,7 +101,7 @@ fn walk<'a>(
                 });
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                push_token(pointer, k);
                 names.push(k);
                 walk(child, sub, names, pointer, errs);
                 names.pop();
