@@ -64,14 +64,13 @@ pub fn check_loaded(repo: Repo, mut diags: Vec<Diagnostic>) -> Report {
     let namespaces = namespace_owners(&repo);
     let crds = objects::crd_index(&repo);
 
-    for (name, env) in &repo.environments {
-        let before = diags.len();
+    let envs: Vec<(&String, &EnvFiles)> = repo.environments.iter().collect();
+    let check = |env: &EnvFiles| -> EnvCheck {
+        let mut diags = Vec::new();
         cross_check(env, &namespaces, &mut diags);
-        let mut ok = !env.load_failed
-            && policies_ok
-            && diags[before..]
-                .iter()
-                .all(|d| d.severity != Severity::Error);
+        let mut ok =
+            !env.load_failed && policies_ok && diags.iter().all(|d| d.severity != Severity::Error);
+        let mut resolved_ok = None;
         if ok {
             match render::resolve(env, &repo.policies) {
                 Ok(resolved) => {
@@ -87,17 +86,26 @@ pub fn check_loaded(repo: Repo, mut diags: Vec<Diagnostic>) -> Report {
                     ok = findings.iter().all(|d| d.severity != Severity::Error);
                     diags.extend(findings);
                     if ok {
-                        ready.insert(name.clone(), resolved);
+                        resolved_ok = Some(resolved);
                     }
                 }
                 Err(errs) => {
-                    ok = false;
                     diags.extend(errs);
                 }
             }
         }
-        if !ok {
-            blocked.push(name.clone());
+        EnvCheck {
+            diags,
+            resolved: resolved_ok,
+        }
+    };
+    for ((name, _), result) in envs.iter().zip(each_env(&envs, check)) {
+        diags.extend(result.diags);
+        match result.resolved {
+            Some(resolved) => {
+                ready.insert((*name).clone(), resolved);
+            }
+            None => blocked.push((*name).clone()),
         }
     }
     diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
@@ -108,6 +116,52 @@ pub fn check_loaded(repo: Repo, mut diags: Vec<Diagnostic>) -> Report {
         ready,
         blocked,
     }
+}
+
+/// What checking one environment found.
+struct EnvCheck {
+    diags: Vec<Diagnostic>,
+    /// The merged environment, when it had no errors.
+    resolved: Option<ResolvedEnv>,
+}
+
+/// `check` of every environment, on as many threads as there are cores
+/// (at most one per environment), each taking the next environment when it
+/// is done; results in the order of `envs`. Rendering and type-checking
+/// thousands of objects is most of `validate`'s time, and environments are
+/// independent.
+fn each_env<'a, T: Send>(
+    envs: &[(&'a String, &'a EnvFiles)],
+    check: impl Fn(&'a EnvFiles) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(envs.len());
+    if threads <= 1 {
+        return envs.iter().map(|(_, e)| check(e)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<(usize, T)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((_, env)) = envs.get(i) else { break };
+                        done.push((i, check(env)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("an environment check panicked"))
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
 }
 
 fn check_policies(repo: &Repo, diags: &mut Vec<Diagnostic>) {
