@@ -53,11 +53,16 @@ fn setup(
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "environments", "policies", "schema"]);
     git(&["commit", "-q", "-m", "example"]);
-    std::fs::write(h.path("forge-token"), GITHUB_TOKEN).unwrap();
+    std::fs::write(h.path("forge-token"), fake.token()).unwrap();
+    let kind = if fake.token() == GITHUB_TOKEN {
+        "github"
+    } else {
+        "gitlab"
+    };
     let cfg_path = h.path("keelson.yaml");
     let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
     cfg.push_str(&format!(
-        "stateDir: state\ncontroller:\n  repository: {{url: ., branch: main, watch: false}}\n  pollInterval: 1h\n  webhook: {{secretEnv: KEELSON_TEST_WEBHOOK_SECRET}}\npreviews:\n  pollInterval: {poll}\nforge:\n  kind: github\n  apiUrl: {}\n  tokenFile: forge-token\n",
+        "stateDir: state\ncontroller:\n  repository: {{url: ., branch: main, watch: false}}\n  pollInterval: 1h\n  webhook: {{secretEnv: KEELSON_TEST_WEBHOOK_SECRET}}\npreviews:\n  pollInterval: {poll}\nforge:\n  kind: {kind}\n  apiUrl: {}\n  tokenFile: forge-token\n",
         fake.api_url
     ));
     std::fs::write(&cfg_path, cfg).unwrap();
@@ -280,20 +285,23 @@ fn merge_requests_make_update_and_release_previews() {
 
 /// A preview whose `preview-ttl/` label runs out is released (a tombstone
 /// stays, so it is not made again at the same commit), and the template's
-/// limit refuses the next preview with a clear status until then.
+/// limit refuses the next preview with a clear status until then. From
+/// GitLab, polled every 200 ms.
 #[test]
 fn the_time_to_live_releases_and_the_limit_refuses() {
     let h = Harness::new();
-    let fake = FakeForge::start(Flavour::GitHub);
+    let fake = FakeForge::start(Flavour::GitLab);
     let one = fake.open("feature/cart", "1111111aaaa", &[LABEL]);
     // The forge lists the newest first: MR 2 takes the template's one
     // place, MR 1 is refused.
     let two = fake.open("feature/search", "2222222bbbb", &[LABEL, "preview-ttl/2s"]);
     let config = setup(&h, &fake, "200ms", |h| {
+        let file = "environments/_templates/storefront/preview.yaml";
+        h.edit(file, "maxPreviews: 10", "maxPreviews: 1");
         h.edit(
-            "environments/_templates/storefront/preview.yaml",
-            "maxPreviews: 10",
-            "maxPreviews: 1",
+            file,
+            "github:\n      repository:",
+            "gitlab:\n      project:",
         );
     });
     let run = Run::start(&h, &config);
