@@ -6,6 +6,7 @@ mod allocation;
 mod cli;
 mod forge;
 mod promote;
+mod rancher;
 mod run;
 
 use kube_apiserver::Gvr;

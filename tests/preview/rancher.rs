@@ -1,0 +1,78 @@
+//! A quota per preview through the Rancher project: a template whose
+//! environment names `rancher:` gives each preview a project of its own on
+//! the Rancher test server, with the template's quotas, and releasing the
+//! preview deletes the project keelson made.
+
+use rancher_server::{DEFAULT_TOKEN, RancherServer, ServerOptions};
+
+use super::Harness;
+
+const RANCHER_CLUSTER: &str = "c-m-dev01";
+
+fn project<'a>(projects: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
+    projects.iter().find(|p| p["name"] == name)
+}
+
+#[test]
+fn each_preview_gets_its_rancher_project_with_the_quota_and_release_deletes_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rancher = rt.block_on(RancherServer::start_with(ServerOptions {
+        clusters: vec![RANCHER_CLUSTER.into()],
+        ..ServerOptions::default()
+    }));
+    let h = Harness::new();
+    std::fs::write(h.path("rancher-token"), DEFAULT_TOKEN).unwrap();
+    h.edit(
+        "keelson.yaml",
+        "  dev:\n",
+        &format!(
+            "  dev:\n    rancher:\n      url: {}\n      tokenFile: rancher-token\n",
+            rancher.url()
+        ),
+    );
+    h.edit(
+        "environments/_templates/storefront/environment.yaml",
+        "  prune:\n",
+        "  rancher:\n    clusterId: c-m-dev01\n    project: ${preview.name}\n    resourceQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n    namespaceDefaultQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n  prune:\n",
+    );
+    let create = |n: &str| {
+        let (code, out, err) = h.keelson(&[
+            "preview",
+            "create",
+            "storefront",
+            n,
+            "--branch",
+            "b",
+            "--sha",
+            "abcdef1234",
+            "--no-wait",
+        ]);
+        assert_eq!(code, 0, "create {n}:\n{out}\n{err}");
+    };
+    create("7");
+    create("8");
+    let projects = rancher.projects();
+    for n in [7, 8] {
+        let p = project(&projects, &format!("preview-storefront-{n}"))
+            .unwrap_or_else(|| panic!("no project for preview {n}: {projects:#?}"));
+        assert_eq!(p["resourceQuota"]["limit"]["limitsCpu"], "2", "{p:#}");
+        let ns = rancher
+            .namespace(RANCHER_CLUSTER, &format!("shop-preview-storefront-{n}"))
+            .expect("namespace in Rancher");
+        assert_eq!(
+            ns["projectId"].as_str(),
+            p["id"].as_str(),
+            "the preview's namespace is in its project: {ns:#}"
+        );
+    }
+
+    let (code, out, err) = h.keelson(&["preview", "delete", "storefront", "7"]);
+    assert_eq!(code, 0, "delete:\n{out}\n{err}");
+    let projects = rancher.projects();
+    assert!(
+        project(&projects, "preview-storefront-7").is_none(),
+        "the project keelson made goes with the preview: {projects:#?}"
+    );
+    assert!(project(&projects, "preview-storefront-8").is_some());
+    drop(rt);
+}
