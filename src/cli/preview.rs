@@ -316,6 +316,27 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         a.dry_run,
         Some(&record),
     )?;
+    if created && !a.dry_run && actions::nothing_applied(&result) {
+        // Not a half-made environment: a new preview refused before any
+        // object was applied (a Rancher quota, a refused plan) is released.
+        let base = check::check_repo(&a.common.repo);
+        let what = actions::Release {
+            cluster: &cluster_name,
+            template: &t.name,
+            number: a.number,
+            reason: actions::FIRST_APPLY_FAILED,
+            tombstone: false,
+        };
+        match actions::release(&base, &clusters, &cfg, what, &Options::default()).await {
+            Ok(r) if r.done => eprintln!(
+                "preview {name} was not created: nothing of it was applied, and its ports and id are free again"
+            ),
+            _ => eprintln!(
+                "preview {name} stays recorded as releasing; `keelson preview delete {} {}` finishes it",
+                t.name, a.number
+            ),
+        }
+    }
     Ok(if result.failed() {
         ExitCode::from(1)
     } else {

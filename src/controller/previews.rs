@@ -20,7 +20,7 @@
 //! [`OWNER_KEY`] among the members) runs the source; the record's
 //! optimistic concurrency keeps allocation safe whatever runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,10 @@ struct Memory {
     refused: HashMap<String, String>,
     /// Templates whose source cannot be used, already logged.
     warned: HashMap<String, String>,
+    /// Previews created in this pass (a failed first apply releases them).
+    fresh: HashSet<String>,
+    /// Per preview: the last failed first apply recorded.
+    first_failed: HashMap<String, String>,
 }
 
 async fn pass(
@@ -147,6 +151,7 @@ async fn pass(
         return;
     }
     let now = Utc::now();
+    memory.fresh.clear();
     let read = read_records(&report.repo, clusters, &cfg).await;
     for (name, t) in &report.repo.templates {
         let (Some(doc), Some(cluster_name)) = (t.template.as_ref(), cluster_of(t)) else {
@@ -337,6 +342,7 @@ async fn upsert(
         Ok((record, created)) => {
             memory.refused.remove(&name);
             if created {
+                memory.fresh.insert(name.clone());
                 info!(preview = %name, number = req.number, sha = %req.sha, ports = ?record.ports, id = record.id, "preview created from a merge request");
             }
         }
@@ -431,7 +437,9 @@ async fn apply_changed(
     memory: &mut Memory,
 ) {
     let read = read_records(&base.repo, clusters, cfg).await;
-    let mut due: BTreeMap<String, (String, (String, String))> = BTreeMap::new();
+    // name → (cluster, (template, number), what it was applied at)
+    type Due = (String, (String, u64), (String, String));
+    let mut due: BTreeMap<String, Due> = BTreeMap::new();
     for (cluster, r) in &read {
         let Ok(previews) = r else { continue };
         for rec in previews.by_key.values() {
@@ -440,7 +448,8 @@ async fn apply_changed(
             }
             let mark = (head.commit.id.clone(), record_mark(previews, &rec.key()));
             if memory.applied.get(&rec.name()) != Some(&mark) {
-                due.insert(rec.name(), (cluster.clone(), mark));
+                let id = (rec.template.clone(), rec.number);
+                due.insert(rec.name(), (cluster.clone(), id, mark));
             }
         }
     }
@@ -448,10 +457,36 @@ async fn apply_changed(
         return;
     }
     let report = actions::check_with(&head.path, &read);
-    for (name, (cluster_name, mark)) in due {
+    for (name, (cluster_name, (template, number), mark)) in due {
         let started = Instant::now();
         let outcome = match actions::apply(&report, &name, clusters, &p.options).await {
+            Ok(result) if memory.fresh.contains(&name) && actions::nothing_applied(&result) => {
+                // Not a half-made environment: released, and tried again at
+                // the next poll (a place may free up in the Rancher project).
+                let what = actions::Release {
+                    cluster: &cluster_name,
+                    template: &template,
+                    number,
+                    reason: actions::FIRST_APPLY_FAILED,
+                    tombstone: false,
+                };
+                if let Err(e) = actions::release(base, clusters, cfg, what, &p.options).await {
+                    warn!(preview = %name, error = %e, "cannot release the preview whose first apply failed");
+                }
+                memory.applied.remove(&name);
+                let why = match super::pipeline::outcome_of(&result, false).outcome {
+                    Outcome::Failed { message } => message,
+                    o => o.summary(),
+                };
+                let message = format!("preview not created, nothing of it was applied: {why}");
+                if memory.first_failed.get(&name) == Some(&message) {
+                    continue;
+                }
+                memory.first_failed.insert(name.clone(), message.clone());
+                EnvOutcome::bare(Outcome::Failed { message })
+            }
             Ok(result) => {
+                memory.first_failed.remove(&name);
                 let o = super::pipeline::outcome_of(&result, false);
                 if o.outcome.is_success() {
                     memory.applied.insert(name.clone(), mark);

@@ -82,6 +82,17 @@ pub async fn apply(
     Ok(reconcile::reconcile_named(clusters, env, opts).await)
 }
 
+/// The reason recorded when a new preview is released because its first
+/// apply failed before any object was applied.
+pub const FIRST_APPLY_FAILED: &str = "its first apply failed before anything was applied";
+
+/// Whether `result` failed before any Kubernetes object was written (a
+/// Rancher refusal, a refused plan, an unreachable cluster): a new preview
+/// in that state is released rather than left half-made.
+pub fn nothing_applied(result: &EnvResult) -> bool {
+    result.failed() && result.apply.is_none()
+}
+
 /// What [`release`] did.
 #[derive(Debug)]
 pub struct Released {

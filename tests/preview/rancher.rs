@@ -76,3 +76,78 @@ fn each_preview_gets_its_rancher_project_with_the_quota_and_release_deletes_it()
     assert!(project(&projects, "preview-storefront-8").is_some());
     drop(rt);
 }
+
+/// Previews sharing one Rancher project: each namespace takes the
+/// template's `namespaceDefaultQuota` from the project's `resourceQuota`,
+/// and the preview that does not fit is refused with Rancher's reason
+/// before anything is applied, and not recorded; releasing another keeps
+/// the shared project. (The Rancher test server does not see the Kubernetes
+/// test server's namespaces go, so a place freeing up is not shown here.)
+#[test]
+fn a_shared_rancher_project_refuses_the_preview_beyond_its_quota() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rancher = rt.block_on(RancherServer::start_with(ServerOptions {
+        clusters: vec![RANCHER_CLUSTER.into()],
+        ..ServerOptions::default()
+    }));
+    let h = Harness::new();
+    std::fs::write(h.path("rancher-token"), DEFAULT_TOKEN).unwrap();
+    h.edit(
+        "keelson.yaml",
+        "  dev:\n",
+        &format!(
+            "  dev:\n    rancher:\n      url: {}\n      tokenFile: rancher-token\n",
+            rancher.url()
+        ),
+    );
+    h.edit(
+        "environments/_templates/storefront/environment.yaml",
+        "  prune:\n",
+        "  rancher:\n    clusterId: c-m-dev01\n    project: shop-previews\n    resourceQuota: {limitsCpu: \"4\", limitsMemory: 8Gi}\n    namespaceDefaultQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n  prune:\n",
+    );
+    let create = |n: &str| {
+        h.keelson(&[
+            "preview",
+            "create",
+            "storefront",
+            n,
+            "--branch",
+            "b",
+            "--sha",
+            "abcdef1234",
+            "--no-wait",
+        ])
+    };
+    for n in ["7", "8"] {
+        let (code, out, err) = create(n);
+        assert_eq!(code, 0, "create {n}:\n{out}\n{err}");
+    }
+    let (code, out, err) = create("9");
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("needs 2 of resourceQuota.limit.limitsCpu 4, but the project's other namespaces already hold 4"),
+        "{out}"
+    );
+    assert!(
+        err.contains("preview preview-storefront-9 was not created"),
+        "{err}"
+    );
+    assert!(
+        h.get("v1/namespaces", None, "shop-preview-storefront-9")
+            .is_none()
+    );
+    assert!(
+        rancher
+            .namespace(RANCHER_CLUSTER, "shop-preview-storefront-9")
+            .is_none()
+    );
+    assert!(!h.records().contains_key("storefront.9"), "not half-made");
+
+    let (code, out, err) = h.keelson(&["preview", "delete", "storefront", "7"]);
+    assert_eq!(code, 0, "delete:\n{out}\n{err}");
+    assert!(
+        project(&rancher.projects(), "shop-previews").is_some(),
+        "shared: kept"
+    );
+    drop(rt);
+}
