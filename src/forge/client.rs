@@ -16,6 +16,7 @@ use reqwest::{Method, RequestBuilder};
 use serde_json::{Value as Json, json};
 
 use super::{ForgeConfig, ForgeError, ForgeKind, MergeRequest, MergeRequestState, NewMergeRequest};
+use crate::backup::etcd::error_chain as chain;
 use crate::source::Secret;
 
 /// How long one request may take.
@@ -409,21 +410,6 @@ fn error_message(text: &str) -> String {
         m = m.chars().take(300).collect::<String>() + "...";
     }
     m
-}
-
-/// An error with its causes, `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -13,8 +13,10 @@ fn project<'a>(projects: &'a [serde_json::Value], name: &str) -> Option<&'a serd
     projects.iter().find(|p| p["name"] == name)
 }
 
-#[test]
-fn each_preview_gets_its_rancher_project_with_the_quota_and_release_deletes_it() {
+/// A Rancher test server for the `dev` cluster (kept alive by the returned
+/// runtime), the harness wired to it, and `rancher_yaml` (the template's
+/// `rancher:` section) put into the template's environment.
+fn with_rancher(rancher_yaml: &str) -> (tokio::runtime::Runtime, RancherServer, Harness) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rancher = rt.block_on(RancherServer::start_with(ServerOptions {
         clusters: vec![RANCHER_CLUSTER.into()],
@@ -33,7 +35,15 @@ fn each_preview_gets_its_rancher_project_with_the_quota_and_release_deletes_it()
     h.edit(
         "environments/_templates/storefront/environment.yaml",
         "  prune:\n",
-        "  rancher:\n    clusterId: c-m-dev01\n    project: ${preview.name}\n    resourceQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n    namespaceDefaultQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n  prune:\n",
+        &format!("{rancher_yaml}  prune:\n"),
+    );
+    (rt, rancher, h)
+}
+
+#[test]
+fn each_preview_gets_its_rancher_project_with_the_quota_and_release_deletes_it() {
+    let (rt, rancher, h) = with_rancher(
+        "  rancher:\n    clusterId: c-m-dev01\n    project: ${preview.name}\n    resourceQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n    namespaceDefaultQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n",
     );
     let create = |n: &str| {
         let (code, out, err) = h.keelson(&[
@@ -85,25 +95,8 @@ fn each_preview_gets_its_rancher_project_with_the_quota_and_release_deletes_it()
 /// test server's namespaces go, so a place freeing up is not shown here.)
 #[test]
 fn a_shared_rancher_project_refuses_the_preview_beyond_its_quota() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let rancher = rt.block_on(RancherServer::start_with(ServerOptions {
-        clusters: vec![RANCHER_CLUSTER.into()],
-        ..ServerOptions::default()
-    }));
-    let h = Harness::new();
-    std::fs::write(h.path("rancher-token"), DEFAULT_TOKEN).unwrap();
-    h.edit(
-        "keelson.yaml",
-        "  dev:\n",
-        &format!(
-            "  dev:\n    rancher:\n      url: {}\n      tokenFile: rancher-token\n",
-            rancher.url()
-        ),
-    );
-    h.edit(
-        "environments/_templates/storefront/environment.yaml",
-        "  prune:\n",
-        "  rancher:\n    clusterId: c-m-dev01\n    project: shop-previews\n    resourceQuota: {limitsCpu: \"4\", limitsMemory: 8Gi}\n    namespaceDefaultQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n  prune:\n",
+    let (rt, rancher, h) = with_rancher(
+        "  rancher:\n    clusterId: c-m-dev01\n    project: shop-previews\n    resourceQuota: {limitsCpu: \"4\", limitsMemory: 8Gi}\n    namespaceDefaultQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n",
     );
     let create = |n: &str| {
         h.keelson(&[
