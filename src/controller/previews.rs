@@ -213,7 +213,48 @@ async fn pass(
             }
         }
     }
+    orphans(shared, p, clusters, &cfg, &report, &read, head, memory).await;
     apply_changed(shared, p, clusters, &cfg, &report, head, memory).await;
+}
+
+/// Release the previews of templates removed from the repository, as a
+/// removed folder is retired: only from a checkout that gives the evidence
+/// retirement asks for (it loaded cleanly; see
+/// [`crate::reconcile::Evidence`]). A template that is present but fails
+/// to load keeps its previews.
+#[allow(clippy::too_many_arguments)]
+async fn orphans(
+    shared: &Shared,
+    p: &PreviewSettings,
+    clusters: &Clusters,
+    cfg: &PreviewsConfig,
+    report: &Report,
+    read: &BTreeMap<String, Result<Previews, String>>,
+    head: &Checkout,
+    memory: &mut Memory,
+) {
+    let orphaned: Vec<(String, String, u64)> = read
+        .iter()
+        .filter_map(|(c, r)| Some((c, r.as_ref().ok()?)))
+        .flat_map(|(c, previews)| {
+            previews
+                .by_key
+                .values()
+                .filter(|r| r.holds() && !report.repo.templates.contains_key(&r.template))
+                .map(move |r| (c.clone(), r.template.clone(), r.number))
+        })
+        .collect();
+    if orphaned.is_empty() || crate::reconcile::Evidence::of(report).is_err() {
+        return;
+    }
+    for (cluster, template, number) in orphaned {
+        let reason = format!("its template `{template}` was removed from the repository");
+        release(
+            shared, clusters, cfg, report, &cluster, &template, number, &reason, false, p, head,
+            memory,
+        )
+        .await;
+    }
 }
 
 /// The open merge requests with `t`'s label, and the source's name; `None`

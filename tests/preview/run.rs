@@ -37,19 +37,7 @@ fn setup(
         }
     }
     tweak(h);
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.com"])
-            .args(args)
-            .current_dir(h.repo.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let git = |args: &[&str]| git(h, args);
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "environments", "policies", "schema"]);
     git(&["commit", "-q", "-m", "example"]);
@@ -67,6 +55,21 @@ fn setup(
     ));
     std::fs::write(&cfg_path, cfg).unwrap();
     cfg_path
+}
+
+/// Run git in the repository.
+fn git(h: &Harness, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.com"])
+        .args(args)
+        .current_dir(h.repo.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Run {
@@ -119,8 +122,13 @@ impl Run {
 
     /// A signed GitHub `pull_request` delivery; the HTTP status.
     fn pull_request_hook(&self, number: u64, action: &str) -> u16 {
-        let body = json!({"action": action, "number": number, "pull_request": {"number": number}})
-            .to_string();
+        let body = json!({"action": action, "number": number, "pull_request": {"number": number}});
+        self.hook("pull_request", body)
+    }
+
+    /// A signed GitHub delivery of `event`; the HTTP status.
+    fn hook(&self, event: &str, body: Value) -> u16 {
+        let body = body.to_string();
         let sig = format!(
             "sha256={}",
             hex::encode(sign(SECRET.as_bytes(), body.as_bytes()))
@@ -132,7 +140,7 @@ impl Run {
         rt.block_on(async {
             reqwest::Client::new()
                 .post(format!("{}/hooks/git", self.base))
-                .header("X-GitHub-Event", "pull_request")
+                .header("X-GitHub-Event", event)
                 .header("X-Hub-Signature-256", sig)
                 .header("Content-Type", "application/json")
                 .body(body)
@@ -214,7 +222,27 @@ fn merge_requests_make_update_and_release_previews() {
     let fake = FakeForge::start(Flavour::GitHub);
     let one = fake.open("feature/cart", "5f3e2a1c0ffee000", &[LABEL]);
     let two = fake.open("feature/search", "aaaaaaa1111", &[]);
-    let config = setup(&h, &fake, "1h", |_| {});
+    let config = setup(&h, &fake, "1h", |h| {
+        // A second template, `web`, with a preview made by the CLI.
+        let web = h.path("environments/_templates/web");
+        super::harness::copy_dir(&h.path("environments/_templates/storefront"), &web);
+        let file = "environments/_templates/web/preview.yaml";
+        h.edit(file, "name: storefront", "name: web");
+        h.edit(file, "base: 30000", "base: 31000");
+        h.edit(file, "label: deploy/preview", "label: deploy/web");
+        let (code, out, err) = h.keelson(&[
+            "preview",
+            "create",
+            "web",
+            "5",
+            "--branch",
+            "w",
+            "--sha",
+            "abc1234",
+            "--no-wait",
+        ]);
+        assert_eq!(code, 0, "{out}\n{err}");
+    });
     let run = Run::start(&h, &config);
 
     run.wait("MR 1 has its preview", || image(&h, one).is_some());
@@ -250,6 +278,17 @@ fn merge_requests_make_update_and_release_previews() {
         node_ports(&h, two) == [30003, 30004, 30005]
     });
 
+    // Removing the `web` template (a pushed commit) releases its preview.
+    assert!(h.get("v1/namespaces", None, "shop-preview-web-5").is_some());
+    std::fs::remove_dir_all(h.path("environments/_templates/web")).unwrap();
+    git(&h, &["commit", "-q", "-am", "drop the web template"]);
+    let push = json!({"ref": "refs/heads/main", "after": "x"});
+    assert_eq!(run.hook("push", push), 202);
+    run.wait("the web preview is released", || {
+        h.get("v1/namespaces", None, "shop-preview-web-5").is_none()
+            && !h.records().contains_key("web.5")
+    });
+
     // Closing MR 1 retires its preview: every object gone.
     fake.close(one);
     assert_eq!(run.pull_request_hook(one, "closed"), 202);
@@ -276,6 +315,10 @@ fn merge_requests_make_update_and_release_previews() {
     assert!(log.contains("merge request 1 was closed"), "{log}");
     assert!(
         log.contains("merge request 2 no longer has the preview label"),
+        "{log}"
+    );
+    assert!(
+        log.contains("its template `web` was removed from the repository"),
         "{log}"
     );
     assert!(!log.contains(GITHUB_TOKEN), "the token leaked into the log");
