@@ -515,7 +515,10 @@ async fn apply_changed(
                     warn!(preview = %name, error = %e, "cannot release the preview whose first apply failed");
                 }
                 memory.applied.remove(&name);
+                // Rancher's own reason when it refused, else the failure.
+                let rancher = result.rancher.as_ref().and_then(|r| r.error.clone());
                 let why = match super::pipeline::outcome_of(&result, false).outcome {
+                    _ if rancher.is_some() => rancher.unwrap_or_default(),
                     Outcome::Failed { message } => message,
                     o => o.summary(),
                 };

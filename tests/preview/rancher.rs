@@ -144,3 +144,54 @@ fn a_shared_rancher_project_refuses_the_preview_beyond_its_quota() {
     );
     drop(rt);
 }
+
+/// The same in `keelson run`: three labelled merge requests, a shared
+/// project with room for two namespaces; the third preview (in name order)
+/// is released at once, nothing of it applied, and `/status` says why.
+#[test]
+fn keelson_run_releases_a_preview_the_rancher_quota_refuses() {
+    use super::forge::{FakeForge, Flavour};
+    use super::run::{Run, setup};
+    let (_rt, rancher, h) = with_rancher(
+        "  rancher:\n    clusterId: c-m-dev01\n    project: shop-previews\n    resourceQuota: {limitsCpu: \"4\", limitsMemory: 8Gi}\n    namespaceDefaultQuota: {limitsCpu: \"2\", limitsMemory: 4Gi}\n",
+    );
+    let fake = FakeForge::start(Flavour::GitHub);
+    for (i, branch) in ["a", "b", "c"].iter().enumerate() {
+        fake.open(
+            branch,
+            &format!("{i}{i}{i}{i}{i}{i}{i}abc"),
+            &["deploy/preview"],
+        );
+    }
+    let config = setup(&h, &fake, "200ms", |_| {});
+    let run = Run::start(&h, &config);
+    run.wait("merge request 3 is refused with Rancher's reason", || {
+        run.status()["environments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| {
+                e["env"] == "preview-storefront-3"
+                    && e["lastAttempt"]["outcome"]["message"]
+                        .as_str()
+                        .is_some_and(|m| {
+                            m.starts_with("preview not created, nothing of it was applied:")
+                                && m.contains("needs 2 of resourceQuota.limit.limitsCpu 4")
+                        })
+            })
+    });
+    for n in [1, 2] {
+        let ns = format!("shop-preview-storefront-{n}");
+        assert!(h.get("v1/namespaces", None, &ns).is_some(), "{}", run.log());
+    }
+    assert!(
+        h.get("v1/namespaces", None, "shop-preview-storefront-3")
+            .is_none()
+    );
+    assert!(
+        rancher
+            .namespace(RANCHER_CLUSTER, "shop-preview-storefront-3")
+            .is_none()
+    );
+    run.stop();
+}

@@ -24,7 +24,7 @@ fn ns(n: u64) -> String {
 /// The example repository with its templates only (no folder
 /// environments), as a Git repository, and a config whose controller
 /// follows it with the forge `fake`; `tweak` edits the template first.
-fn setup(
+pub(crate) fn setup(
     h: &Harness,
     fake: &FakeForge,
     poll: &str,
@@ -72,14 +72,14 @@ fn git(h: &Harness, args: &[&str]) {
     );
 }
 
-struct Run {
+pub(crate) struct Run {
     child: Child,
     base: String,
     log: std::path::PathBuf,
 }
 
 impl Run {
-    fn start(h: &Harness, config: &std::path::Path) -> Run {
+    pub(crate) fn start(h: &Harness, config: &std::path::Path) -> Run {
         let log = h.path("run.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_keelson"))
             .args(["run", "--listen", "127.0.0.1:0", "--no-wait", "--config"])
@@ -103,12 +103,12 @@ impl Run {
         Run { child, base, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Wait until `cond` holds, polling every 50 ms, for at most 20 s.
-    fn wait(&self, what: &str, cond: impl Fn() -> bool) {
+    pub(crate) fn wait(&self, what: &str, cond: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !cond() {
             assert!(
@@ -152,7 +152,7 @@ impl Run {
         })
     }
 
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -167,7 +167,7 @@ impl Run {
         })
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let status = self.child.wait().unwrap();
