@@ -244,3 +244,41 @@ pub fn since_healthy(previous: &[AppStatus], apps: &mut [AppStatus], at: &str) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(version: &str, health: Health, since: Option<&str>) -> AppStatus {
+        AppStatus {
+            name: "orders".into(),
+            version: version.into(),
+            health,
+            healthy_since: since.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn healthy_since_is_kept_only_while_the_same_version_stays_healthy() {
+        let t0 = "2026-11-30T10:00:00Z";
+        let t1 = "2026-11-30T10:05:00Z";
+        let kept = [app("1.0", Health::Healthy, Some(t0))];
+        let mut now = [app("1.0", Health::Healthy, None)];
+        since_healthy(&kept, &mut now, t1);
+        assert_eq!(now[0].healthy_since.as_deref(), Some(t0));
+        // A new version starts the clock again.
+        let mut now = [app("1.1", Health::Healthy, None)];
+        since_healthy(&kept, &mut now, t1);
+        assert_eq!(now[0].healthy_since.as_deref(), Some(t1));
+        // Any other health clears it, and the next healthy sighting restarts it.
+        let mut now = [app("1.0", Health::Progressing, None)];
+        since_healthy(&kept, &mut now, t1);
+        assert_eq!(now[0].healthy_since, None);
+        let mut later = [app("1.0", Health::Healthy, None)];
+        since_healthy(&now, &mut later, "2026-11-30T10:06:00Z");
+        assert_eq!(
+            later[0].healthy_since.as_deref(),
+            Some("2026-11-30T10:06:00Z")
+        );
+    }
+}

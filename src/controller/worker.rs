@@ -288,6 +288,7 @@ async fn sync<R: EnvReconciler>(
         let mut apps = apps;
         super::since_healthy(&status.apps, &mut apps, &at);
         status.apps = apps;
+        status.apps_observed_at = Some(at.clone());
     }
     let attempt = Some(Attempt {
         commit: commit.id.clone(),

@@ -102,8 +102,9 @@ pub enum Refusal {
     },
     /// Healthy, but not for long enough.
     #[error(
-        "{app} {version} has been healthy in `{env}` since {since} ({healthy_for}), less than \
-         promotion.minHealthy ({min}); it may be promoted from {from}"
+        "{app} {version} has been healthy in `{env}` since {since} ({healthy_for} up to the last \
+         observation, {observed}), less than promotion.minHealthy ({min}); it may be promoted once \
+         observed healthy at {from} or later"
     )]
     TooSoon {
         /// Source environment.
@@ -120,6 +121,8 @@ pub enum Refusal {
         min: String,
         /// RFC 3339 time it will have been long enough.
         from: String,
+        /// RFC 3339 time of the last observation.
+        observed: String,
     },
 }
 
@@ -173,8 +176,18 @@ pub fn check(
             }));
         }
     };
-    let start = humantime::parse_rfc3339_weak(since).unwrap_or(now);
-    let healthy_for = now.duration_since(start).unwrap_or_default();
+    // Healthy time is what was observed: up to the last observation of the
+    // apps (never past `now`), so a record that stopped being refreshed
+    // does not pass by getting old. A record without that time counts none.
+    let parse = |t: &str| humantime::parse_rfc3339_weak(t).ok();
+    let start = parse(since).unwrap_or(now);
+    let observed_at = st
+        .apps_observed_at
+        .as_deref()
+        .and_then(parse)
+        .unwrap_or(start)
+        .min(now);
+    let healthy_for = observed_at.duration_since(start).unwrap_or_default();
     let secs =
         |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
     if healthy_for < min {
@@ -186,6 +199,7 @@ pub fn check(
             healthy_for: secs(healthy_for),
             min: secs(min),
             from: humantime::format_rfc3339_seconds(start + min).to_string(),
+            observed: humantime::format_rfc3339_seconds(observed_at).to_string(),
         }));
     }
     Ok(Evidence {
@@ -212,8 +226,13 @@ mod tests {
     use crate::controller::AppStatus;
 
     fn status(version: &str, health: Health, since: Option<&str>) -> Vec<EnvStatus> {
+        observed(version, health, since, "2026-11-30T14:00:00Z")
+    }
+
+    fn observed(version: &str, health: Health, since: Option<&str>, at: &str) -> Vec<EnvStatus> {
         vec![EnvStatus {
             env: "staging".into(),
+            apps_observed_at: Some(at.into()),
             apps: vec![AppStatus {
                 name: "orders".into(),
                 version: version.into(),
@@ -237,18 +256,20 @@ mod tests {
         let e = check(&st, "staging", "orders", want, min, now).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "orders 1.43.0 has been healthy in `staging` since 2026-11-30T13:55:00Z (5m), less \
-             than promotion.minHealthy (10m); it may be promoted from 2026-11-30T14:05:00Z"
+            "orders 1.43.0 has been healthy in `staging` since 2026-11-30T13:55:00Z (5m up to the \
+             last observation, 2026-11-30T14:00:00Z), less than promotion.minHealthy (10m); it may \
+             be promoted once observed healthy at 2026-11-30T14:05:00Z or later"
         );
-        let ok = check(
-            &st,
-            "staging",
-            "orders",
-            want,
-            min,
-            at("2026-11-30T14:06:00Z"),
-        )
-        .unwrap();
+        // An hour later with no new observation: still too soon.
+        let later = at("2026-11-30T15:00:00Z");
+        assert!(check(&st, "staging", "orders", want, min, later).is_err());
+        let st = observed(
+            "1.43.0",
+            Health::Healthy,
+            Some("2026-11-30T13:55:00Z"),
+            "2026-11-30T14:06:00Z",
+        );
+        let ok = check(&st, "staging", "orders", want, min, later).unwrap();
         assert_eq!(ok.healthy_for_seconds, 660);
         let st = status("1.42.0", Health::Healthy, Some("2026-11-29T00:00:00Z"));
         let e = check(&st, "staging", "orders", want, min, now).unwrap_err();

@@ -161,10 +161,9 @@ pub struct Promotion {
     pub replaces: Version,
 }
 
-/// The apps of a pipeline file and their versions, by app name. `file`
-/// names the file in errors (`file:line:col`).
-pub fn versions(file: &Path, text: &str) -> Result<BTreeMap<String, Version>, PromoteError> {
-    let root = yaml::parse_one(text, Limits::default()).map_err(|e| {
+/// Parse one YAML document; errors name `file:line:col`.
+fn parse(file: &Path, text: &str) -> Result<yaml::Node, PromoteError> {
+    yaml::parse_one(text, Limits::default()).map_err(|e| {
         PromoteError::Spec(format!(
             "{}:{}:{}: {}",
             file.display(),
@@ -172,7 +171,13 @@ pub fn versions(file: &Path, text: &str) -> Result<BTreeMap<String, Version>, Pr
             e.span.start.col,
             e.message
         ))
-    })?;
+    })
+}
+
+/// The apps of a pipeline file and their versions, by app name. `file`
+/// names the file in errors (`file:line:col`).
+pub fn versions(file: &Path, text: &str) -> Result<BTreeMap<String, Version>, PromoteError> {
+    let root = parse(file, text)?;
     let mut out = BTreeMap::new();
     let Some(apps) = root.get("spec").and_then(|s| s.get("apps")) else {
         return Ok(out);
@@ -214,15 +219,7 @@ pub fn versions(file: &Path, text: &str) -> Result<BTreeMap<String, Version>, Pr
 
 /// The app names an `environment.yaml` declares (`spec.apps[].name`).
 pub fn declared_apps(file: &Path, text: &str) -> Result<Vec<String>, PromoteError> {
-    let root = yaml::parse_one(text, Limits::default()).map_err(|e| {
-        PromoteError::Spec(format!(
-            "{}:{}:{}: {}",
-            file.display(),
-            e.span.start.line,
-            e.span.start.col,
-            e.message
-        ))
-    })?;
+    let root = parse(file, text)?;
     let apps = root.get("spec").and_then(|s| s.get("apps"));
     Ok(match apps.map(|a| &a.value) {
         Some(yaml::Value::Seq(items)) => items

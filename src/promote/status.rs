@@ -124,6 +124,7 @@ mod tests {
     fn env(name: &str, apps: &[(&str, &str, Option<&str>)]) -> EnvStatus {
         EnvStatus {
             env: name.into(),
+            apps_observed_at: Some("2026-11-30T14:00:00Z".into()),
             apps: apps
                 .iter()
                 .map(|(n, v, since)| AppStatus {

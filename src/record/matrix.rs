@@ -162,6 +162,7 @@ mod tests {
             }),
             last_drift_check: None,
             drift: 0,
+            apps_observed_at: None,
             apps: vec![AppStatus {
                 name: "api".into(),
                 version: tag.into(),

@@ -87,6 +87,12 @@ pub struct EnvStatus {
     /// Per app: running version and health, from the last observation.
     #[serde(default)]
     pub apps: Vec<AppStatus>,
+    /// RFC 3339 time of that observation: a sync or drift check that read
+    /// the apps (a failed one leaves `apps` and this as they were). The
+    /// promotion gate counts healthy time up to here, not up to its own
+    /// clock, so a stopped controller's record does not age into a pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apps_observed_at: Option<String>,
 }
 
 /// One sync or drift check, as shown in status.

@@ -76,12 +76,7 @@ pub fn set_field(
     field: Field,
     value: &str,
 ) -> Result<String, EditError> {
-    let root = yaml::parse_one(text, Limits::default()).map_err(|e| EditError::Yaml {
-        file: file.display().to_string(),
-        line: e.span.start.line,
-        col: e.span.start.col,
-        message: e.message,
-    })?;
+    let root = parse(file, text)?;
     let apps = root
         .get("spec")
         .and_then(|s| s.entry("apps"))
@@ -147,12 +142,7 @@ pub fn set_field(
 /// mapping (`digest: sha256:…`); a flow mapping (`{tag: a, digest: b}`) is
 /// refused rather than rewritten.
 pub fn remove_field(file: &Path, text: &str, app: &str, field: Field) -> Result<String, EditError> {
-    let root = yaml::parse_one(text, Limits::default()).map_err(|e| EditError::Yaml {
-        file: file.display().to_string(),
-        line: e.span.start.line,
-        col: e.span.start.col,
-        message: e.message,
-    })?;
+    let root = parse(file, text)?;
     let Some(entry) = root
         .get("spec")
         .and_then(|s| s.get("apps"))
@@ -188,6 +178,15 @@ pub fn remove_field(file: &Path, text: &str, app: &str, field: Field) -> Result<
         }
     }
     Ok(out)
+}
+
+fn parse(file: &Path, text: &str) -> Result<Node, EditError> {
+    yaml::parse_one(text, Limits::default()).map_err(|e| EditError::Yaml {
+        file: file.display().to_string(),
+        line: e.span.start.line,
+        col: e.span.start.col,
+        message: e.message,
+    })
 }
 
 fn quote(value: &str) -> String {

@@ -284,7 +284,9 @@ async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
     assert_eq!(repo.git(&["branch", "--list", "promote/*"]), "");
 
     // Healthy for long enough, by the same record: committed on a branch.
-    let start = humantime::parse_rfc3339(&since).unwrap() + Duration::from_millis(1100);
+    // The gate counts healthy time up to the last observation (every 100
+    // ms here), so wait half a second past the minimum.
+    let start = humantime::parse_rfc3339(&since).unwrap() + Duration::from_millis(1500);
     if let Ok(wait) = start.duration_since(std::time::SystemTime::now()) {
         tokio::time::sleep(wait).await;
     }
@@ -338,17 +340,20 @@ async fn promote_all_moves_only_differing_apps_and_drops_a_stale_digest() {
 
     // From the stopped controller's status store.
     let state_dir = state.path().display().to_string();
-    let (code, out, err) = tokio::task::block_in_place(|| {
-        repo.promote(&[
-            "--all",
-            "--from",
-            "staging",
-            "--to",
-            "prod",
-            "--state-dir",
-            &state_dir,
-        ])
-    });
+    let promote_all = || {
+        tokio::task::block_in_place(|| {
+            repo.promote(&[
+                "--all",
+                "--from",
+                "staging",
+                "--to",
+                "prod",
+                "--state-dir",
+                &state_dir,
+            ])
+        })
+    };
+    let (code, out, err) = promote_all();
     assert_eq!(code, 0, "{out}{err}");
     let base = repo.git(&["rev-parse", "--short=7", "main"]);
     let branch = format!("promote/prod/from-staging-{}", base.trim());
@@ -383,17 +388,7 @@ async fn promote_all_moves_only_differing_apps_and_drops_a_stale_digest() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Nothing left to move: a second --all from the branch says so.
-    let (code, out, err) = tokio::task::block_in_place(|| {
-        repo.promote(&[
-            "--all",
-            "--from",
-            "staging",
-            "--to",
-            "prod",
-            "--state-dir",
-            &state_dir,
-        ])
-    });
+    let (code, out, err) = promote_all();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("nothing to promote"), "{out}");
 }
