@@ -120,6 +120,8 @@ struct Memory {
     checked: Option<(String, Arc<Report>)>,
     /// Per preview: (commit, record) last applied successfully.
     applied: HashMap<String, (String, String)>,
+    /// Per preview: when it was last reconciled or checked for drift.
+    checked_at: HashMap<String, Instant>,
     /// Per preview: the last refusal logged and recorded, so a limit that
     /// holds is not written to the history at every poll.
     refused: HashMap<String, String>,
@@ -442,6 +444,7 @@ async fn release(
     )
     .await;
     memory.applied.remove(&name);
+    memory.checked_at.remove(&name);
     let outcome = match released {
         Ok(r) => {
             let mut o = match &r.result {
@@ -467,7 +470,9 @@ async fn release(
 }
 
 /// Reconcile every active preview whose record or served commit changed
-/// since it was last applied here.
+/// since it was last applied here; check the others for drift every
+/// `controller.driftInterval`, re-applying with `selfHeal` as the
+/// environment workers do (a check that finds nothing is not history).
 async fn apply_changed(
     shared: &Shared,
     p: &PreviewSettings,
@@ -478,8 +483,8 @@ async fn apply_changed(
     memory: &mut Memory,
 ) {
     let read = read_records(&base.repo, clusters, cfg).await;
-    // name → (cluster, (template, number), what it was applied at)
-    type Due = (String, (String, u64), (String, String));
+    // name → (cluster, (template, number), what it was applied at, drift check only)
+    type Due = (String, (String, u64), (String, String), bool);
     let mut due: BTreeMap<String, Due> = BTreeMap::new();
     for (cluster, r) in &read {
         let Ok(previews) = r else { continue };
@@ -488,9 +493,15 @@ async fn apply_changed(
                 continue;
             }
             let mark = (head.commit.id.clone(), record_mark(previews, &rec.key()));
+            let id = (rec.template.clone(), rec.number);
             if memory.applied.get(&rec.name()) != Some(&mark) {
-                let id = (rec.template.clone(), rec.number);
-                due.insert(rec.name(), (cluster.clone(), id, mark));
+                due.insert(rec.name(), (cluster.clone(), id, mark, false));
+            } else if memory
+                .checked_at
+                .get(&rec.name())
+                .is_none_or(|t| t.elapsed() >= shared.settings.drift_interval)
+            {
+                due.insert(rec.name(), (cluster.clone(), id, mark, true));
             }
         }
     }
@@ -498,9 +509,14 @@ async fn apply_changed(
         return;
     }
     let report = actions::check_with(&head.path, &read);
-    for (name, (cluster_name, (template, number), mark)) in due {
+    for (name, (cluster_name, (template, number), mark, drift)) in due {
         let started = Instant::now();
-        let outcome = match actions::apply(&report, &name, clusters, &p.options).await {
+        let dry_run = drift && !shared.settings.self_heal;
+        let opts = Options {
+            dry_run,
+            ..p.options.clone()
+        };
+        let outcome = match actions::apply(&report, &name, clusters, &opts).await {
             Ok(result) if memory.fresh.contains(&name) && actions::nothing_applied(&result) => {
                 // Not a half-made environment: released, and tried again at
                 // the next poll (a place may free up in the Rancher project).
@@ -531,9 +547,16 @@ async fn apply_changed(
             }
             Ok(result) => {
                 memory.first_failed.remove(&name);
-                let o = super::pipeline::outcome_of(&result, false);
-                if o.outcome.is_success() {
+                let o = super::pipeline::outcome_of(&result, dry_run);
+                if o.outcome.is_success() || matches!(o.outcome, Outcome::Drift { .. }) {
                     memory.applied.insert(name.clone(), mark);
+                    memory.checked_at.insert(name.clone(), Instant::now());
+                }
+                if drift && o.outcome == Outcome::NoChange {
+                    continue;
+                }
+                if let Outcome::Drift { count } = o.outcome {
+                    warn!(preview = %name, count, "drift found (selfHeal is off: reporting only)");
                 }
                 o
             }

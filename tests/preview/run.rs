@@ -50,7 +50,7 @@ pub(crate) fn setup(
     let cfg_path = h.path("keelson.yaml");
     let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
     cfg.push_str(&format!(
-        "stateDir: state\ncontroller:\n  repository: {{url: ., branch: main, watch: false}}\n  pollInterval: 1h\n  webhook: {{secretEnv: KEELSON_TEST_WEBHOOK_SECRET}}\npreviews:\n  pollInterval: {poll}\nforge:\n  kind: {kind}\n  apiUrl: {}\n  tokenFile: forge-token\n",
+        "stateDir: state\ncontroller:\n  repository: {{url: ., branch: main, watch: false}}\n  pollInterval: 1h\n  driftInterval: 1s\n  selfHeal: true\n  webhook: {{secretEnv: KEELSON_TEST_WEBHOOK_SECRET}}\npreviews:\n  pollInterval: {poll}\nforge:\n  kind: {kind}\n  apiUrl: {}\n  tokenFile: forge-token\n",
         fake.api_url
     ));
     std::fs::write(&cfg_path, cfg).unwrap();
@@ -383,6 +383,22 @@ fn the_time_to_live_releases_and_the_limit_refuses() {
     assert!(tomb.get("ports").is_none(), "{tomb}");
     run.wait("MR 1 has its preview", || {
         node_ports(&h, one) == [30000, 30001, 30002]
+    });
+    // A hand edit of a preview is drift: healed within the drift interval.
+    let live = format!("{TAG}{one}-1111111");
+    assert_eq!(image(&h, one).as_deref(), Some(live.as_str()));
+    let path = format!(
+        "/apis/apps/v1/namespaces/{}/deployments/storefront?fieldManager=kubectl-set",
+        ns(one)
+    );
+    let hand = json!({"spec": {"template": {"spec": {"containers": [{"name": "storefront", "image": "registry.example.com/shop/storefront:hotfix"}]}}}});
+    assert_eq!(
+        h.patch(&path, "application/strategic-merge-patch+json", &hand),
+        200
+    );
+    assert!(image(&h, one).unwrap().ends_with(":hotfix"));
+    run.wait("the hand edit is healed", || {
+        image(&h, one).as_deref() == Some(live.as_str())
     });
     // MR 2 is still open and labelled, at the same commit: no new preview.
     std::thread::sleep(Duration::from_millis(300));
