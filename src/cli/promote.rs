@@ -56,9 +56,10 @@ pub struct PromoteArgs {
     /// printed and the commit message records that it was skipped.
     #[arg(long)]
     pub skip_health_gate: bool,
-    /// The keelson config (`promotion:`; `controller.listen` to ask for the status).
-    #[arg(long, short, default_value = "keelson.yaml", env = "KEELSON_CONFIG")]
-    pub config: PathBuf,
+    /// The keelson config (`promotion:`, `forge:`; `controller.listen` to ask
+    /// for the status). Default: `keelson.yaml` when there is one.
+    #[arg(long, short, env = "KEELSON_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Where the recorded status comes from.
     #[command(flatten)]
     pub status: StatusSource,
@@ -74,7 +75,11 @@ struct Settings {
     auth: crate::source::Auth,
 }
 
-fn settings(path: &std::path::Path) -> anyhow::Result<Settings> {
+/// The settings of the config named (which must exist), or of
+/// `keelson.yaml` when there is one, or the defaults.
+fn settings(named: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    let default = std::path::Path::new("keelson.yaml");
+    let path = named.unwrap_or(default);
     let mut s = Settings {
         promotion: PromotionConfig::default(),
         forge: None,
@@ -86,7 +91,7 @@ fn settings(path: &std::path::Path) -> anyhow::Result<Settings> {
         listen: None,
         auth: Default::default(),
     };
-    if !path.is_file() {
+    if named.is_none() && !path.is_file() {
         return Ok(s);
     }
     let file = crate::config::read_config(path)?;
@@ -108,7 +113,7 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<ExitCode> {
             args.from
         );
     }
-    let settings = settings(&args.config)?;
+    let settings = settings(args.config.as_deref())?;
     let repo = Repo::open(&args.repo)?;
     let base = repo.commit(&args.base)?;
     let read = |rel: String| -> anyhow::Result<(String, Option<String>)> {
@@ -289,7 +294,11 @@ fn run_gate(
             );
             return Ok(Some(vec![None; moves.len()]));
         }
-        Err(e) => return Err(e.context("the health gate needs the recorded status")),
+        Err(e) => {
+            return Err(e.context(
+                "the health gate cannot run (--skip-health-gate promotes without it, labelled as such)",
+            ));
+        }
     };
     let now = SystemTime::now();
     let mut out = Vec::new();

@@ -339,13 +339,16 @@ impl StatusSource {
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
         runtime.block_on(async {
             if let Some(kubeconfig) = &self.kubeconfig {
-                return read_cluster_status(kubeconfig, self.context.as_deref(), &self.namespace).await;
+                return read_cluster_status(kubeconfig, self.context.as_deref(), &self.namespace)
+                    .await;
             }
             let server = match (&self.server, listen) {
                 (Some(s), _) => s.trim_end_matches('/').to_string(),
                 (None, Some(l)) => format!("http://{l}"),
                 (None, None) => anyhow::bail!(
-                    "the recorded status is needed: pass --server URL (a running controller),                      --kubeconfig FILE (its KeelsonEnvironment objects) or --state-dir DIR (its                      status store), or a config whose controller section gives its address"
+                    "no status to read: pass --server URL (a running controller), --kubeconfig \
+                     FILE (its KeelsonEnvironment objects) or --state-dir DIR (its status store), \
+                     or a config whose controller section gives its address"
                 ),
             };
             let report: StatusReport = fetch_json(
