@@ -621,7 +621,11 @@ fn record(shared: &Shared, env: &str, head: &Checkout, o: EnvOutcome, took: Dura
         status.drift = 0;
     }
     if !apps.is_empty() {
+        // As the workers record it (the promotion gate reads both).
+        let mut apps = apps;
+        super::since_healthy(&status.apps, &mut apps, &at);
         status.apps = apps;
+        status.apps_observed_at = Some(at.clone());
     }
     status.last_attempt = Some(Attempt {
         commit: commit.id.clone(),

@@ -308,6 +308,10 @@ fn merge_requests_make_update_and_release_previews() {
             .cloned()
             .unwrap_or(Value::Null)
     };
+    // Recorded as the workers record environments: apps and when observed.
+    let one_status = env("preview-storefront-1");
+    assert_eq!(one_status["apps"][0]["name"], "storefront", "{st:#}");
+    assert!(one_status["appsObservedAt"].is_string(), "{st:#}");
     let last = &env("preview-storefront-1")["lastAttempt"]["outcome"];
     assert_eq!(last["result"], "applied", "{st:#}");
     assert!(last["deleted"].as_u64().unwrap() >= 5, "{last}");
