@@ -32,12 +32,19 @@ pub fn check_env(
     // One spec value rendered into many objects (an environment label) is
     // reported once, with a count.
     let mut seen: HashMap<(PathBuf, usize, usize, String), (usize, usize)> = HashMap::new();
-    for (obj, source) in render::render_env_sourced(env) {
+    // Objects are checked as they are rendered and dropped at once (an
+    // environment's thousands of rendered objects were the peak memory of
+    // every command that checks); the problems found are then reported in
+    // the order `render_env` sorts objects, as before.
+    let mut found = Vec::new();
+    render::each_object(env, |obj, source| {
         let errors = kube::check_object(&obj, crds, options);
-        if errors.is_empty() {
-            continue;
+        if !errors.is_empty() {
+            found.push((render::order_key(&obj), source, describe(&obj), errors));
         }
-        let what = describe(&obj);
+    });
+    found.sort_by(|a, b| a.0.cmp(&b.0)); // stable, as render_env's sort
+    for (_, source, what, errors) in found {
         for e in errors {
             let origin = specs.origin(source, &e.pointer, e.at_key);
             let (file, span) = match origin {

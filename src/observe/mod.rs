@@ -484,7 +484,23 @@ fn headless(mut o: Json) -> Json {
             m.insert("spec".into(), Json::Object(spec));
         }
     }
-    o
+    compact(o)
+}
+
+/// `v` rebuilt with every map and list at its exact size. Maps parsed
+/// from a LIST page grew by doubling and keep the room of the keys
+/// [`headless`] removed; thousands of kept objects then hold that much
+/// empty room each.
+fn compact(v: Json) -> Json {
+    match v {
+        Json::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (k, compact(v))).collect()),
+        Json::Array(a) => {
+            let mut a: Vec<Json> = a.into_iter().map(compact).collect();
+            a.shrink_to_fit();
+            Json::Array(a)
+        }
+        other => other,
+    }
 }
 
 /// The `spec` fields health judging reads (`apply::health`).

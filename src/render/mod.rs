@@ -69,20 +69,36 @@ pub fn render_env(env: &ResolvedEnv) -> Vec<Json> {
 
 /// [`render_env`], with what each object was made from.
 pub fn render_env_sourced(env: &ResolvedEnv) -> Vec<(Json, Source)> {
-    let mut out = vec![(objects::namespace(env), Source::Namespace)];
+    let mut out = Vec::new();
+    each_object(env, |o, s| out.push((o, s)));
+    out.sort_by_cached_key(|(o, _)| order_key(o));
+    out
+}
+
+/// Each desired object of `env`, stamped, handed to `f` as it is made, in
+/// the order of the spec (not sorted): a caller that looks at one object at
+/// a time holds one, not the thousands of an environment.
+pub fn each_object(env: &ResolvedEnv, mut f: impl FnMut(Json, Source)) {
+    let mut give = |mut o: Json, s: Source| {
+        stamp::stamp(&mut o);
+        f(o, s);
+    };
+    give(objects::namespace(env), Source::Namespace);
     for (i, app) in env.apps.iter().enumerate() {
         let s = Source::App(i);
-        out.push((objects::deployment(env, app), s));
-        out.extend(objects::service(env, app).map(|o| (o, s)));
-        out.extend(objects::ingress(env, app).map(|o| (o, s)));
-        out.extend(objects::pdb(env, app).map(|o| (o, s)));
+        give(objects::deployment(env, app), s);
+        for o in [
+            objects::service(env, app),
+            objects::ingress(env, app),
+            objects::pdb(env, app),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            give(o, s);
+        }
     }
     for (i, m) in env.manifests.iter().enumerate() {
-        out.push((objects::passthrough(env, &m.object), Source::Manifest(i)));
+        give(objects::passthrough(env, &m.object), Source::Manifest(i));
     }
-    out.sort_by_cached_key(|(o, _)| order_key(o));
-    for (o, _) in &mut out {
-        stamp::stamp(o);
-    }
-    out
 }
