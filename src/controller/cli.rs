@@ -111,6 +111,7 @@ fn init_logging(format: LogFormat) {
 
 /// Run the controller until SIGTERM or Ctrl-C.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    super::memory::limit_arenas();
     init_logging(args.log_format);
     let loaded = match config::load(&args.config) {
         Ok(l) => l,

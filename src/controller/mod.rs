@@ -19,7 +19,8 @@
 //! - [`report`]: commit statuses posted back to GitHub or GitLab;
 //! - [`watch`]: file-system watching of a local repository;
 //! - [`lease`], [`fence`], [`shard`]: per-environment Leases, fenced
-//!   writes, and sharding environments across replicas.
+//!   writes, and sharding environments across replicas;
+//! - [`memory`]: freed memory given back to the kernel after each sync.
 
 pub mod cli;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod engine;
 pub mod fence;
 pub mod lease;
 pub mod lease_config;
+pub mod memory;
 pub mod metrics;
 pub mod page;
 pub mod pipeline;

@@ -250,6 +250,8 @@ async fn sync<R: EnvReconciler>(
         .await;
     let took = started.elapsed();
     drop(permit);
+    // What the reconcile allocated is freed now: give it back.
+    tokio::task::spawn_blocking(super::memory::trim);
     if let Some(r) = renewer {
         r.abort();
     }
