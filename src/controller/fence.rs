@@ -58,6 +58,10 @@ fn name_of(obj: &Json) -> String {
 }
 
 impl<C: Cluster> Cluster for FencedCluster<'_, C> {
+    fn fence(&self) -> Option<Arc<dyn Fence>> {
+        Some(self.fence.clone())
+    }
+
     async fn resource(&self, api_version: &str, kind: &str) -> Result<Resource, ClusterError> {
         self.inner.resource(api_version, kind).await
     }

@@ -191,14 +191,15 @@ impl Inner {
         };
         let result = match fence {
             Some(fence) => {
-                // Rancher's writes go through its own client: check once
-                // before the run; every Kubernetes write is checked by the
-                // fenced cluster.
+                // Check once before the run (nothing is planned for a
+                // holder that already lost the Lease); then every write,
+                // Kubernetes and Rancher, is checked again.
                 if !dry_run && let Err(why) = fence.check().await {
                     return EnvOutcome::bare(Outcome::Failed {
                         message: format!("not applied: {why}"),
                     });
                 }
+                let rancher = rancher.map(|r| r.with_fence(fence.clone()));
                 let fenced = FencedCluster::new(cluster.as_ref(), fence);
                 reconcile::reconcile_env(&fenced, resolved, rancher.as_ref(), &opts).await
             }

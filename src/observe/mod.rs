@@ -162,6 +162,12 @@ pub trait Cluster: Send + Sync {
     fn dry_runs(&self) -> bool {
         true
     }
+    /// The check this cluster makes before each write, if any
+    /// (`controller::fence::FencedCluster`), so that the run's writes to
+    /// Rancher are fenced alike.
+    fn fence(&self) -> Option<std::sync::Arc<dyn crate::controller::fence::Fence>> {
+        None
+    }
     /// Resolve a kind to its resource (discovery, cached).
     fn resource(
         &self,

@@ -5,6 +5,7 @@
 //! decide what to send.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use super::RancherEndpoint;
 use super::error::{ApiError, RancherError};
+use crate::controller::fence::Fence;
 
 /// Request timeout when the config names none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,6 +60,9 @@ pub struct RancherClient {
     timeout: Duration,
     pub(crate) active_timeout: Duration,
     pub(crate) poll_interval: Duration,
+    /// Checked before every write (not reads), when replicas share the
+    /// environments: a stale Lease holder sends nothing.
+    fence: Option<Arc<dyn Fence>>,
 }
 
 impl std::fmt::Debug for RancherClient {
@@ -146,6 +151,7 @@ impl RancherClient {
             timeout,
             active_timeout: DEFAULT_ACTIVE_TIMEOUT,
             poll_interval: Duration::from_millis(500),
+            fence: None,
         })
     }
 
@@ -153,6 +159,15 @@ impl RancherClient {
     pub fn with_active_wait(mut self, timeout: Duration, poll_interval: Duration) -> Self {
         self.active_timeout = timeout;
         self.poll_interval = poll_interval;
+        self
+    }
+
+    /// This client with `fence` checked before every write (POST, PUT,
+    /// DELETE; reads are not fenced): `keelson run` with replicas passes the
+    /// environment's Lease term, so a holder that lost it writes nothing to
+    /// Rancher either. A refused write is [`RancherError::Fenced`].
+    pub fn with_fence(mut self, fence: Arc<dyn Fence>) -> Self {
+        self.fence = Some(fence);
         self
     }
 
@@ -171,6 +186,17 @@ impl RancherClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, RancherError> {
+        if method != Method::GET
+            && let Some(fence) = &self.fence
+            && let Err(why) = fence.check().await
+        {
+            tracing::warn!(%method, path, "Rancher write refused by the lease fence: {why}");
+            return Err(RancherError::Fenced {
+                method: method.to_string(),
+                path: path.to_string(),
+                why,
+            });
+        }
         let mut attempt = 0;
         loop {
             let result = self.request_once(&method, path, query, body).await;

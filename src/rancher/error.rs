@@ -124,6 +124,18 @@ pub enum RancherError {
         /// The transport error with its causes.
         detail: String,
     },
+    /// The write was not sent: this instance no longer holds the
+    /// environment's Lease (`keelson run` with replicas; see
+    /// `controller::fence`).
+    #[error("{method} {path}: not written: {why}")]
+    Fenced {
+        /// HTTP method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// Why the fence refused.
+        why: String,
+    },
     /// Rancher answered with a body keelson cannot read.
     #[error(
         "{method} {path}: unexpected answer from Rancher: {detail}; is `rancher.url` a Rancher server?"

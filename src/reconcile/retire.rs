@@ -199,7 +199,11 @@ pub async fn retired_envs<C: Cluster>(
         let client = inv
             .rancher
             .as_ref()
-            .and_then(|rr| clusters?.rancher(&rr.cluster).ok().flatten());
+            .and_then(|rr| clusters?.rancher(&rr.cluster).ok().flatten())
+            .map(|c| match cluster.fence() {
+                Some(f) => c.with_fence(f),
+                None => c,
+            });
         if let (Some(rr), Some(client)) = (&inv.rancher, client.as_ref())
             && !r.failed()
         {

@@ -366,3 +366,47 @@ async fn retire_removes_owned_state_but_keeps_shared_projects() {
     assert!(!p.has_changes(), "{}", p.render_text());
     assert!(server.projects().iter().any(|p| p["id"] == hand.as_str()));
 }
+
+/// A fence that lets `allowed` writes through, then refuses, as a Lease
+/// lost mid-run does (`keelson run` with replicas).
+struct LosesLeaseAfter {
+    allowed: std::sync::atomic::AtomicUsize,
+}
+
+impl keelson::controller::fence::Fence for LosesLeaseAfter {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        use std::sync::atomic::Ordering;
+        let left = self
+            .allowed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        Box::pin(async move {
+            left.map(|_| ())
+                .map_err(|_| "the lease of environment prod is held by replica-b".to_string())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_holder_that_lost_its_lease_sends_no_further_rancher_write() {
+    let server = RancherServer::start().await;
+    let fence = std::sync::Arc::new(LosesLeaseAfter {
+        allowed: std::sync::atomic::AtomicUsize::new(1),
+    });
+    let client = client(&server).with_fence(fence);
+    let d = desired("prod");
+    let p = plan(&client, &d).await.expect("reads are not fenced");
+    assert_eq!(p.changes.len(), 4, "{}", p.render_text());
+    let report = apply(&client, &p).await;
+    assert!(!report.is_success(), "{}", report.render_text());
+    let text = report.render_text();
+    assert!(
+        text.contains("not written: the lease of environment prod is held by replica-b"),
+        "{text}"
+    );
+    // Only the write made while the Lease was held reached Rancher.
+    let writes = server.writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].path, "/v3/projects", "{writes:?}");
+}
