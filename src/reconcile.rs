@@ -400,13 +400,34 @@ pub async fn reconcile_env<C: Cluster>(
 
 /// Reconcile one environment on the cluster (and Rancher) its spec names.
 pub async fn reconcile_named(clusters: &Clusters, env: &ResolvedEnv, opts: &Options) -> EnvResult {
+    reconcile_named_fenced(clusters, env, opts, None).await
+}
+
+/// [`reconcile_named`], with `fence` (a Lease term of `keelson run` with
+/// replicas) checked before every Kubernetes and Rancher write.
+pub async fn reconcile_named_fenced(
+    clusters: &Clusters,
+    env: &ResolvedEnv,
+    opts: &Options,
+    fence: Option<std::sync::Arc<dyn crate::controller::fence::Fence>>,
+) -> EnvResult {
     let rancher = match clusters.rancher(&env.cluster) {
         Ok(r) => r,
         Err(e) => return EnvResult::error(&env.name, &env.cluster, &env.namespace, e),
     };
-    match clusters.get(&env.cluster).await {
-        Ok(c) => reconcile_env(c.as_ref(), env, rancher.as_ref(), opts).await,
-        Err(e) => EnvResult::error(&env.name, &env.cluster, &env.namespace, e.to_string()),
+    let cluster = match clusters.get(&env.cluster).await {
+        Ok(c) => c,
+        Err(e) => {
+            return EnvResult::error(&env.name, &env.cluster, &env.namespace, e.to_string());
+        }
+    };
+    match fence {
+        Some(f) => {
+            let rancher = rancher.map(|r| r.with_fence(f.clone()));
+            let fenced = crate::controller::fence::FencedCluster::new(cluster.as_ref(), f);
+            reconcile_env(&fenced, env, rancher.as_ref(), opts).await
+        }
+        None => reconcile_env(cluster.as_ref(), env, rancher.as_ref(), opts).await,
     }
 }
 

@@ -327,7 +327,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
             reason: actions::FIRST_APPLY_FAILED,
             tombstone: false,
         };
-        match actions::release(&base, &clusters, &cfg, what, &Options::default()).await {
+        match actions::release(&base, &clusters, &cfg, what, &Options::default(), None).await {
             Ok(r) if r.done => eprintln!(
                 "preview {name} was not created: nothing of it was applied, and its ports and id are free again"
             ),
@@ -385,6 +385,7 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<ExitCode> {
             tombstone: false,
         },
         &opts,
+        None,
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -28,6 +28,9 @@ use chrono::Utc;
 use tracing::{debug, info, warn};
 
 use super::engine::Shared;
+use super::fence::Fence;
+use super::lease::Term;
+use super::worker::{Held, hold, let_go};
 use super::{EnvOutcome, Outcome};
 use crate::check::Report;
 use crate::config::Config;
@@ -428,6 +431,14 @@ async fn release(
 ) {
     let name = preview_name(template, number);
     let started = Instant::now();
+    // Under the preview environment's Lease, like any environment.
+    let term = match hold(shared, &name).await {
+        Held::Yes(term) => term,
+        Held::No(why) => {
+            debug!(preview = %name, "not released now: the environment lease is {why}");
+            return;
+        }
+    };
     info!(preview = %name, %reason, "releasing the preview");
     let released = actions::release(
         report,
@@ -441,8 +452,10 @@ async fn release(
             tombstone,
         },
         &p.options,
+        fence_of(&term),
     )
     .await;
+    let_go(shared, &term).await;
     memory.applied.remove(&name);
     memory.checked_at.remove(&name);
     let outcome = match released {
@@ -516,20 +529,37 @@ async fn apply_changed(
             dry_run,
             ..p.options.clone()
         };
-        let outcome = match actions::apply(&report, &name, clusters, &opts).await {
-            Ok(result) if memory.fresh.contains(&name) && actions::nothing_applied(&result) => {
-                // Not a half-made environment: released, and tried again at
-                // the next poll (a place may free up in the Rancher project).
-                let what = actions::Release {
-                    cluster: &cluster_name,
-                    template: &template,
-                    number,
-                    reason: actions::FIRST_APPLY_FAILED,
-                    tombstone: false,
-                };
-                if let Err(e) = actions::release(base, clusters, cfg, what, &p.options).await {
-                    warn!(preview = %name, error = %e, "cannot release the preview whose first apply failed");
-                }
+        // Under the preview environment's Lease, like any environment:
+        // every write is fenced by it.
+        let term = match hold(shared, &name).await {
+            Held::Yes(term) => term,
+            Held::No(why) => {
+                debug!(preview = %name, "not applied now: the environment lease is {why}");
+                continue;
+            }
+        };
+        let applied = actions::apply(&report, &name, clusters, &opts, fence_of(&term)).await;
+        let half_made = matches!(&applied, Ok(result)
+            if memory.fresh.contains(&name) && actions::nothing_applied(result));
+        if half_made {
+            // Not a half-made environment: released, and tried again at
+            // the next poll (a place may free up in the Rancher project).
+            let what = actions::Release {
+                cluster: &cluster_name,
+                template: &template,
+                number,
+                reason: actions::FIRST_APPLY_FAILED,
+                tombstone: false,
+            };
+            let released =
+                actions::release(base, clusters, cfg, what, &p.options, fence_of(&term)).await;
+            if let Err(e) = released {
+                warn!(preview = %name, error = %e, "cannot release the preview whose first apply failed");
+            }
+        }
+        let_go(shared, &term).await;
+        let outcome = match applied {
+            Ok(result) if half_made => {
                 memory.applied.remove(&name);
                 // Rancher's own reason when it refused, else the failure.
                 let rancher = result.rancher.as_ref().and_then(|r| r.error.clone());
@@ -655,4 +685,9 @@ fn record(shared: &Shared, env: &str, head: &Checkout, o: EnvOutcome, took: Dura
     if let Err(e) = shared.store.put_status(&status) {
         warn!(preview = env, error = %e, "cannot record the preview's status");
     }
+}
+
+/// The fence of a Lease term taken with [`hold`].
+fn fence_of(term: &Option<Arc<Term>>) -> Option<Arc<dyn Fence>> {
+    term.clone().map(|t| t as Arc<dyn Fence>)
 }

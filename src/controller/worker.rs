@@ -170,7 +170,7 @@ pub(crate) async fn run<R: EnvReconciler>(
 }
 
 /// Whether we may write an environment.
-enum Held {
+pub(crate) enum Held {
     /// Yes: under this Lease term (`None` without coordination).
     Yes(Option<Arc<Term>>),
     /// Not now, and why.
@@ -178,7 +178,7 @@ enum Held {
 }
 
 /// Take the environment's Lease, when replicas coordinate.
-async fn hold(shared: &Shared, env: &str) -> Held {
+pub(crate) async fn hold(shared: &Shared, env: &str) -> Held {
     let Some(coord) = &shared.coord else {
         return Held::Yes(None);
     };
@@ -201,6 +201,18 @@ async fn hold(shared: &Shared, env: &str) -> Held {
             warn!(env, error = %e, "cannot take the environment lease");
             Held::No(e.to_string())
         }
+    }
+}
+
+/// Release the Lease `term` taken by [`hold`], if any.
+pub(crate) async fn let_go(shared: &Shared, term: &Option<Arc<Term>>) {
+    if let Some(t) = term {
+        t.release().await;
+        shared
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|h| !Arc::ptr_eq(h, t));
     }
 }
 
@@ -341,14 +353,7 @@ async fn sync<R: EnvReconciler>(
             Err(why) => warn!(env, "status not written to the cluster: {why}"),
         }
     }
-    if let Some(t) = &term {
-        t.release().await;
-        shared
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|h| !Arc::ptr_eq(h, t));
-    }
+    let_go(shared, &term).await;
     match &outcome {
         Outcome::Invalid { diagnostics } => {
             warn!(env, commit = %commit.id, errors = diagnostics.len(), "commit has spec errors; not applied, the last good commit stays in place");

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 
@@ -21,6 +22,7 @@ use super::params::preview_name;
 use super::record::{Previews, key};
 use super::store::{Store, StoreError};
 use crate::check::Report;
+use crate::controller::fence::{Fence, FencedCluster};
 use crate::observe::{self, Cluster};
 use crate::plan::inventory;
 use crate::reconcile::{self, Clusters, EnvResult, Options};
@@ -58,6 +60,7 @@ pub async fn apply(
     name: &str,
     clusters: &Clusters,
     opts: &Options,
+    fence: Option<Arc<dyn Fence>>,
 ) -> Result<EnvResult, ActionError> {
     let Some(env) = report.ready.get(name) else {
         let own = Path::new("environments")
@@ -79,7 +82,7 @@ pub async fn apply(
             },
         });
     };
-    Ok(reconcile::reconcile_named(clusters, env, opts).await)
+    Ok(reconcile::reconcile_named_fenced(clusters, env, opts, fence).await)
 }
 
 /// The reason recorded when a new preview is released because its first
@@ -128,6 +131,28 @@ pub async fn release(
     cfg: &PreviewsConfig,
     what: Release<'_>,
     opts: &Options,
+    fence: Option<Arc<dyn Fence>>,
+) -> Result<Released, ActionError> {
+    let cluster = clusters
+        .get(what.cluster)
+        .await
+        .map_err(|e| ActionError::Retire(format!("cluster `{}`: {e}", what.cluster)))?;
+    match fence {
+        Some(f) => {
+            let fenced = FencedCluster::new(cluster.as_ref(), f);
+            release_on(&fenced, report, clusters, cfg, what, opts).await
+        }
+        None => release_on(cluster.as_ref(), report, clusters, cfg, what, opts).await,
+    }
+}
+
+async fn release_on<C: Cluster>(
+    cluster: &C,
+    report: &Report,
+    clusters: &Clusters,
+    cfg: &PreviewsConfig,
+    what: Release<'_>,
+    opts: &Options,
 ) -> Result<Released, ActionError> {
     let Release {
         cluster: cluster_name,
@@ -136,11 +161,7 @@ pub async fn release(
         reason,
         tombstone,
     } = what;
-    let cluster = clusters
-        .get(cluster_name)
-        .await
-        .map_err(|e| ActionError::Retire(format!("cluster `{cluster_name}`: {e}")))?;
-    let store = Store::new(cluster.as_ref(), cfg.namespace());
+    let store = Store::new(cluster, cfg.namespace());
     let k = key(template, number);
     if !opts.dry_run {
         store
@@ -152,16 +173,9 @@ pub async fn release(
             .map_err(|e| ActionError::Retire(format!("recording the release: {e}")))?;
     }
     let name = preview_name(template, number);
-    let result = retire_one(
-        report,
-        cluster.as_ref(),
-        cluster_name,
-        clusters,
-        &name,
-        opts,
-    )
-    .await
-    .map_err(ActionError::Retire)?;
+    let result = retire_one(report, cluster, cluster_name, clusters, &name, opts)
+        .await
+        .map_err(ActionError::Retire)?;
     let done = result.as_ref().is_none_or(|r| !r.failed());
     if done && !opts.dry_run {
         store

@@ -161,3 +161,85 @@ fn create_update_reconcile_and_delete_a_preview() {
     assert_eq!(code, 1);
     assert!(err.contains("no preview preview-storefront-123"), "{err}");
 }
+
+/// A fence that refuses every write, as a Lease held by another replica.
+struct LeaseHeldElsewhere;
+
+impl keelson::controller::fence::Fence for LeaseHeldElsewhere {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async { Err("held by replica-b".to_string()) })
+    }
+}
+
+/// `keelson run` applies and releases previews under their environment's
+/// Lease: without it, neither an apply nor a release writes anything.
+#[test]
+fn preview_writes_without_the_lease_are_refused() {
+    use keelson::preview::actions;
+    let h = Harness::new();
+    let (code, out, err) = h.keelson(&[
+        "preview",
+        "create",
+        "storefront",
+        "123",
+        "--branch",
+        "feature/cart",
+        "--sha",
+        "5f3e2a1c0ffee",
+        "--tag",
+        "pr-123-5f3e2a1",
+        "--no-wait",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let before = image(&h, NS_123);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = keelson::config::load_config(&h.path("keelson.yaml")).unwrap();
+        let cfg = config.previews.clone().unwrap_or_default();
+        let clusters = keelson::reconcile::Clusters::new(Some(config), None).unwrap();
+        let base = keelson::check::check_repo(h.repo.path());
+        let read = keelson::preview::online::read_records(&base.repo, &clusters, &cfg).await;
+        // A new tag for the preview, applied without the Lease.
+        h.edit(
+            "environments/_templates/storefront/pipeline.yaml",
+            "${mr.tag}",
+            "pr-123-fenced",
+        );
+        let report = actions::check_with(h.repo.path(), &read);
+        let fence = Some(std::sync::Arc::new(LeaseHeldElsewhere) as _);
+        let opts = keelson::reconcile::Options::default();
+        let applied = actions::apply(&report, "preview-storefront-123", &clusters, &opts, fence)
+            .await
+            .unwrap();
+        assert!(applied.failed(), "{applied:?}");
+        let what = actions::Release {
+            cluster: "dev",
+            template: "storefront",
+            number: 123,
+            reason: "test",
+            tombstone: false,
+        };
+        let fence = Some(std::sync::Arc::new(LeaseHeldElsewhere) as _);
+        let released = actions::release(&base, &clusters, &cfg, what, &opts, fence).await;
+        assert!(
+            released.is_err() || !released.as_ref().unwrap().done,
+            "{released:?}"
+        );
+    });
+    assert_eq!(image(&h, NS_123), before, "the apply wrote nothing");
+    let records = h.records();
+    assert_eq!(
+        records["storefront.123"]["state"], "active",
+        "the release wrote nothing: {records:?}"
+    );
+    assert!(
+        h.get("apps/v1/deployments", Some(NS_123), "storefront")
+            .is_some()
+    );
+}
