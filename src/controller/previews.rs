@@ -667,18 +667,7 @@ fn record(shared: &Shared, env: &str, head: &Checkout, o: EnvOutcome, took: Dura
         Outcome::Failed { message } => warn!(preview = env, "{message}"),
         o => info!(preview = env, "{}", o.summary()),
     }
-    let entry = SyncRecord {
-        seq: 0,
-        env: env.to_string(),
-        commit: commit.id.clone(),
-        author: commit.author.clone(),
-        summary: commit.summary.clone(),
-        at,
-        trigger: Trigger::Commit,
-        duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-        outcome,
-        changes,
-    };
+    let entry = SyncRecord::of(env, commit, at, Trigger::Commit, took, outcome, changes);
     if let Err(e) = shared.store.append_history(&entry) {
         warn!(preview = env, error = %e, "cannot record the sync in the history");
     }

@@ -318,18 +318,7 @@ async fn sync<R: EnvReconciler>(
     // History first: once status shows an attempt, its history entry exists.
     // Periodic checks that found nothing are not history.
     if trigger != Trigger::Drift || !matches!(outcome, Outcome::NoChange) {
-        let record = SyncRecord {
-            seq: 0,
-            env: env.to_string(),
-            commit: commit.id.clone(),
-            author: commit.author.clone(),
-            summary: commit.summary.clone(),
-            at,
-            trigger,
-            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            outcome: outcome.clone(),
-            changes,
-        };
+        let record = SyncRecord::of(env, commit, at, trigger, took, outcome.clone(), changes);
         if let Err(e) = shared.store.append_history(&record) {
             warn!(env, error = %e, "cannot record the sync in the history");
         }

@@ -161,6 +161,33 @@ pub struct SyncRecord {
     pub changes: Vec<String>,
 }
 
+impl SyncRecord {
+    /// The history entry of a sync of `env` at `commit` that finished at
+    /// `at` (RFC 3339) after `took`; the store gives it its `seq`.
+    pub fn of(
+        env: &str,
+        commit: &crate::source::CommitInfo,
+        at: String,
+        trigger: Trigger,
+        took: std::time::Duration,
+        outcome: Outcome,
+        changes: Vec<String>,
+    ) -> SyncRecord {
+        SyncRecord {
+            seq: 0,
+            env: env.to_string(),
+            commit: commit.id.clone(),
+            author: commit.author.clone(),
+            summary: commit.summary.clone(),
+            at,
+            trigger,
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            outcome,
+            changes,
+        }
+    }
+}
+
 /// The status and history database.
 pub struct Store {
     db: Database,
