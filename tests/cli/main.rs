@@ -41,19 +41,9 @@ pub fn keelson_bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Recursive copy.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
+#[path = "../support/copy_dir.rs"]
+mod copy_dir_support;
+pub use copy_dir_support::copy_dir;
 
 /// Commit every file under `dir` (a repository is created on first use),
 /// on top of HEAD; returns the commit id.

@@ -1,7 +1,7 @@
 //! The suite's harness: a Kubernetes API test server and a copy of the
 //! example repository wired to it (also used by tests/preview).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use kube_apiserver::{Gvr, ServerOptions, TestServer};
@@ -123,16 +123,6 @@ impl Harness {
     }
 }
 
-/// Copy a folder recursively.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
+#[path = "../support/copy_dir.rs"]
+mod copy_dir_support;
+pub use copy_dir_support::copy_dir;
