@@ -535,7 +535,9 @@ fn print_matrix(
         }
         println!();
     }
-    let matrix = Matrix::from_status(&envs);
+    // Columns in promotion order when stages are configured.
+    let matrix = Matrix::from_status(&envs)
+        .in_stage_order(promotion.map(|p| p.stages.as_slice()).unwrap_or_default());
     // Promotion compares stages, so it needs every environment, not the
     // `--env` selection.
     let promotable = promotion.map(|p| {

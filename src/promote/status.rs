@@ -88,13 +88,16 @@ pub fn render(list: &[Promotable], cfg: &PromotionConfig) -> String {
         out.push_str("  nothing: every app runs the same version in each next stage\n");
         return out;
     }
-    let rows: Vec<[String; 4]> = list
+    // Read left to right: app, the version that moves, from where to where,
+    // what it replaces there, and the gate.
+    let rows: Vec<[String; 5]> = list
         .iter()
         .map(|p| {
             [
                 p.app.clone(),
+                p.version.clone(),
                 format!("{} -> {}", p.from, p.to),
-                format!("{} -> {}", p.replaces, p.version),
+                format!("replaces {}", p.replaces),
                 match (&p.gate_met, &p.gate_refused) {
                     (Some(ev), _) => format!("gate met: {ev}"),
                     (None, Some(why)) => format!("gate not met: {why}"),
@@ -104,12 +107,12 @@ pub fn render(list: &[Promotable], cfg: &PromotionConfig) -> String {
         })
         .collect();
     let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
-    let (w0, w1, w2) = (width(0), width(1), width(2));
+    let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
     for r in rows {
         let _ = writeln!(
             out,
-            "  {:<w0$}  {:<w1$}  {:<w2$}  {}",
-            r[0], r[1], r[2], r[3]
+            "  {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            r[0], r[1], r[2], r[3], r[4]
         );
     }
     out
@@ -172,8 +175,8 @@ mod tests {
         assert_eq!(
             text,
             "\npromotable along dev -> staging -> prod (promotion.minHealthy 10m):\n\
-             \x20 orders  staging -> prod  1.42.0 -> 1.43.0  gate met: 1.43.0 healthy since 2026-11-30T12:00:00Z (2h)\n\
-             \x20 pay     staging -> prod  0.19.4 -> 0.20.0  gate not met: pay 0.20.0 is progressing in `staging` (last observation: never)\n"
+             \x20 orders  1.43.0  staging -> prod  replaces 1.42.0  gate met: 1.43.0 healthy since 2026-11-30T12:00:00Z (2h)\n\
+             \x20 pay     0.20.0  staging -> prod  replaces 0.19.4  gate not met: pay 0.20.0 is progressing in `staging` (last observation: never)\n"
         );
     }
 }

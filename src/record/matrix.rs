@@ -34,7 +34,8 @@ pub struct EnvColumn {
 /// Apps as rows, environments as columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Matrix {
-    /// Columns in name order.
+    /// Columns in name order, or in promotion order after
+    /// [`Matrix::in_stage_order`].
     pub environments: Vec<EnvColumn>,
     /// App name → environment → cell.
     pub apps: BTreeMap<String, BTreeMap<String, Cell>>,
@@ -70,6 +71,16 @@ impl Matrix {
             }
         }
         m
+    }
+
+    /// The columns in promotion order: the environments named in `stages`
+    /// (`promotion.stages`, e.g. `[dev, staging, prod]`) first, in that
+    /// order, then the others by name.
+    pub fn in_stage_order(mut self, stages: &[String]) -> Matrix {
+        let rank = |env: &str| stages.iter().position(|s| s == env).unwrap_or(stages.len());
+        // Stable: the unstaged keep their name order.
+        self.environments.sort_by_key(|c| rank(&c.env));
+        self
     }
 
     /// A plain-text table, one row per app plus a commit and a result row.
@@ -179,5 +190,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("(commit)       0123456789ab"), "{text}");
+    }
+
+    #[test]
+    fn stage_order_puts_promotion_stages_first() {
+        let envs: Vec<EnvStatus> = ["prod", "preview-a", "dev", "staging"]
+            .iter()
+            .map(|n| EnvStatus {
+                env: n.to_string(),
+                ..EnvStatus::default()
+            })
+            .collect();
+        let stages = ["dev", "staging", "prod"].map(String::from);
+        let m = Matrix::from_status(&envs).in_stage_order(&stages);
+        let order: Vec<&str> = m.environments.iter().map(|c| c.env.as_str()).collect();
+        assert_eq!(order, ["dev", "staging", "prod", "preview-a"]);
+        let m = Matrix::from_status(&envs).in_stage_order(&[]);
+        let order: Vec<&str> = m.environments.iter().map(|c| c.env.as_str()).collect();
+        assert_eq!(order, ["dev", "preview-a", "prod", "staging"]);
     }
 }

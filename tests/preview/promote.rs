@@ -263,7 +263,7 @@ async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
     let line = repo.promotable(&server, "orders", "staging -> prod");
     assert!(
         line.contains(
-            "1.42.0 -> 1.43.0-rc.2 gate not met: orders 1.43.0-rc.2 is progressing in `staging`"
+            "1.43.0-rc.2 staging -> prod replaces 1.42.0 gate not met: orders 1.43.0-rc.2 is progressing in `staging`"
         ),
         "{line}"
     );
@@ -297,7 +297,7 @@ async fn promote_waits_for_the_gate_then_commits_exactly_the_tag_line() {
     let line = repo.promotable(&server, "orders", "staging -> prod");
     assert!(
         line.contains(&format!(
-            "1.42.0 -> 1.43.0-rc.2 gate met: 1.43.0-rc.2 healthy since {since} ("
+            "1.43.0-rc.2 staging -> prod replaces 1.42.0 gate met: 1.43.0-rc.2 healthy since {since} ("
         )),
         "{line}"
     );
