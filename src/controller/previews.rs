@@ -44,7 +44,7 @@ use crate::preview::store::{ChangeError, Store};
 use crate::preview::template::cluster_of;
 use crate::preview::{PreviewsConfig, params::preview_name};
 use crate::reconcile::{Clusters, Options};
-use crate::record::{Attempt, CommitRef, EnvStatus, SyncRecord, Trigger, now_rfc3339};
+use crate::record::Trigger;
 use crate::source::Checkout;
 use crate::spec::preview::{DEFAULT_PREVIEW_LABEL, TemplateFiles};
 
@@ -400,11 +400,14 @@ async fn upsert(
                     shared,
                     &name,
                     head,
+                    Trigger::Commit,
                     EnvOutcome::bare(Outcome::Failed {
                         message: message.clone(),
                     }),
                     Duration::ZERO,
-                );
+                    &None,
+                )
+                .await;
                 memory.refused.insert(name, message);
             }
         }
@@ -455,7 +458,6 @@ async fn release(
         fence_of(&term),
     )
     .await;
-    let_go(shared, &term).await;
     memory.applied.remove(&name);
     memory.checked_at.remove(&name);
     let outcome = match released {
@@ -479,7 +481,9 @@ async fn release(
             })
         }
     };
-    record(shared, &name, head, outcome, started.elapsed());
+    let took = started.elapsed();
+    record(shared, &name, head, Trigger::Commit, outcome, took, &term).await;
+    let_go(shared, &term).await;
 }
 
 /// Reconcile every active preview whose record or served commit changed
@@ -557,7 +561,6 @@ async fn apply_changed(
                 warn!(preview = %name, error = %e, "cannot release the preview whose first apply failed");
             }
         }
-        let_go(shared, &term).await;
         let outcome = match applied {
             Ok(result) if half_made => {
                 memory.applied.remove(&name);
@@ -570,6 +573,7 @@ async fn apply_changed(
                 };
                 let message = format!("preview not created, nothing of it was applied: {why}");
                 if memory.first_failed.get(&name) == Some(&message) {
+                    let_go(shared, &term).await;
                     continue;
                 }
                 memory.first_failed.insert(name.clone(), message.clone());
@@ -583,6 +587,7 @@ async fn apply_changed(
                     memory.checked_at.insert(name.clone(), Instant::now());
                 }
                 if drift && o.outcome == Outcome::NoChange {
+                    let_go(shared, &term).await;
                     continue;
                 }
                 if let Outcome::Drift { count } = o.outcome {
@@ -602,7 +607,23 @@ async fn apply_changed(
             }),
         };
         debug!(preview = %name, cluster = %cluster_name, "preview reconciled");
-        record(shared, &name, head, outcome, started.elapsed());
+        let trigger = if drift {
+            Trigger::Drift
+        } else {
+            Trigger::Commit
+        };
+        // Under the Lease, so that the in-cluster status is written by its holder.
+        record(
+            shared,
+            &name,
+            head,
+            trigger,
+            outcome,
+            started.elapsed(),
+            &term,
+        )
+        .await;
+        let_go(shared, &term).await;
     }
 }
 
@@ -623,57 +644,23 @@ fn record_mark(previews: &Previews, key: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Record one preview sync in the status store and the history, as the
-/// environment workers do.
-fn record(shared: &Shared, env: &str, head: &Checkout, o: EnvOutcome, took: Duration) {
-    let EnvOutcome {
-        outcome,
-        apps,
-        changes,
-    } = o;
-    shared.metrics.observe_sync(env, took, &outcome);
-    let commit = &head.commit;
-    let at = now_rfc3339();
-    let mut status = shared
-        .store
-        .status(env)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| EnvStatus {
-            env: env.to_string(),
-            ..EnvStatus::default()
-        });
-    if outcome.is_success() {
-        status.last_applied = Some(CommitRef {
-            commit: commit.id.clone(),
-            at: at.clone(),
-        });
-        status.drift = 0;
-    }
-    if !apps.is_empty() {
-        // As the workers record it (the promotion gate reads both).
-        let mut apps = apps;
-        super::since_healthy(&status.apps, &mut apps, &at);
-        status.apps = apps;
-        status.apps_observed_at = Some(at.clone());
-    }
-    status.last_attempt = Some(Attempt {
-        commit: commit.id.clone(),
-        at: at.clone(),
-        trigger: Trigger::Commit,
-        outcome: outcome.clone(),
-    });
-    match &outcome {
+/// Record one preview sync as the environment workers do
+/// ([`super::worker::record`]): status, history and, under the preview's
+/// Lease `term`, the in-cluster `KeelsonEnvironment` status.
+async fn record(
+    shared: &Shared,
+    env: &str,
+    head: &Checkout,
+    trigger: Trigger,
+    o: EnvOutcome,
+    took: Duration,
+    term: &Option<Arc<Term>>,
+) {
+    match &o.outcome {
         Outcome::Failed { message } => warn!(preview = env, "{message}"),
         o => info!(preview = env, "{}", o.summary()),
     }
-    let entry = SyncRecord::of(env, commit, at, Trigger::Commit, took, outcome, changes);
-    if let Err(e) = shared.store.append_history(&entry) {
-        warn!(preview = env, error = %e, "cannot record the sync in the history");
-    }
-    if let Err(e) = shared.store.put_status(&status) {
-        warn!(preview = env, error = %e, "cannot record the preview's status");
-    }
+    super::worker::record(shared, env, &head.commit, trigger, took, o, term).await;
 }
 
 /// The fence of a Lease term taken with [`hold`].

@@ -216,6 +216,105 @@ pub(crate) async fn let_go(shared: &Shared, term: &Option<Arc<Term>>) {
     }
 }
 
+/// Record one sync of `env` at `commit` everywhere: the sync metrics, the
+/// status in the local store (last applied commit, drift count, apps with
+/// `healthySince`, the last attempt or drift check), the history (a drift
+/// check that found nothing is not history) and, when replicas coordinate,
+/// the in-cluster `KeelsonEnvironment` status, written only while the Lease
+/// `term` still holds. Returns false when the Lease was lost before that
+/// write (always true without coordination). The environment workers and
+/// the preview loop record through it alike.
+pub(crate) async fn record(
+    shared: &Shared,
+    env: &str,
+    commit: &crate::source::CommitInfo,
+    trigger: Trigger,
+    took: std::time::Duration,
+    o: EnvOutcome,
+    term: &Option<Arc<Term>>,
+) -> bool {
+    let EnvOutcome {
+        outcome,
+        apps,
+        changes,
+    } = o;
+    shared.metrics.observe_sync(env, took, &outcome);
+    let at = now_rfc3339();
+    let mut status = match shared.store.status(env) {
+        Ok(Some(st)) => st,
+        Ok(None) => EnvStatus {
+            env: env.to_string(),
+            ..EnvStatus::default()
+        },
+        Err(e) => {
+            warn!(env, error = %e, "cannot read the environment status");
+            EnvStatus {
+                env: env.to_string(),
+                ..EnvStatus::default()
+            }
+        }
+    };
+    let applied_now = matches!(outcome, Outcome::Applied { .. })
+        || (matches!(outcome, Outcome::NoChange)
+            && (trigger != Trigger::Drift || status.last_applied.is_none()));
+    if applied_now {
+        status.last_applied = Some(CommitRef {
+            commit: commit.id.clone(),
+            at: at.clone(),
+        });
+    }
+    match &outcome {
+        Outcome::Drift { count } => status.drift = *count,
+        Outcome::NoChange | Outcome::Applied { .. } => status.drift = 0,
+        _ => {}
+    }
+    if !apps.is_empty() {
+        let mut apps = apps;
+        super::since_healthy(&status.apps, &mut apps, &at);
+        status.apps = apps;
+        status.apps_observed_at = Some(at.clone());
+    }
+    let attempt = Some(Attempt {
+        commit: commit.id.clone(),
+        at: at.clone(),
+        trigger,
+        outcome: outcome.clone(),
+    });
+    if trigger == Trigger::Drift {
+        status.last_drift_check = attempt;
+    } else {
+        status.last_attempt = attempt;
+    }
+    // History first: once status shows an attempt, its history entry exists.
+    // Periodic checks that found nothing are not history.
+    if trigger != Trigger::Drift || !matches!(outcome, Outcome::NoChange) {
+        let record = SyncRecord::of(env, commit, at, trigger, took, outcome, changes);
+        if let Err(e) = shared.store.append_history(&record) {
+            warn!(env, error = %e, "cannot record the sync in the history");
+        }
+    }
+    if let Err(e) = shared.store.put_status(&status) {
+        warn!(env, error = %e, "cannot record the environment status");
+    }
+    let mut recorded = true;
+    if let (Some(coord), Some(t)) = (&shared.coord, term) {
+        // Under the Lease, like every other write to the environment.
+        recorded = false;
+        match t.check().await {
+            // An API error (no CRD, RBAC) is not retried: it would only
+            // fail again; it is logged with each sync.
+            Ok(()) => {
+                recorded = true;
+                if let Err(e) = coord.status.put(&status, coord.leases.identity()).await {
+                    warn!(env, error = %e, "cannot record the status in the cluster");
+                }
+            }
+            Err(why) => warn!(env, "status not written to the cluster: {why}"),
+        }
+    }
+    recorded
+}
+
 /// How soon to ask again for a Lease someone else holds.
 fn lease_retry(shared: &Shared) -> std::time::Duration {
     shared
@@ -267,81 +366,21 @@ async fn sync<R: EnvReconciler>(
     if let Some(r) = renewer {
         r.abort();
     }
-    shared.metrics.observe_sync(env, took, &outcome);
     let commit = &tree.commit;
-    let at = now_rfc3339();
-    let mut status = match shared.store.status(env) {
-        Ok(Some(st)) => st,
-        Ok(None) => EnvStatus {
-            env: env.to_string(),
-            ..EnvStatus::default()
-        },
-        Err(e) => {
-            warn!(env, error = %e, "cannot read the environment status");
-            EnvStatus {
-                env: env.to_string(),
-                ..EnvStatus::default()
-            }
-        }
-    };
-    let applied_now = matches!(outcome, Outcome::Applied { .. })
-        || (matches!(outcome, Outcome::NoChange)
-            && (trigger != Trigger::Drift || status.last_applied.is_none()));
-    if applied_now {
-        status.last_applied = Some(CommitRef {
-            commit: commit.id.clone(),
-            at: at.clone(),
-        });
-    }
-    match &outcome {
-        Outcome::Drift { count } => status.drift = *count,
-        Outcome::NoChange | Outcome::Applied { .. } => status.drift = 0,
-        _ => {}
-    }
-    if !apps.is_empty() {
-        let mut apps = apps;
-        super::since_healthy(&status.apps, &mut apps, &at);
-        status.apps = apps;
-        status.apps_observed_at = Some(at.clone());
-    }
-    let attempt = Some(Attempt {
-        commit: commit.id.clone(),
-        at: at.clone(),
+    let recorded = record(
+        shared,
+        env,
+        commit,
         trigger,
-        outcome: outcome.clone(),
-    });
-    if trigger == Trigger::Drift {
-        status.last_drift_check = attempt;
-    } else {
-        status.last_attempt = attempt;
-    }
-    // History first: once status shows an attempt, its history entry exists.
-    // Periodic checks that found nothing are not history.
-    if trigger != Trigger::Drift || !matches!(outcome, Outcome::NoChange) {
-        let record = SyncRecord::of(env, commit, at, trigger, took, outcome.clone(), changes);
-        if let Err(e) = shared.store.append_history(&record) {
-            warn!(env, error = %e, "cannot record the sync in the history");
-        }
-    }
-    if let Err(e) = shared.store.put_status(&status) {
-        warn!(env, error = %e, "cannot record the environment status");
-    }
-    let mut recorded = true;
-    if let (Some(coord), Some(t)) = (&shared.coord, &term) {
-        // Under the Lease, like every other write to the environment.
-        recorded = false;
-        match t.check().await {
-            // An API error (no CRD, RBAC) is not retried: it would only
-            // fail again; it is logged with each sync.
-            Ok(()) => {
-                recorded = true;
-                if let Err(e) = coord.status.put(&status, coord.leases.identity()).await {
-                    warn!(env, error = %e, "cannot record the status in the cluster");
-                }
-            }
-            Err(why) => warn!(env, "status not written to the cluster: {why}"),
-        }
-    }
+        took,
+        EnvOutcome {
+            outcome: outcome.clone(),
+            apps,
+            changes,
+        },
+        &term,
+    )
+    .await;
     let_go(shared, &term).await;
     match &outcome {
         Outcome::Invalid { diagnostics } => {

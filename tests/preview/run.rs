@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keelson::controller::webhook::sign;
+use kube_apiserver::Gvr;
 use serde_json::{Value, json};
 
 use super::Harness;
@@ -243,6 +244,21 @@ fn merge_requests_make_update_and_release_previews() {
         ]);
         assert_eq!(code, 0, "{out}\n{err}");
     });
+    // One replica under Leases: previews are applied, released and
+    // recorded under their environment's Lease, and /status reads every
+    // environment's status from the in-cluster `KeelsonEnvironment`s.
+    h.srv
+        .create_object(
+            &Gvr::parse("apiextensions.k8s.io/v1/customresourcedefinitions"),
+            "test",
+            keelson::record::kube::crd(),
+        )
+        .unwrap();
+    h.edit(
+        "keelson.yaml",
+        "controller:\n",
+        "controller:\n  leases: {cluster: dev, namespace: keelson-system}\n",
+    );
     let run = Run::start(&h, &config);
 
     run.wait("MR 1 has its preview", || image(&h, one).is_some());
@@ -308,7 +324,17 @@ fn merge_requests_make_update_and_release_previews() {
             .cloned()
             .unwrap_or(Value::Null)
     };
-    // Recorded as the workers record environments: apps and when observed.
+    // Recorded as the workers record environments: apps and when observed,
+    // in the preview's `KeelsonEnvironment`.
+    let object = h.get(
+        "keelson.dev/v1/keelsonenvironments",
+        Some("keelson-system"),
+        "preview-storefront-1",
+    );
+    assert!(
+        object.is_some_and(|o| o["status"]["lastAttempt"].is_object()),
+        "{st:#}"
+    );
     let one_status = env("preview-storefront-1");
     assert_eq!(one_status["apps"][0]["name"], "storefront", "{st:#}");
     assert!(one_status["appsObservedAt"].is_string(), "{st:#}");
