@@ -32,6 +32,18 @@ pub async fn confirm<C: Cluster>(
     opts: &ApplyOptions,
     creates: bool,
 ) -> Result<(), ClusterError> {
+    let todo: Vec<usize> = plan
+        .changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.intent.confirm || (creates && c.action == Action::Create))
+        .filter(|(_, c)| c.apply.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    if todo.is_empty() {
+        // Nothing to ask: do not index thousands of live objects.
+        return Ok(());
+    }
     let by_key: HashMap<_, &Json> = live
         .owned
         .iter()
@@ -48,14 +60,6 @@ pub async fn confirm<C: Cluster>(
                 o,
             )
         })
-        .collect();
-    let todo: Vec<usize> = plan
-        .changes
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.intent.confirm || (creates && c.action == Action::Create))
-        .filter(|(_, c)| c.apply.is_some())
-        .map(|(i, _)| i)
         .collect();
     let results: Vec<(usize, Result<Json, ClusterError>)> = stream::iter(todo)
         .map(|i| {

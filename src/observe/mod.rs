@@ -314,16 +314,18 @@ pub async fn observe<C: Cluster>(
             .or_default()
             .insert(ns.to_string());
     };
-    for o in desired {
-        let id = ObjectId::of(o);
-        add(&id.api_version, &id.kind, &id.namespace);
-    }
-    for id in inventory.iter().flat_map(|i| i.objects.iter()) {
+    // Each id is taken once: thousands of objects pass through here.
+    let desired_ids: Vec<ObjectId> = desired.iter().map(ObjectId::of).collect();
+    for id in desired_ids
+        .iter()
+        .chain(inventory.iter().flat_map(|i| i.objects.iter()))
+    {
         add(&id.api_version, &id.kind, &id.namespace);
     }
     let selector = env_selector(env);
-    let wanted: HashMap<ObjectId, &Json> = desired.iter().map(|o| (ObjectId::of(o), o)).collect();
+    let wanted: HashMap<&ObjectId, &Json> = desired_ids.iter().zip(desired).collect();
     let mut owned = Vec::new();
+    let mut owned_ids = Vec::new();
     let mut cleared = HashSet::new();
     let mut keep = |o: Json| {
         let id = ObjectId::of(&o);
@@ -332,10 +334,11 @@ pub async fn observe<C: Cluster>(
             .is_some_and(|d| ownership::clears(d, &o, manual))
         {
             owned.push(headless(o));
-            cleared.insert(id);
+            cleared.insert(id.clone());
         } else {
             owned.push(slim(o));
         }
+        owned_ids.push(id);
     };
     let mut unresolved = BTreeSet::new();
     for ((api_version, kind), namespaces) in &kinds {
@@ -359,25 +362,21 @@ pub async fn observe<C: Cluster>(
             cluster.list_each(&res, None, &selector, &mut keep).await?;
         }
     }
-    let owned_ids: Vec<ObjectId> = owned.iter().map(ObjectId::of).collect();
-    let owned_keys: std::collections::HashSet<(&str, &str, &str, &str)> =
+    let owned_keys: HashSet<(&str, &str, &str, &str)> =
         owned_ids.iter().map(ObjectId::key).collect();
-    let missing_namespaces: BTreeSet<String> = desired
+    let missing_namespaces: BTreeSet<&str> = desired_ids
         .iter()
-        .filter(|o| o.get("kind").and_then(Json::as_str) == Some("Namespace"))
-        .map(ObjectId::of)
-        .filter(|id| !owned_keys.contains(&id.key()))
-        .map(|id| id.name)
+        .filter(|id| id.kind == "Namespace" && !owned_keys.contains(&id.key()))
+        .map(|id| id.name.as_str())
         .collect();
     let mut absent_namespaces = BTreeSet::new();
-    for ns in &missing_namespaces {
+    for ns in missing_namespaces {
         if !namespace_exists(cluster, ns).await? {
-            absent_namespaces.insert(ns.clone());
+            absent_namespaces.insert(ns.to_string());
         }
     }
     let mut foreign = Vec::new();
-    for o in desired {
-        let id = ObjectId::of(o);
+    for id in &desired_ids {
         if owned_keys.contains(&id.key()) || unresolved.contains(&id.kind) {
             continue;
         }
@@ -423,7 +422,7 @@ async fn delegations<C: Cluster>(
                 Some("Deployment" | "StatefulSet" | "ReplicaSet")
             )
         })
-        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Json::as_str))
+        .filter_map(|o| o.get("metadata")?.get("namespace")?.as_str())
         .collect();
     if namespaces.is_empty() {
         return Ok(Vec::new());
@@ -459,7 +458,8 @@ fn slim(mut o: Json) -> Json {
         m.remove("status");
     }
     if let Some(entries) = o
-        .pointer_mut("/metadata/managedFields")
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("managedFields"))
         .and_then(Json::as_array_mut)
     {
         for e in entries.iter_mut().filter_map(Json::as_object_mut) {

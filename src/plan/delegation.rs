@@ -26,11 +26,11 @@ impl Delegation {
     /// The delegation an HPA (`autoscaling/v1` or `v2`) makes, if it names
     /// a target.
     pub fn from_hpa(hpa: &Json) -> Option<Delegation> {
-        let by = ObjectId::of(hpa);
-        if by.kind != "HorizontalPodAutoscaler" {
+        if hpa.get("kind").and_then(Json::as_str) != Some("HorizontalPodAutoscaler") {
             return None;
         }
-        let t = hpa.pointer("/spec/scaleTargetRef")?;
+        let by = ObjectId::of(hpa);
+        let t = hpa.get("spec")?.get("scaleTargetRef")?;
         let kind = t.get("kind")?.as_str()?.to_string();
         let name = t.get("name")?.as_str()?.to_string();
         let group = t
@@ -77,6 +77,9 @@ pub fn in_env(desired: &[Json], live: &[Delegation]) -> ByTarget {
 
 /// The delegations of one object.
 pub fn of<'a>(all: &'a ByTarget, id: &ObjectId) -> &'a [Delegation] {
+    if all.is_empty() {
+        return &[];
+    }
     let key = (
         id.group().to_string(),
         id.kind.clone(),

@@ -172,8 +172,9 @@ impl FieldTree {
     }
 }
 
-/// A fieldsV1 key with its `k:`/`v:` JSON in canonical form.
-fn canonical_key(k: &str) -> String {
+/// A fieldsV1 key with its `k:`/`v:` JSON in canonical form (any other
+/// key as it is).
+pub fn canonical_key(k: &str) -> String {
     for prefix in ["k:", "v:"] {
         if let Some(json) = k.strip_prefix(prefix)
             && let Ok(j) = serde_json::from_str::<Json>(json)

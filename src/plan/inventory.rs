@@ -344,7 +344,8 @@ impl Inventory {
 
 /// Whether `o` is an inventory ConfigMap (head or part).
 pub fn is_inventory(o: &Json) -> bool {
-    o.pointer("/metadata/labels")
+    o.get("metadata")
+        .and_then(|m| m.get("labels"))
         .and_then(|l| l.get(LABEL))
         .is_some()
 }

@@ -18,7 +18,7 @@ pub mod lifecycle;
 pub mod ownership;
 pub mod takeover;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use globset::Glob;
@@ -53,19 +53,18 @@ pub struct ObjectId {
 }
 
 impl ObjectId {
-    /// The id of an object.
+    /// The id of an object: its `apiVersion`, `kind`, `metadata.namespace`
+    /// and `metadata.name`, each empty when missing or not a string.
     pub fn of(o: &Json) -> ObjectId {
-        let s = |p: &str| {
-            o.pointer(p)
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        // Direct lookups: `Value::pointer` allocates to unescape each token,
+        // and ids are taken of every object of an environment.
+        let s = |v: Option<&Json>| v.and_then(Json::as_str).unwrap_or_default().to_string();
+        let meta = o.get("metadata");
         ObjectId {
-            api_version: s("/apiVersion"),
-            kind: s("/kind"),
-            namespace: s("/metadata/namespace"),
-            name: s("/metadata/name"),
+            api_version: s(o.get("apiVersion")),
+            kind: s(o.get("kind")),
+            namespace: s(meta.and_then(|m| m.get("namespace"))),
+            name: s(meta.and_then(|m| m.get("name"))),
         }
     }
 
@@ -276,7 +275,6 @@ pub struct LiveEnv {
 /// Plan one environment.
 pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
     let mut changes = Vec::new();
-    let mut desired_ids = BTreeSet::new();
     let owned: BTreeMap<ObjectId, &Json> = live
         .owned
         .iter()
@@ -305,7 +303,6 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
     let delegations = delegation::in_env(&desired.objects, &live.delegations);
     for d in &desired.objects {
         let id = ObjectId::of(d);
-        desired_ids.insert(id.clone());
         let ignored = ignored_pointers(&desired.ignore, &id);
         let mut exempt = ignored.clone();
         let delegated = delegation::of(&delegations, &id);
@@ -527,15 +524,17 @@ fn ignored_pointers(rules: &[IgnoreRule], id: &ObjectId) -> Vec<String> {
 }
 
 fn label<'a>(o: &'a Json, key: &str) -> Option<&'a str> {
-    o.pointer("/metadata/labels")
-        .and_then(|l| l.get(key))
-        .and_then(Json::as_str)
+    meta_str(o, "labels", key)
 }
 
 fn annotation<'a>(o: &'a Json, key: &str) -> Option<&'a str> {
-    o.pointer("/metadata/annotations")
-        .and_then(|l| l.get(key))
-        .and_then(Json::as_str)
+    meta_str(o, "annotations", key)
+}
+
+/// `metadata.<map>.<key>` of an object as a string, by direct lookups
+/// (no JSON pointer parsing on the per-object path).
+pub fn meta_str<'a>(o: &'a Json, map: &str, key: &str) -> Option<&'a str> {
+    o.get("metadata")?.get(map)?.get(key)?.as_str()
 }
 
 #[cfg(test)]

@@ -19,9 +19,11 @@
 //! Anything else falls to a server-side dry run (or, offline, to the local
 //! normaliser in [`super::compare`]).
 
+use std::borrow::Cow;
+
 use serde_json::Value as Json;
 
-use super::fields::{FieldTree, canonical, keys_in, pointer_of};
+use super::fields::{FieldTree, canonical, canonical_key, keys_in, pointer_of};
 use crate::render::objects::APPLIED_HASH_ANNOTATION;
 
 /// Managers whose writes are manual edits: drift that keelson takes over and
@@ -271,13 +273,8 @@ pub fn unchanged(
     owners: &Owners,
     exempt: &[String],
 ) -> Result<(), Doubt> {
-    let hash = |o: &Json| {
-        o.pointer("/metadata/annotations")
-            .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
-            .and_then(Json::as_str)
-            .map(str::to_string)
-    };
-    if hash(want).is_none() || hash(want) != hash(live) {
+    let hash = super::meta_str(want, "annotations", APPLIED_HASH_ANNOTATION);
+    if hash.is_none() || hash != super::meta_str(live, "annotations", APPLIED_HASH_ANNOTATION) {
         return Err(Doubt::Hash);
     }
     match &owners.keelson {
@@ -300,17 +297,63 @@ pub fn unchanged(
 /// keelson's entry owns every field of the whole desired object, and no
 /// manual manager has an entry at all). Anything else keeps its body for
 /// the plan to judge.
+///
+/// Runs for every listed object, so it reads keelson's fieldsV1 as JSON
+/// (see `Set`) instead of building a [`FieldTree`] of every manager's
+/// fields as [`Owners::of`] does.
 pub fn clears(desired: &Json, live: &Json, manual: &[String]) -> bool {
-    fn hash(o: &Json) -> Option<&str> {
-        o.pointer("/metadata/annotations")
-            .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
-            .and_then(Json::as_str)
+    fn str_of<'a>(e: &'a Json, k: &str) -> &'a str {
+        e.get(k).and_then(Json::as_str).unwrap_or("")
     }
-    if hash(desired).is_none() || hash(desired) != hash(live) {
+    let entries: Vec<&Json> = live
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Json::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let names: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                str_of(e, "manager"),
+                str_of(e, "operation"),
+                str_of(e, "subresource"),
+            )
+        })
+        .collect();
+    let fields = |i: usize| Cow::Borrowed(entries[i].get("fieldsV1").unwrap_or(&Json::Null));
+    let hash = super::meta_str(live, "annotations", APPLIED_HASH_ANNOTATION);
+    clears_entries(desired, hash, &names, &fields, manual)
+}
+
+/// [`clears`] from the parts of a live object it reads: its applied hash,
+/// its `managedFields` entries as (manager, operation, subresource), and
+/// `fields(i)`, the fieldsV1 of entry `i`, asked only for keelson's entry.
+pub fn clears_entries<'f>(
+    desired: &Json,
+    live_hash: Option<&str>,
+    entries: &[(&str, &str, &str)],
+    fields: &dyn Fn(usize) -> Cow<'f, Json>,
+    manual: &[String],
+) -> bool {
+    let hash = super::meta_str(desired, "annotations", APPLIED_HASH_ANNOTATION);
+    if hash.is_none() || hash != live_hash {
         return false;
     }
-    let owners = Owners::of(live, super::FIELD_MANAGER, manual);
-    if !owners.manual.is_empty() {
+    // keelson's `Apply` entries: one, as the server keeps them; were there
+    // more, their union is taken, as the plan does.
+    let mut mine = Vec::new();
+    for (i, (name, op, sub)) in entries.iter().enumerate() {
+        if *sub == "status" {
+            continue;
+        }
+        if *name == super::FIELD_MANAGER && *op == "Apply" && sub.is_empty() {
+            mine.push(i);
+        } else if manual.iter().any(|m| m == name) {
+            return false;
+        }
+    }
+    if mine.is_empty() {
         return false;
     }
     // What keelson applies of a Secret is its folded form.
@@ -323,10 +366,14 @@ pub fn clears(desired: &Json, live: &Json, manual: &[String]) -> bool {
     } else {
         desired
     };
-    owners
-        .keelson
-        .as_ref()
-        .is_some_and(|mine| covers(mine, want, Level::Top))
+    if let [i] = mine[..] {
+        return covers(&*fields(i), want, Level::Top);
+    }
+    let mut union = FieldTree::default();
+    for i in mine {
+        union.union(&FieldTree::parse(&fields(i)));
+    }
+    covers(&union, want, Level::Top)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -336,10 +383,69 @@ enum Level {
     Inner,
 }
 
+/// A field set [`covers`] can walk: parsed ([`FieldTree`]), or a fieldsV1
+/// object read where it lies (`Json`), whose `k:`/`v:` keys are compared
+/// canonically only when the server's spelling is not the canonical one.
+trait Set {
+    /// The subtree at `key` (a canonical fieldsV1 key).
+    fn child(&self, key: &str) -> Option<&Self>;
+    /// Owned as a whole: a member with no children (an atomic map or list).
+    fn whole(&self) -> bool;
+    /// The key field names of a keyed list, from a `k:` child.
+    fn list_keys(&self) -> Option<Vec<String>>;
+    /// Whether the set holds items of a set list (`v:` children).
+    fn has_values(&self) -> bool;
+}
+
+impl Set for FieldTree {
+    fn child(&self, key: &str) -> Option<&Self> {
+        FieldTree::child(self, key)
+    }
+    fn whole(&self) -> bool {
+        self.is_member() && self.keys().next().is_none()
+    }
+    fn list_keys(&self) -> Option<Vec<String>> {
+        keys_in(self)
+    }
+    fn has_values(&self) -> bool {
+        self.keys().any(|k| k.starts_with("v:"))
+    }
+}
+
+impl Set for Json {
+    fn child(&self, key: &str) -> Option<&Self> {
+        let m = self.as_object()?;
+        if let Some(c) = m.get(key) {
+            return Some(c);
+        }
+        // Servers write keys canonically (sorted, compact); compare any
+        // other spelling the way `FieldTree::parse` does.
+        let prefix = key.get(..2).filter(|p| *p == "k:" || *p == "v:")?;
+        m.iter()
+            .find(|(k, _)| k.starts_with(prefix) && canonical_key(k) == key)
+            .map(|(_, c)| c)
+    }
+    fn whole(&self) -> bool {
+        self.as_object().is_some_and(|m| m.keys().all(|k| k == "."))
+    }
+    fn list_keys(&self) -> Option<Vec<String>> {
+        let k = self.as_object()?.keys().find(|k| k.starts_with("k:"))?;
+        match serde_json::from_str::<Json>(&k[2..]) {
+            Ok(Json::Object(m)) => Some(m.keys().cloned().collect()),
+            _ => None,
+        }
+    }
+    fn has_values(&self) -> bool {
+        self.as_object()
+            .is_some_and(|m| m.keys().any(|k| k.starts_with("v:")))
+    }
+}
+
 /// Whether field set `t` owns every field `v` sets. How a list is keyed is
 /// read from `t` itself (its `k:`/`v:` children), so no schema is needed:
 /// a list the server treats as atomic is owned as a whole.
-fn covers(t: &FieldTree, v: &Json, level: Level) -> bool {
+fn covers<S: Set>(t: &S, v: &Json, level: Level) -> bool {
+    let mut key = String::new();
     match v {
         Json::Object(m) => m.iter().all(|(k, c)| {
             let skip = match level {
@@ -360,10 +466,13 @@ fn covers(t: &FieldTree, v: &Json, level: Level) -> bool {
             if skip || c.is_null() {
                 return true;
             }
-            let Some(sub) = t.child(&format!("f:{k}")) else {
+            key.clear();
+            key.push_str("f:");
+            key.push_str(k);
+            let Some(sub) = t.child(&key) else {
                 return false;
             };
-            if sub.is_member() && sub.keys().next().is_none() {
+            if sub.whole() {
                 // Owned as a whole: an atomic map (a label selector) or list.
                 return true;
             }
@@ -382,12 +491,12 @@ fn covers(t: &FieldTree, v: &Json, level: Level) -> bool {
     }
 }
 
-fn covers_list(t: &FieldTree, items: &[Json]) -> bool {
-    if items.is_empty() || (t.is_member() && t.keys().next().is_none()) {
+fn covers_list<S: Set>(t: &S, items: &[Json]) -> bool {
+    if items.is_empty() || t.whole() {
         // Empty, or atomic: owned as a whole.
         return true;
     }
-    if let Some(names) = keys_in(t) {
+    if let Some(names) = t.list_keys() {
         return items.iter().all(|item| {
             let mut key = serde_json::Map::new();
             for n in &names {
@@ -408,7 +517,7 @@ fn covers_list(t: &FieldTree, items: &[Json]) -> bool {
             })
         });
     }
-    if t.keys().any(|k| k.starts_with("v:")) {
+    if t.has_values() {
         return items
             .iter()
             .all(|i| t.child(&format!("v:{}", canonical(i))).is_some());
@@ -460,6 +569,42 @@ mod tests {
         let o = Owners::of(&live, "keelson", &manual());
         assert_eq!(unchanged(&want, &live, &o, &[]), Ok(()));
         assert!(clears(&want, &live, &manual()), "observe may drop its body");
+    }
+
+    #[test]
+    fn clears_reads_item_keys_in_any_spelling_and_unions_several_entries() {
+        let want = deployment("x:1", "h1");
+        // An item key with its fields in another order than canonical.
+        let mut f = keelson_fields();
+        f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]["f:ports"] = json!({
+            "k:{\"protocol\":\"TCP\",\"containerPort\":8080}": {".": {}, "f:containerPort": {}}});
+        let live = live_with(
+            json!([{"manager": "keelson", "operation": "Apply", "fieldsV1": f}]),
+            "x:1",
+        );
+        assert!(clears(&want, &live, &manual()));
+        // A port keelson does not own is not cleared, in either spelling.
+        let mut other = want.clone();
+        other["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] =
+            json!(9090);
+        assert!(!clears(&other, &live, &manual()));
+        // keelson's fields split over two Apply entries: their union counts.
+        let all = keelson_fields();
+        let meta = json!({"f:metadata": all["f:metadata"].clone()});
+        let spec = json!({"f:spec": all["f:spec"].clone()});
+        let live = live_with(
+            json!([
+                {"manager": "keelson", "operation": "Apply", "fieldsV1": meta},
+                {"manager": "keelson", "operation": "Apply", "fieldsV1": spec.clone()}
+            ]),
+            "x:1",
+        );
+        assert!(clears(&want, &live, &manual()));
+        let live = live_with(
+            json!([{"manager": "keelson", "operation": "Apply", "fieldsV1": spec}]),
+            "x:1",
+        );
+        assert!(!clears(&want, &live, &manual()), "the labels are not owned");
     }
 
     #[test]
