@@ -57,7 +57,7 @@ async fn webhook(running: &Running) {
         "sha256={}",
         hex::encode(sign(SECRET.as_bytes(), body.as_bytes()))
     );
-    let status = reqwest::Client::new()
+    let status = keelson::http::client()
         .post(format!("http://{}/hooks/git", running.addr()))
         .header("X-Hub-Signature-256", sig)
         .header("X-GitHub-Event", "push")

@@ -13,6 +13,7 @@ pub mod config;
 pub mod controller;
 pub mod diag;
 pub mod forge;
+pub mod http;
 pub mod observe;
 pub mod plan;
 pub mod preview;

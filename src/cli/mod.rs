@@ -51,7 +51,7 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     // Several crates bring rustls; pick one crypto provider for all of them.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::http::install_crypto_provider();
     // clap exits 2 on a usage error, which keelson reserves for "changes
     // planned or applied": every error is 1.
     let cli = match Cli::try_parse() {

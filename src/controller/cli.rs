@@ -275,7 +275,7 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = crate::http::client();
         if let (Some(env), true) = (&args.env, args.history) {
             let report: StatusReport =
                 fetch_json(client.get(format!("{server}/status")), &server).await?;
@@ -353,7 +353,7 @@ impl StatusSource {
                 ),
             };
             let report: StatusReport = fetch_json(
-                reqwest::Client::new().get(format!("{server}/status")),
+                crate::http::client().get(format!("{server}/status")),
                 &server,
             )
             .await?;

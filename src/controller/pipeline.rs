@@ -42,7 +42,7 @@ impl KubeReconciler {
     pub fn new(config: Option<Config>, options: Options) -> Result<Self, ClusterError> {
         // The kube and Rancher clients need a process-wide TLS provider; the
         // binary installs it in `cli::main`, library users get it here.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::http::install_crypto_provider();
         Ok(KubeReconciler {
             inner: Arc::new(Inner {
                 previews: config

@@ -102,7 +102,7 @@ pub struct Reporter {
 impl Reporter {
     /// A reporter for `config`.
     pub fn new(config: ReporterConfig) -> Reporter {
-        let client = reqwest::Client::builder()
+        let client = crate::http::client_builder()
             .user_agent(concat!("keelson/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(15))
             .build()

@@ -84,8 +84,7 @@ impl Forge {
         }
         let api = cfg.api_url();
         check_url(&api)?;
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_rustls()
+        let mut builder = crate::http::client_builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("keelson/", env!("CARGO_PKG_VERSION")));

@@ -112,8 +112,7 @@ impl RancherClient {
             .timeout_seconds
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TIMEOUT);
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_rustls()
+        let mut builder = crate::http::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("keelson/", env!("CARGO_PKG_VERSION")));
@@ -470,7 +469,7 @@ mod tests {
     #[test]
     fn next_page_keeps_path_and_query_and_drops_the_host() {
         let c = RancherClient::with_http(
-            reqwest::Client::new(),
+            crate::http::client(),
             "https://rancher.example.com/rancher",
             Token::new("t"),
             DEFAULT_TIMEOUT,

@@ -78,7 +78,7 @@ impl Controller {
     }
 
     async fn hook(&self, headers: &[(&str, String)], body: &str) -> u16 {
-        let mut req = reqwest::Client::new()
+        let mut req = keelson::http::client()
             .post(format!("{}/hooks/git", self.base))
             .body(body.to_string());
         for (k, v) in headers {
@@ -152,7 +152,7 @@ async fn edit_replicas(srv: &TestServer, replicas: u32) {
 
 /// Merge-patch the prod orders Deployment as `kubectl edit` would.
 async fn patch_orders(srv: &TestServer, patch: Value) {
-    let status = reqwest::Client::new()
+    let status = keelson::http::client()
         .patch(format!(
             "{}/apis/apps/v1/namespaces/shop-prod/deployments/orders?fieldManager=kubectl-edit",
             srv.url()

@@ -75,8 +75,6 @@ async fn start_driver(driver: &Path) -> Driver {
 }
 
 async fn browser(d: &Driver, chromium: &Path) -> Client {
-    // Two rustls providers are compiled into the test binary; pick one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     // The flags of a sandboxed, offline machine: no GPU, no background
     // networking (the machine's closed network refuses it), a fresh profile.
     let caps = serde_json::json!({
@@ -94,8 +92,9 @@ async fn browser(d: &Driver, chromium: &Path) -> Client {
         serde_json::Value::Object(m) => m,
         _ => unreachable!(),
     };
-    ClientBuilder::rustls()
-        .unwrap()
+    // chromedriver listens on loopback over plain HTTP: no TLS connector.
+    let http = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(http)
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{}", d.port))
         .await

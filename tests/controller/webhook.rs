@@ -17,7 +17,7 @@ async fn post(
     // outlives the test runtime that opened it.
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     let client = CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
+        keelson::http::client_builder()
             .pool_max_idle_per_host(0)
             .build()
             .unwrap()

@@ -116,7 +116,7 @@ async fn webhook_commits_leave_descriptors_and_memory_flat() {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("did not start: {line:?}"))
         .to_string();
-    let client = reqwest::Client::new();
+    let client = keelson::http::client();
     let body = r#"{"ref":"refs/heads/main"}"#;
     let signature = format!(
         "sha256={}",

@@ -752,7 +752,7 @@ fn a_refused_token_is_reported_and_never_printed() {
 fn the_fake_refuses_requests_of_the_wrong_shape() {
     let gh = FakeForge::start(Flavour::GitHub);
     let gl = FakeForge::start(Flavour::GitLab);
-    let http = reqwest::Client::new();
+    let http = keelson::http::client();
     let pulls = format!("{}/repos/{REPOSITORY}/pulls", gh.api_url);
     let ok = |r: reqwest::RequestBuilder| {
         r.bearer_auth(GITHUB_TOKEN)

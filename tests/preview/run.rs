@@ -139,7 +139,7 @@ impl Run {
             .build()
             .unwrap();
         rt.block_on(async {
-            reqwest::Client::new()
+            keelson::http::client()
                 .post(format!("{}/hooks/git", self.base))
                 .header("X-GitHub-Event", event)
                 .header("X-Hub-Signature-256", sig)

@@ -101,7 +101,7 @@ pub async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let http = reqwest::Client::new();
+    let http = keelson::http::client();
     let mut req = http
         .request(method, format!("{}{}", server.url(), path))
         .bearer_auth(DEFAULT_TOKEN);

@@ -63,7 +63,7 @@ async fn pagination_behind_a_host_rewriting_proxy_follows_path_and_query() {
     }
     let proxy = Arc::new(Proxy {
         upstream: server.url().to_string(),
-        http: reqwest::Client::new(),
+        http: keelson::http::client(),
         forwarded: AtomicUsize::new(0),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -76,7 +76,7 @@ async fn pagination_behind_a_host_rewriting_proxy_follows_path_and_query() {
     });
 
     let client = RancherClient::with_http(
-        reqwest::Client::new(),
+        keelson::http::client(),
         &proxy_url,
         Token::new(DEFAULT_TOKEN),
         Duration::from_secs(10),

@@ -70,9 +70,9 @@ impl TestCa {
             CertificateDer::from(self.ca_der.clone()),
         ];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
-        // Name the provider: when several rustls backends are compiled in, the
-        // process default is ambiguous.
-        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        // Name the provider rather than rely on the process default: ring, the
+        // one keelson's clients use (tests/kube-apiserver does the same).
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
         ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
