@@ -82,11 +82,17 @@ async fn keelson_run_serves_and_stops_cleanly_on_sigterm() {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("{line}"))
         .to_string();
-    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let health = keelson::http::client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let st: serde_json::Value = reqwest::get(format!("{base}/status"))
+        let st: serde_json::Value = keelson::http::client()
+            .get(format!("{base}/status"))
+            .send()
             .await
             .unwrap()
             .json()

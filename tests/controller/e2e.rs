@@ -54,7 +54,9 @@ impl Controller {
     }
 
     pub(crate) async fn get_json(&self, path: &str) -> Value {
-        reqwest::get(format!("{}{path}", self.base))
+        keelson::http::client()
+            .get(format!("{}{path}", self.base))
+            .send()
             .await
             .unwrap()
             .json()
@@ -329,15 +331,21 @@ async fn keelson_run_keeps_the_test_cluster_at_the_repository() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(replicas(&srv), 3);
-    let history = ctl.get_json("/history?env=prod").await;
-    assert!(
-        history
+    // The revert is live before its sync is recorded: wait for the record.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let history = ctl.get_json("/history?env=prod").await;
+        let recorded = history
             .as_array()
             .unwrap()
             .iter()
-            .any(|h| h["trigger"] == "drift" && h["outcome"]["result"] == "applied"),
-        "{history:#}"
-    );
+            .any(|h| h["trigger"] == "drift" && h["outcome"]["result"] == "applied");
+        if recorded {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{history:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     ctl.stop();
 
     // Phase 2: restarted with an hour-long poll and no self-heal.
@@ -444,7 +452,9 @@ async fn keelson_run_keeps_the_test_cluster_at_the_repository() {
         "drift"
     );
     assert_eq!(replicas(&srv), 7);
-    let metrics = reqwest::get(format!("{}/metrics", ctl.base))
+    let metrics = keelson::http::client()
+        .get(format!("{}/metrics", ctl.base))
+        .send()
         .await
         .unwrap()
         .text()

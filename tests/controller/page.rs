@@ -66,7 +66,7 @@ async fn start_driver(driver: &Path) -> Driver {
     };
     let url = format!("http://127.0.0.1:{port}/status");
     for _ in 0..100 {
-        if reqwest::get(&url).await.is_ok() {
+        if keelson::http::client().get(&url).send().await.is_ok() {
             return d;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

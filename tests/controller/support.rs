@@ -270,7 +270,9 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// GET `path` from the controller; returns status and body.
 pub async fn get(running: &Running, path: &str) -> (u16, String) {
-    let resp = reqwest::get(format!("http://{}{path}", running.addr()))
+    let resp = keelson::http::client()
+        .get(format!("http://{}{path}", running.addr()))
+        .send()
         .await
         .unwrap();
     let status = resp.status().as_u16();

@@ -193,7 +193,9 @@ async fn paused_and_killed_replicas_never_overlap_writers() {
         .find(|id| **id != victim)
         .unwrap()
         .clone();
-    let status: serde_json::Value = reqwest::get(format!("{}/status", fleet.addrs[&survivor]))
+    let status: serde_json::Value = keelson::http::client()
+        .get(format!("{}/status", fleet.addrs[&survivor]))
+        .send()
         .await
         .unwrap()
         .json()

@@ -47,9 +47,17 @@ async fn sigterm_mid_health_wait_exits_in_time_and_releases_the_lease() {
     let termed = Instant::now();
     fleet.signal("replica-0", "TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let health = keelson::http::client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200, "/healthz while draining");
-    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    let ready = keelson::http::client()
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503, "/readyz while draining");
     assert!(ready.text().await.unwrap().contains("shutting down"));
 

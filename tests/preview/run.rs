@@ -159,7 +159,9 @@ impl Run {
             .build()
             .unwrap();
         rt.block_on(async {
-            reqwest::get(format!("{}/status", self.base))
+            keelson::http::client()
+                .get(format!("{}/status", self.base))
+                .send()
                 .await
                 .unwrap()
                 .json()

@@ -92,7 +92,9 @@ async fn collections_resources_errors_and_filters_have_ranchers_shapes() {
          project.spec.namespaceDefaultResourceQuota: Required value: required when resourceQuota is set"
     );
 
-    let anon = reqwest::get(format!("{}/v3/projects", server.url()))
+    let anon = keelson::http::client()
+        .get(format!("{}/v3/projects", server.url()))
+        .send()
         .await
         .unwrap();
     assert_eq!(anon.status().as_u16(), 401);
