@@ -194,7 +194,7 @@ impl Cluster for AnyCluster {
         res: &Resource,
         ns: Option<&str>,
         sel: &str,
-        each: &mut (dyn FnMut(Json) + Send),
+        each: &mut (dyn FnMut(&serde_json::value::RawValue) + Send),
     ) -> Result<(), ClusterError> {
         match self {
             AnyCluster::Kube(c) => c.list_each(res, ns, sel, each).await,

@@ -75,6 +75,16 @@ impl<C: Cluster> Cluster for FencedCluster<'_, C> {
         self.inner.list(res, namespace, selector).await
     }
 
+    async fn list_each(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+        each: &mut (dyn FnMut(&serde_json::value::RawValue) + Send),
+    ) -> Result<(), ClusterError> {
+        self.inner.list_each(res, namespace, selector, each).await
+    }
+
     async fn get(
         &self,
         res: &Resource,

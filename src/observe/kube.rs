@@ -10,6 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use super::{Cluster, ClusterError, Resource, builtin};
 use crate::plan::FIELD_MANAGER;
@@ -232,6 +233,21 @@ fn cannot_connect(e: &kube::Error) -> bool {
     false
 }
 
+/// A LIST page: its items left raw.
+#[derive(serde::Deserialize)]
+struct Page<'a> {
+    metadata: Option<PageMeta>,
+    #[serde(borrow)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+/// A LIST page's `metadata`: the token of the next page.
+#[derive(serde::Deserialize)]
+struct PageMeta {
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
+}
+
 fn to_json(o: DynamicObject) -> Json {
     serde_json::to_value(o).unwrap_or(Json::Null)
 }
@@ -280,8 +296,10 @@ impl Cluster for KubeCluster {
         selector: &str,
     ) -> Result<Vec<Json>, ClusterError> {
         let mut out = Vec::new();
-        self.list_each(res, namespace, selector, &mut |o| out.push(o))
-            .await?;
+        self.list_each(res, namespace, selector, &mut |raw| {
+            out.push(super::listed::whole(raw, res))
+        })
+        .await?;
         Ok(out)
     }
 
@@ -290,10 +308,11 @@ impl Cluster for KubeCluster {
         res: &Resource,
         namespace: Option<&str>,
         selector: &str,
-        each: &mut (dyn FnMut(Json) + Send),
+        each: &mut (dyn FnMut(&RawValue) + Send),
     ) -> Result<(), ClusterError> {
-        // Raw JSON pages, parsed once: no typed round trip for thousands of
-        // objects; each page is handed on before the next is read.
+        // Raw JSON pages: the page is split into its items unparsed, and
+        // each is handed on as raw JSON for the caller to parse as far as it
+        // needs; each page is handed on before the next is read.
         let ar = api_resource(res);
         let ns = namespace.filter(|_| res.namespaced);
         let url = <DynamicObject as kube::Resource>::url_path(&ar, ns);
@@ -307,25 +326,24 @@ impl Cluster for KubeCluster {
                     unreachable: false,
                 }
             })?;
-            let mut page: Json = self
+            let text = self
                 .client
-                .request(req)
+                .request_text(req)
                 .await
                 .map_err(|e| map_err("list", what(res, namespace, "*"), e))?;
+            let page: Page<'_> = serde_json::from_str(&text).map_err(|e| {
+                map_err(
+                    "list",
+                    what(res, namespace, "*"),
+                    kube::Error::SerdeError(e),
+                )
+            })?;
             let next = page
-                .pointer("/metadata/continue")
-                .and_then(Json::as_str)
-                .filter(|c| !c.is_empty())
-                .map(str::to_string);
-            if let Some(Json::Array(items)) = page.get_mut("items").map(Json::take) {
-                for mut o in items {
-                    // Lists omit kind/apiVersion on items; put them back.
-                    if let Some(m) = o.as_object_mut() {
-                        m.insert("apiVersion".into(), Json::String(res.api_version()));
-                        m.insert("kind".into(), Json::String(res.kind.clone()));
-                    }
-                    each(o);
-                }
+                .metadata
+                .and_then(|m| m.continue_token)
+                .filter(|c| !c.is_empty());
+            for item in page.items.unwrap_or_default() {
+                each(item);
             }
             match next {
                 Some(c) => params = params.continue_token(&c),

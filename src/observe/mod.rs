@@ -5,14 +5,17 @@
 pub mod dir;
 pub mod explain;
 pub mod kube;
+pub mod listed;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use crate::plan::{Delegation, LiveEnv, ObjectId, inventory, ownership};
 use crate::render::objects::{CLUSTER_SCOPED, ENV_LABEL, MANAGED_BY};
+use listed::Listed;
 
 /// Where an API resource lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,18 +185,22 @@ pub trait Cluster: Send + Sync {
         selector: &str,
     ) -> impl Future<Output = Result<Vec<Json>, ClusterError>> + Send;
     /// LIST like [`Cluster::list`], handing each object to `each` as it is
-    /// read: a client that reads in pages keeps one page at a time, so
-    /// observe can shrink thousands of objects as they come.
+    /// read, as raw JSON (a built-in kind's items without `apiVersion` and
+    /// `kind`, as the server sends them): a client that reads in pages keeps
+    /// one page at a time, and observe parses of each object only what it
+    /// needs ([`listed::Listed`]).
     fn list_each(
         &self,
         res: &Resource,
         namespace: Option<&str>,
         selector: &str,
-        each: &mut (dyn FnMut(Json) + Send),
+        each: &mut (dyn FnMut(&RawValue) + Send),
     ) -> impl Future<Output = Result<(), ClusterError>> + Send {
         async move {
             for o in self.list(res, namespace, selector).await? {
-                each(o);
+                if let Ok(raw) = serde_json::value::to_raw_value(&o) {
+                    each(&raw);
+                }
             }
             Ok(())
         }
@@ -327,16 +334,29 @@ pub async fn observe<C: Cluster>(
     let mut owned = Vec::new();
     let mut owned_ids = Vec::new();
     let mut cleared = HashSet::new();
-    let mut keep = |o: Json| {
-        let id = ObjectId::of(&o);
-        if wanted
-            .get(&id)
-            .is_some_and(|d| ownership::clears(d, &o, manual))
-        {
-            owned.push(headless(o));
+    let mut keep = |res: &Resource, raw: &RawValue| {
+        let Some(item) = Listed::parse(raw) else {
+            // Not in the shape of an object: judged as JSON, in full.
+            let o = listed::whole(raw, res);
+            let id = ObjectId::of(&o);
+            if wanted
+                .get(&id)
+                .is_some_and(|d| ownership::clears(d, &o, manual))
+            {
+                owned.push(listed::headless(o));
+                cleared.insert(id.clone());
+            } else {
+                owned.push(listed::slim(o));
+            }
+            owned_ids.push(id);
+            return;
+        };
+        let id = item.id(res);
+        if wanted.get(&id).is_some_and(|d| item.clears(d, manual)) {
+            owned.push(item.headless(res));
             cleared.insert(id.clone());
         } else {
-            owned.push(slim(o));
+            owned.push(listed::slim(item.full(res)));
         }
         owned_ids.push(id);
     };
@@ -355,11 +375,13 @@ pub async fn observe<C: Cluster>(
         if res.namespaced {
             for ns in namespaces {
                 cluster
-                    .list_each(&res, Some(ns), &selector, &mut keep)
+                    .list_each(&res, Some(ns), &selector, &mut |raw| keep(&res, raw))
                     .await?;
             }
         } else {
-            cluster.list_each(&res, None, &selector, &mut keep).await?;
+            cluster
+                .list_each(&res, None, &selector, &mut |raw| keep(&res, raw))
+                .await?;
         }
     }
     let owned_keys: HashSet<(&str, &str, &str, &str)> =
@@ -446,78 +468,6 @@ async fn delegations<C: Cluster>(
     Ok(out)
 }
 
-/// Drop what planning never reads, so thousands of live objects take less
-/// memory: the status of everything but workloads (whose health is read),
-/// and the bookkeeping of managedFields entries.
-fn slim(mut o: Json) -> Json {
-    let workload =
-        crate::apply::health::is_workload(o.get("kind").and_then(Json::as_str).unwrap_or_default());
-    if let Some(m) = o.as_object_mut()
-        && !workload
-    {
-        m.remove("status");
-    }
-    if let Some(entries) = o
-        .get_mut("metadata")
-        .and_then(|m| m.get_mut("managedFields"))
-        .and_then(Json::as_array_mut)
-    {
-        for e in entries.iter_mut().filter_map(Json::as_object_mut) {
-            e.remove("time");
-            e.remove("fieldsType");
-            e.remove("apiVersion");
-        }
-    }
-    o
-}
-
-/// What is kept of an object the plan will find unchanged: identity,
-/// labels and annotations (ownership and prune rules), and for workloads
-/// `status` and [`HEALTH_SPEC`] (health).
-fn headless(mut o: Json) -> Json {
-    let workload =
-        crate::apply::health::is_workload(o.get("kind").and_then(Json::as_str).unwrap_or_default());
-    if let Some(m) = o.as_object_mut() {
-        let spec = m.remove("spec").filter(|_| workload);
-        m.retain(|k, _| {
-            matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || (workload && k == "status")
-        });
-        if let Some(meta) = m.get_mut("metadata").and_then(Json::as_object_mut) {
-            meta.remove("managedFields");
-        }
-        if let Some(Json::Object(mut spec)) = spec {
-            spec.retain(|k, _| HEALTH_SPEC.contains(&k.as_str()));
-            m.insert("spec".into(), Json::Object(spec));
-        }
-    }
-    compact(o)
-}
-
-/// `v` rebuilt with every map and list at its exact size. Maps parsed
-/// from a LIST page grew by doubling and keep the room of the keys
-/// [`headless`] removed; thousands of kept objects then hold that much
-/// empty room each.
-fn compact(v: Json) -> Json {
-    match v {
-        Json::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (k, compact(v))).collect()),
-        Json::Array(a) => {
-            let mut a: Vec<Json> = a.into_iter().map(compact).collect();
-            a.shrink_to_fit();
-            Json::Array(a)
-        }
-        other => other,
-    }
-}
-
-/// The `spec` fields health judging reads (`apply::health`).
-const HEALTH_SPEC: &[&str] = &[
-    "replicas",
-    "paused",
-    "updateStrategy",
-    "suspend",
-    "completions",
-];
-
 async fn namespace_exists<C: Cluster>(cluster: &C, name: &str) -> Result<bool, ClusterError> {
     let ns = builtin("v1", "Namespace").expect("builtin");
     Ok(cluster.get(&ns, None, name).await?.is_some())
@@ -545,7 +495,7 @@ mod tests {
                 "labels": {"app": "web"}, "managedFields": [{"manager": "keelson"}]},
             "spec": {"replicas": 2, "paused": true, "template": {"spec": {"containers": []}}},
             "status": {"observedGeneration": 3, "readyReplicas": 2}});
-        let h = headless(d);
+        let h = listed::headless(d);
         assert_eq!(
             h["spec"],
             serde_json::json!({"replicas": 2, "paused": true})
@@ -557,7 +507,7 @@ mod tests {
         let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c"}, "data": {"k": "v"}});
         assert_eq!(
-            headless(cm),
+            listed::headless(cm),
             serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
         );
     }
