@@ -70,17 +70,31 @@ pub fn render_env(env: &ResolvedEnv) -> Vec<Json> {
 /// [`render_env`], with what each object was made from.
 pub fn render_env_sourced(env: &ResolvedEnv) -> Vec<(Json, Source)> {
     let mut out = Vec::new();
-    each_object(env, |o, s| out.push((o, s)));
+    each_object(env, Stamp::Hash, |o, s| out.push((o, s)));
     out.sort_by_cached_key(|(o, _)| order_key(o));
     out
 }
 
-/// Each desired object of `env`, stamped, handed to `f` as it is made, in
-/// the order of the spec (not sorted): a caller that looks at one object at
-/// a time holds one, not the thousands of an environment.
-pub fn each_object(env: &ResolvedEnv, mut f: impl FnMut(Json, Source)) {
+/// What [`each_object`] puts in each object's applied-hash annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// The object's hash ([`stamp::stamp`]): objects to plan and apply.
+    Hash,
+    /// 32 zeros ([`stamp::stamp_placeholder`]): objects only checked, which
+    /// need a stamped object's shape but not its hash (hashing was an
+    /// eighth of a no-op reconcile's instructions, spent twice).
+    Placeholder,
+}
+
+/// Each desired object of `env`, stamped as `stamp` says, handed to `f` as
+/// it is made, in the order of the spec (not sorted): a caller that looks
+/// at one object at a time holds one, not the thousands of an environment.
+pub fn each_object(env: &ResolvedEnv, stamp: Stamp, mut f: impl FnMut(Json, Source)) {
     let mut give = |mut o: Json, s: Source| {
-        stamp::stamp(&mut o);
+        match stamp {
+            Stamp::Hash => stamp::stamp(&mut o),
+            Stamp::Placeholder => stamp::stamp_placeholder(&mut o),
+        }
         f(o, s);
     };
     give(objects::namespace(env), Source::Namespace);
