@@ -630,6 +630,14 @@ impl Node {
         Some(node)
     }
 
+    /// A null node at no position, with nothing under it.
+    pub fn empty() -> Node {
+        Node {
+            value: Value::Null,
+            span: Span::default(),
+        }
+    }
+
     /// Where a JSON pointer (RFC 6901) points. `key_of_last` asks for the span
     /// of the last key rather than of its value, which reads better for
     /// "unknown field" errors. Falls back to the deepest node that exists.

@@ -179,8 +179,9 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     // Previews are environments too (their records are in the clusters);
     // without every record, nothing absent may be retired.
     let included = crate::preview::online::include(report, &clusters, &previews_cfg).await;
-    let (report, records_complete) = (included.report, included.complete);
+    let (mut report, records_complete) = (included.report, included.complete);
     report_diagnostics(&report, args.color);
+    report.forget_positions();
     let envs = selected_envs(&report, &args.envs)?;
 
     // Environments run concurrently, on every core; one failing does not
