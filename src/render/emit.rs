@@ -13,7 +13,7 @@ pub fn documents<'a>(objects: impl IntoIterator<Item = &'a Json>) -> String {
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&to_yaml(o));
+        write_document(&mut out, o);
     }
     out
 }
@@ -21,67 +21,97 @@ pub fn documents<'a>(objects: impl IntoIterator<Item = &'a Json>) -> String {
 /// One value as a YAML document (without `---`).
 pub fn to_yaml(v: &Json) -> String {
     let mut out = String::new();
-    match v {
-        Json::Object(m) if !m.is_empty() => write_map(&mut out, m, 0),
-        Json::Array(a) if !a.is_empty() => write_seq(&mut out, a, 0),
-        other => {
-            out.push_str(&scalar(other));
-            out.push('\n');
-        }
-    }
+    write_document(&mut out, v);
     out
 }
 
-fn write_map(out: &mut String, m: &serde_json::Map<String, Json>, indent: usize) {
-    for (k, v) in m {
-        let pad = " ".repeat(indent);
-        let key = string(k);
+// Everything is written into one buffer: building a string per key, per
+// scalar and per list item (and copying nested items' text into their
+// parent's) was a fifth of `keelson render`'s instructions.
+
+fn write_document(out: &mut String, v: &Json) {
+    match v {
+        Json::Object(m) if !m.is_empty() => write_map(out, m, 0, false),
+        Json::Array(a) if !a.is_empty() => write_seq(out, a, 0),
+        other => {
+            write_scalar(out, other);
+            out.push('\n');
+        }
+    }
+}
+
+/// `indent` spaces.
+fn pad(out: &mut String, indent: usize) {
+    out.extend(std::iter::repeat_n(' ', indent));
+}
+
+/// The entries of `m` at `indent`; `inline` when the first entry follows a
+/// list item's dash on the same line (so it takes no padding).
+fn write_map(out: &mut String, m: &serde_json::Map<String, Json>, indent: usize, inline: bool) {
+    for (i, (k, v)) in m.iter().enumerate() {
+        if !(inline && i == 0) {
+            pad(out, indent);
+        }
+        write_string(out, k);
         match v {
             Json::Object(child) if !child.is_empty() => {
-                let _ = writeln!(out, "{pad}{key}:");
-                write_map(out, child, indent + 2);
+                out.push_str(":\n");
+                write_map(out, child, indent + 2, false);
             }
             Json::Array(items) if !items.is_empty() => {
-                let _ = writeln!(out, "{pad}{key}:");
+                out.push_str(":\n");
                 write_seq(out, items, indent + 2);
             }
             other => {
-                let _ = writeln!(out, "{pad}{key}: {}", scalar(other));
+                out.push_str(": ");
+                write_scalar(out, other);
+                out.push('\n');
             }
         }
     }
 }
 
 fn write_seq(out: &mut String, items: &[Json], indent: usize) {
-    let pad = " ".repeat(indent);
     for item in items {
+        pad(out, indent);
         match item {
             Json::Object(m) if !m.is_empty() => {
                 // First entry on the dash line, the rest aligned under it.
-                let mut inner = String::new();
-                write_map(&mut inner, m, indent + 2);
-                let trimmed = &inner[indent + 2..];
-                let _ = write!(out, "{pad}- {trimmed}");
+                out.push_str("- ");
+                write_map(out, m, indent + 2, true);
             }
             Json::Array(a) if !a.is_empty() => {
-                let _ = writeln!(out, "{pad}-");
+                out.push_str("-\n");
                 write_seq(out, a, indent + 2);
             }
             other => {
-                let _ = writeln!(out, "{pad}- {}", scalar(other));
+                out.push_str("- ");
+                write_scalar(out, other);
+                out.push('\n');
             }
         }
     }
 }
 
-fn scalar(v: &Json) -> String {
+fn write_scalar(out: &mut String, v: &Json) {
     match v {
-        Json::Null => "null".into(),
-        Json::Bool(b) => b.to_string(),
-        Json::Number(n) => n.to_string(),
-        Json::String(s) => string(s),
-        Json::Object(_) => "{}".into(),
-        Json::Array(_) => "[]".into(),
+        Json::Null => out.push_str("null"),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Json::String(s) => write_string(out, s),
+        Json::Object(_) => out.push_str("{}"),
+        Json::Array(_) => out.push_str("[]"),
+    }
+}
+
+/// [`string`], written into `out`.
+fn write_string(out: &mut String, s: &str) {
+    if is_plain_safe(s) {
+        out.push_str(s);
+    } else {
+        out.push_str(&string(s));
     }
 }
 
