@@ -15,6 +15,13 @@
 //!
 //! Both are no-ops off glibc (musl, macOS), whose allocators behave
 //! differently. `MALLOC_ARENA_MAX` in the environment wins over our limit.
+//!
+//! Since the `keelson` binary allocates through mimalloc (its global
+//! allocator, `src/main.rs`), both act only on what C libraries (libgit2)
+//! take from glibc; Rust's allocations are mimalloc's, which returns freed
+//! pages to the kernel itself after a short delay. `tests/ha/soak.rs` with
+//! mimalloc (debug build, 100 commits, 2 loaded cores): RSS 103.9 MB after
+//! the warm-up, 105.9 MB at the end.
 
 /// Arenas allowed when `MALLOC_ARENA_MAX` is not set.
 pub const ARENAS: i32 = 2;
