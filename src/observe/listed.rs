@@ -172,7 +172,9 @@ impl<'a> Listed<'a> {
         let (api_version, kind) = self.type_of(res);
         let workload = is_workload(&kind);
         let mut o = Map::new();
-        o.insert("metadata".into(), Json::Object(self.metadata));
+        let mut meta = self.metadata;
+        meta.retain(|k, _| kept_meta(k, workload));
+        o.insert("metadata".into(), Json::Object(meta));
         if workload {
             if let Some(Ok(Json::Object(mut spec))) =
                 self.spec.map(|s| serde_json::from_str::<Json>(s.get()))
@@ -233,9 +235,9 @@ pub fn slim(mut o: Json) -> Json {
     o
 }
 
-/// What is kept of an object the plan will find unchanged: identity,
-/// labels and annotations (ownership and prune rules), and for workloads
-/// `status` and [`HEALTH_SPEC`] (health).
+/// What is kept of an object the plan will find unchanged: its identity
+/// and labels (ownership, the inventory), and for workloads
+/// `metadata.generation`, `status` and [`HEALTH_SPEC`] (health).
 pub fn headless(mut o: Json) -> Json {
     let workload = is_workload(o.get("kind").and_then(Json::as_str).unwrap_or_default());
     if let Some(m) = o.as_object_mut() {
@@ -244,7 +246,7 @@ pub fn headless(mut o: Json) -> Json {
             matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || (workload && k == "status")
         });
         if let Some(meta) = m.get_mut("metadata").and_then(Json::as_object_mut) {
-            meta.remove("managedFields");
+            meta.retain(|k, _| kept_meta(k, workload));
         }
         if let Some(Json::Object(mut spec)) = spec {
             spec.retain(|k, _| HEALTH_SPEC.contains(&k.as_str()));
@@ -252,6 +254,12 @@ pub fn headless(mut o: Json) -> Json {
         }
     }
     compact(o)
+}
+
+/// Whether a cleared object keeps metadata field `key`: nothing reads its
+/// annotations, uid, resourceVersion or timestamps (see [`headless`]).
+fn kept_meta(key: &str, workload: bool) -> bool {
+    matches!(key, "name" | "namespace" | "labels") || (workload && key == "generation")
 }
 
 /// `v` rebuilt with every map and list at its exact size. Maps parsed

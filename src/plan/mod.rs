@@ -267,8 +267,8 @@ pub struct LiveEnv {
     pub delegations: Vec<Delegation>,
     /// Owned objects observe already knows to be unchanged
     /// ([`ownership::clears`]): their bodies were dropped, and only their
-    /// metadata (without managedFields) and a workload's status and
-    /// `spec.replicas` are held.
+    /// name, namespace and labels (a workload's also its generation,
+    /// status and the spec fields health reads) are held.
     pub cleared: HashSet<ObjectId>,
 }
 
