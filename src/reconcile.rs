@@ -624,12 +624,14 @@ fn lifecycle(
     })
 }
 
-/// A plan kept for reporting: the bodies to apply are not needed any more,
+/// A plan kept for reporting: the bodies to apply and the inventory to
+/// record (recorded by now, or never in a dry run) are not needed any more,
 /// and with thousands of objects they are most of its memory.
 fn without_bodies(mut plan: Plan) -> Plan {
     for c in &mut plan.changes {
         c.apply = None;
     }
+    plan.inventory.objects = Vec::new();
     plan
 }
 

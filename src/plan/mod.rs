@@ -449,7 +449,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
     // After apply, keelson owns what it created, updated or left unchanged,
     // plus what it kept from the old inventory without pruning.
     let was_recorded = |id: &ObjectId| recorded.contains(&id.key());
-    let inventory = Inventory {
+    let mut inventory = Inventory {
         objects: changes
             .iter()
             .filter(|c| match c.action {
@@ -463,8 +463,12 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         max_delete_percent: desired.prune.max_delete_percent,
         rancher: desired.rancher.clone(),
     };
+    inventory.objects.shrink_to_fit();
     // Never apply what cannot be recorded.
     let refused = refused.or_else(|| inventory.check_size().err().map(|e| e.to_string()));
+    // Plans of every environment are held until the run reports: no room
+    // left over from growing (up to half of thousands of entries).
+    changes.shrink_to_fit();
     Plan {
         environment: desired.name.clone(),
         changes,
