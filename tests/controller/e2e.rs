@@ -103,6 +103,16 @@ impl Controller {
     }
 }
 
+/// A test that fails half-way must not leave its `keelson run` behind.
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub(crate) fn env<'a>(st: &'a Value, name: &str) -> &'a Value {
     st["environments"]
         .as_array()

@@ -182,6 +182,16 @@ impl Run {
     }
 }
 
+/// A test that fails half-way must not leave its `keelson run` behind.
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn image(h: &Harness, n: u64) -> Option<String> {
     let d = h.get("apps/v1/deployments", Some(&ns(n)), "storefront")?;
     d["spec"]["template"]["spec"]["containers"][0]["image"]
