@@ -153,18 +153,9 @@ async fn controller_overhead() {
     running.wait().await;
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
+#[path = "../tests/support/copy_dir.rs"]
+mod copy_dir_support;
+use copy_dir_support::copy_dir;
 
 async fn real_pipeline() {
     let srv = TestServer::start().await;

@@ -39,16 +39,6 @@ pub fn copy_example() -> tempfile::TempDir {
     dir
 }
 
-/// Recursive copy.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
+#[path = "../support/copy_dir.rs"]
+mod copy_dir_support;
+pub use copy_dir_support::copy_dir;
