@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::observe::dir::DirCluster;
 use crate::observe::kube::KubeCluster;
 use crate::observe::{self, Cluster, ClusterError, Resource};
-use crate::plan::{self, Action, DesiredEnv, Lifecycle, Plan, inventory};
+use crate::plan::{self, Action, DesiredEnv, DesiredObject, Lifecycle, Plan, inventory};
 use crate::rancher::{self, DesiredRancher, RancherClient};
 use crate::render::{self, ResolvedEnv};
 
@@ -330,8 +330,26 @@ impl Clusters {
     }
 }
 
-/// The plan input of an environment.
+/// The plan input of an environment. Each object is packed as it is
+/// rendered ([`DesiredObject`]): an environment's thousands of objects are
+/// never all held parsed. They come in [`render::render_env`]'s order.
 pub fn desired_env(env: &ResolvedEnv) -> DesiredEnv {
+    let mut objects = Vec::new();
+    render::each_object(env, render::Stamp::Hash, |o, _| {
+        objects.push(DesiredObject::new(&o));
+    });
+    // `render::order_key`, read from the ids; a stable sort, as render's.
+    fn key(d: &DesiredObject) -> (u8, &str, &str, &str) {
+        let id = d.id();
+        (
+            render::kind_rank(&id.kind),
+            &id.kind,
+            &id.namespace,
+            &id.name,
+        )
+    }
+    objects.sort_by(|a, b| key(a).cmp(&key(b)));
+    objects.shrink_to_fit();
     DesiredEnv {
         rancher: env.rancher.as_ref().map(|r| inventory::RancherRef {
             cluster: env.cluster.clone(),
@@ -339,7 +357,7 @@ pub fn desired_env(env: &ResolvedEnv) -> DesiredEnv {
             project: r.project.clone(),
         }),
         name: env.name.clone(),
-        objects: render::render_env(env),
+        objects,
         ignore: env.ignore.clone(),
         prune: env.prune.clone(),
         adopt: env.adopt,
@@ -471,12 +489,13 @@ async fn rancher_step(
     Ok((outcome, report.namespace_annotation()))
 }
 
-fn annotate_namespace(objects: &mut [Json], namespace: &str, key: &str, value: &str) {
-    for o in objects.iter_mut() {
-        if o.get("kind").and_then(Json::as_str) == Some("Namespace")
-            && o.pointer("/metadata/name").and_then(Json::as_str) == Some(namespace)
-            && let Some(meta) = o.get_mut("metadata").and_then(Json::as_object_mut)
-        {
+fn annotate_namespace(objects: &mut [DesiredObject], namespace: &str, key: &str, value: &str) {
+    for d in objects.iter_mut() {
+        if d.id().kind != "Namespace" || d.id().name != namespace {
+            continue;
+        }
+        let mut o = d.value();
+        if let Some(meta) = o.get_mut("metadata").and_then(Json::as_object_mut) {
             let ann = meta
                 .entry("annotations")
                 .or_insert_with(|| Json::Object(Default::default()));
@@ -484,7 +503,8 @@ fn annotate_namespace(objects: &mut [Json], namespace: &str, key: &str, value: &
                 a.insert(key.to_string(), Json::String(value.to_string()));
             }
             // The applied hash covers what Rancher added too.
-            render::stamp::stamp(o);
+            render::stamp::stamp(&mut o);
+            *d = DesiredObject::new(&o);
         }
     }
 }

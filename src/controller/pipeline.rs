@@ -148,7 +148,11 @@ impl Inner {
         }
         // Checked outside the lock: two environments may both check a new
         // tree at once, which costs a little CPU but never blocks.
-        let report = Arc::new(check::check_repo(root));
+        let mut report = check::check_repo(root);
+        // The diagnostics are made: the YAML trees kept to place them are
+        // not read again, and a cached report lives as long as its tree.
+        report.forget_positions();
+        let report = Arc::new(report);
         let mut cache = lock();
         cache.retain(|(p, _)| p != root);
         cache.insert(0, (root.to_path_buf(), report.clone()));

@@ -20,7 +20,7 @@ use serde_json::{Map, Value as Json};
 
 use super::Resource;
 use crate::apply::health::is_workload;
-use crate::plan::{ObjectId, ownership};
+use crate::plan::{DesiredObject, ObjectId, ownership};
 use crate::render::objects::APPLIED_HASH_ANNOTATION;
 
 /// One item of a LIST page, parsed shallowly (see the module doc).
@@ -143,13 +143,17 @@ impl<'a> Listed<'a> {
     }
 
     /// Whether the no-op decision clears this object against `desired`
-    /// ([`ownership::clears_entries`]); only keelson's field set is parsed.
-    pub fn clears(&self, desired: &Json, manual: &[String]) -> bool {
+    /// ([`ownership::clears_entries`]); only keelson's field set is parsed,
+    /// and `desired` only when the applied hashes agree.
+    pub fn clears(&self, desired: &DesiredObject, manual: &[String]) -> bool {
         let hash = self
             .metadata
             .get("annotations")
             .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
             .and_then(Json::as_str);
+        if hash.is_none() || desired.applied_hash() != hash {
+            return false;
+        }
         let entries: Vec<(&str, &str, &str)> = self
             .managed
             .iter()
@@ -163,7 +167,7 @@ impl<'a> Listed<'a> {
                     .unwrap_or(Json::Null),
             )
         };
-        ownership::clears_entries(desired, hash, &entries, &fields, manual)
+        ownership::clears_entries(&desired.value(), hash, &entries, &fields, manual)
     }
 
     /// What is kept of an object the plan will find unchanged (see
@@ -325,16 +329,22 @@ mod tests {
             "metadata": {"name": "web", "namespace": "n", "labels": {"app": "web"},
                 "annotations": {APPLIED_HASH_ANNOTATION: "h1"}}, "spec": {"replicas": 2}});
         let full = whole(&raw, &res);
-        assert!(l.clears(&want, &[]));
+        assert!(l.clears(&DesiredObject::new(&want), &[]));
         assert!(
             crate::plan::ownership::clears(&want, &full, &[]),
             "the same verdict"
         );
         let mut changed = want.clone();
         changed["spec"]["paused"] = json!(true);
-        assert!(!l.clears(&changed, &[]), "keelson does not own spec.paused");
         assert!(
-            l.clears(&want, &["kube-controller-manager".into()]),
+            !l.clears(&DesiredObject::new(&changed), &[]),
+            "keelson does not own spec.paused"
+        );
+        assert!(
+            l.clears(
+                &DesiredObject::new(&want),
+                &["kube-controller-manager".into()]
+            ),
             "status writes are left out"
         );
         assert_eq!(l.headless(&res), headless(full));

@@ -13,7 +13,7 @@ use std::future::Future;
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
-use crate::plan::{Delegation, LiveEnv, ObjectId, inventory, ownership};
+use crate::plan::{Delegation, DesiredObject, LiveEnv, ObjectId, inventory, ownership};
 use crate::render::objects::{CLUSTER_SCOPED, ENV_LABEL, MANAGED_BY};
 use listed::Listed;
 
@@ -310,7 +310,7 @@ pub fn env_selector(env: &str) -> String {
 pub async fn observe<C: Cluster>(
     cluster: &C,
     env: &str,
-    desired: &[Json],
+    desired: &[DesiredObject],
     manual: &[String],
     inventory: Option<inventory::Inventory>,
 ) -> Result<LiveEnv, ClusterError> {
@@ -321,16 +321,17 @@ pub async fn observe<C: Cluster>(
             .or_default()
             .insert(ns.to_string());
     };
-    // Each id is taken once: thousands of objects pass through here.
-    let desired_ids: Vec<ObjectId> = desired.iter().map(ObjectId::of).collect();
+    let desired_ids: Vec<&ObjectId> = desired.iter().map(DesiredObject::id).collect();
     for id in desired_ids
         .iter()
+        .copied()
         .chain(inventory.iter().flat_map(|i| i.objects.iter()))
     {
         add(&id.api_version, &id.kind, &id.namespace);
     }
     let selector = env_selector(env);
-    let wanted: HashMap<&ObjectId, &Json> = desired_ids.iter().zip(desired).collect();
+    let wanted: HashMap<&ObjectId, &DesiredObject> =
+        desired_ids.iter().copied().zip(desired).collect();
     let mut owned = Vec::new();
     let mut owned_ids = Vec::new();
     let mut cleared = HashSet::new();
@@ -341,7 +342,7 @@ pub async fn observe<C: Cluster>(
             let id = ObjectId::of(&o);
             if wanted
                 .get(&id)
-                .is_some_and(|d| ownership::clears(d, &o, manual))
+                .is_some_and(|d| ownership::clears(&d.value(), &o, manual))
             {
                 owned.push(listed::headless(o));
                 cleared.insert(id.clone());
@@ -434,17 +435,19 @@ pub async fn observe<C: Cluster>(
 /// serve `autoscaling/v2` has none.
 async fn delegations<C: Cluster>(
     cluster: &C,
-    desired: &[Json],
+    desired: &[DesiredObject],
 ) -> Result<Vec<Delegation>, ClusterError> {
     let namespaces: BTreeSet<&str> = desired
         .iter()
-        .filter(|o| {
+        .map(DesiredObject::id)
+        .filter(|id| {
             matches!(
-                o.get("kind").and_then(Json::as_str),
-                Some("Deployment" | "StatefulSet" | "ReplicaSet")
+                id.kind.as_str(),
+                "Deployment" | "StatefulSet" | "ReplicaSet"
             )
         })
-        .filter_map(|o| o.get("metadata")?.get("namespace")?.as_str())
+        .map(|id| id.namespace.as_str())
+        .filter(|ns| !ns.is_empty())
         .collect();
     if namespaces.is_empty() {
         return Ok(Vec::new());

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use super::ObjectId;
+use super::{DesiredObject, ObjectId};
 
 /// One delegated field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,14 +56,15 @@ impl Delegation {
 /// objects make.
 pub type ByTarget = HashMap<(String, String, String, String), Vec<Delegation>>;
 
-/// Every delegation that applies in an environment.
-pub fn in_env(desired: &[Json], live: &[Delegation]) -> ByTarget {
+/// Every delegation that applies in an environment: `live`'s and those of
+/// the desired HPAs (only those are parsed).
+pub fn in_env(desired: &[DesiredObject], live: &[Delegation]) -> ByTarget {
     let mut out: ByTarget = HashMap::new();
-    for d in live
+    let hpas = desired
         .iter()
-        .cloned()
-        .chain(desired.iter().filter_map(Delegation::from_hpa))
-    {
+        .filter(|d| d.id().kind == "HorizontalPodAutoscaler")
+        .filter_map(|d| Delegation::from_hpa(&d.value()));
+    for d in live.iter().cloned().chain(hpas) {
         let list = out.entry(d.target.clone()).or_default();
         if !list
             .iter()
@@ -100,7 +101,7 @@ mod tests {
             "metadata": {"name": "orders", "namespace": "shop"},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "orders"}}});
         let all = in_env(
-            std::slice::from_ref(&hpa),
+            &[DesiredObject::new(&hpa)],
             &[Delegation::from_hpa(&hpa).unwrap()],
         );
         let id = ObjectId {

@@ -11,6 +11,7 @@
 
 pub mod compare;
 pub mod delegation;
+pub mod desired;
 pub mod diff;
 pub mod fields;
 pub mod inventory;
@@ -25,9 +26,10 @@ use globset::Glob;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::render::objects::{APPLY_ANNOTATION, ENV_LABEL, MANAGED_BY, PRUNE_ANNOTATION};
+use crate::render::objects::{ENV_LABEL, MANAGED_BY, PRUNE_ANNOTATION};
 use crate::spec::{IgnoreRule, PruneSpec};
 pub use delegation::Delegation;
+pub use desired::DesiredObject;
 pub use inventory::Inventory;
 pub use lifecycle::Lifecycle;
 use ownership::{Doubt, Owners};
@@ -238,8 +240,8 @@ impl Plan {
 pub struct DesiredEnv {
     /// Environment name.
     pub name: String,
-    /// Rendered objects, in apply order.
-    pub objects: Vec<Json>,
+    /// Rendered objects, in apply order, packed ([`DesiredObject`]).
+    pub objects: Vec<DesiredObject>,
     /// Ignore rules.
     pub ignore: Vec<IgnoreRule>,
     /// Prune settings.
@@ -296,13 +298,12 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         .iter()
         .flat_map(|i| i.objects.iter().map(ObjectId::key))
         .collect();
-    let desired_all: Vec<ObjectId> = desired.objects.iter().map(ObjectId::of).collect();
     let desired_keys: HashSet<(&str, &str, &str, &str)> =
-        desired_all.iter().map(ObjectId::key).collect();
+        desired.objects.iter().map(|d| d.id().key()).collect();
 
     let delegations = delegation::in_env(&desired.objects, &live.delegations);
     for d in &desired.objects {
-        let id = ObjectId::of(d);
+        let id = d.id().clone();
         let ignored = ignored_pointers(&desired.ignore, &id);
         let mut exempt = ignored.clone();
         let delegated = delegation::of(&delegations, &id);
@@ -314,7 +315,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         let Some(l) = live_obj else {
             // A new object gets its delegated fields (the HPA's target
             // starts at the declared replicas); ignored ones stay out.
-            let want = body(d, &ignored);
+            let want = body(d.value(), &ignored);
             let mut c = Change::new(Action::Create, id);
             c.diff = diff::unified(&c.id, None, Some(&want));
             c.apply = Some(want);
@@ -342,7 +343,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
             changes.push(c);
             continue;
         }
-        if annotation(d, APPLY_ANNOTATION) == Some("create-only") {
+        if d.create_only() {
             let mut c = Change::new(Action::Unchanged, id);
             c.notes.push("create-only: exists, never updated".into());
             changes.push(c);
@@ -355,7 +356,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
             changes.push(c);
             continue;
         }
-        let mut want = body(d, &exempt);
+        let mut want = body(d.value(), &exempt);
         let owners = Owners::of(l, FIELD_MANAGER, &desired.manual_managers);
         c.intent.takeover = owners.has_manual(l, &exempt);
         let doubt = match ownership::unchanged(&want, l, &owners, &exempt) {
@@ -482,8 +483,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
 /// What keelson applies of desired object `d`: without the fields at
 /// `exempt` pointers (given in either Secret form), a Secret's `stringData`
 /// folded into `data` as the server stores it ([`compare::fold_string_data`]).
-fn body(d: &Json, exempt: &[String]) -> Json {
-    let mut want = d.clone();
+fn body(mut want: Json, exempt: &[String]) -> Json {
     compare::remove_pointers(&mut want, exempt);
     compare::fold_string_data(&mut want);
     compare::remove_pointers(&mut want, exempt);
@@ -544,6 +544,7 @@ pub fn meta_str<'a>(o: &'a Json, map: &str, key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::objects::APPLY_ANNOTATION;
     use serde_json::json;
 
     fn obj(kind: &str, name: &str, env: Option<&str>, annotations: Json) -> Json {
@@ -557,7 +558,7 @@ mod tests {
     fn desired(objects: Vec<Json>) -> DesiredEnv {
         DesiredEnv {
             name: "dev".into(),
-            objects,
+            objects: objects.into_iter().map(DesiredObject::from).collect(),
             ignore: Vec::new(),
             prune: PruneSpec {
                 enabled: true,
