@@ -17,6 +17,7 @@ pub mod fields;
 pub mod inventory;
 pub mod lifecycle;
 pub mod ownership;
+pub mod server_set;
 pub mod takeover;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -383,6 +384,9 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         for (_, set) in &owners.manual {
             mine.union(set);
         }
+        // What the server sets itself stays whatever keelson applies: never
+        // shown as removed.
+        let mine = server_set::without(&mine, l);
         let mut live_view = compare::project(l, &want, Some(&mine), "");
         compare::remove_pointers(&mut live_view, &exempt);
         if !labelled {
@@ -651,6 +655,52 @@ mod tests {
         );
         assert!(guard(&spec(None, true), 4, 4).is_none());
         assert!(guard(&spec(None, false), 0, 0).is_none());
+    }
+
+    #[test]
+    fn adopting_a_namespace_never_shows_its_server_set_label_removed() {
+        // `kubectl apply` (client-side) made it: its manager owns what the
+        // server's defaulter set, the `kubernetes.io/metadata.name` label
+        // and the finalizer, which no apply can remove.
+        let live = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": "shop-dev",
+            "labels": {"kubernetes.io/metadata.name": "shop-dev"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update",
+                "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {
+                "f:metadata": {
+                    "f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}},
+                    "f:labels": {".": {}, "f:kubernetes.io/metadata.name": {}}},
+                "f:spec": {"f:finalizers": {}}}}]},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+        let want = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": "shop-dev", "labels": {MANAGED_BY: "keelson", ENV_LABEL: "dev"}}});
+        let mut d = desired(vec![want]);
+        d.adopt = true;
+        let p = plan(
+            &d,
+            &LiveEnv {
+                foreign: vec![live],
+                ..LiveEnv::default()
+            },
+        );
+        let c = &p.changes[0];
+        assert_eq!(c.action, Action::Update);
+        let removed: Vec<&str> = c.diff.lines().filter(|l| l.starts_with('-')).collect();
+        assert!(
+            removed
+                .iter()
+                .any(|l| l.contains("kubectl.kubernetes.io/last-applied-configuration")),
+            "{}",
+            c.diff
+        );
+        assert!(
+            !removed
+                .iter()
+                .any(|l| l.contains("kubernetes.io/metadata.name") || l.contains("- kubernetes")),
+            "{}",
+            c.diff
+        );
     }
 
     #[test]

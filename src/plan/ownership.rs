@@ -163,7 +163,8 @@ pub fn drift_of(
     live: &Json,
     exempt: &[String],
 ) -> Vec<Vec<String>> {
-    let only = set.difference(keelson).difference(Some(others));
+    // Fields the server sets and keeps whatever is applied are nobody's drift.
+    let only = super::server_set::without(&set.difference(keelson).difference(Some(others)), live);
     let creator = CREATORS.contains(&manager);
     let mut out: Vec<Vec<String>> = Vec::new();
     for mut leaf in only.leaves() {

@@ -252,4 +252,18 @@ mod tests {
         assert_eq!(removed, ["/spec/ports/0"]);
         assert!(svc["spec"].get("ports").is_none(), "{svc}");
     }
+
+    #[test]
+    fn what_the_server_sets_itself_is_never_dropped() {
+        let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a",
+            "labels": {"kubernetes.io/metadata.name": "a", "debug": "1"},
+            "managedFields": [{"manager": "kubectl-create", "operation": "Update", "fieldsV1": {
+                "f:metadata": {"f:labels": {".": {}, "f:kubernetes.io/metadata.name": {}, "f:debug": {}}}}}]}});
+        let removed = drop_manual_only(&mut ns, "keelson", &default_manual_managers(), &[]);
+        assert_eq!(removed, ["/metadata/labels/debug"]);
+        assert_eq!(
+            ns["metadata"]["labels"],
+            json!({"kubernetes.io/metadata.name": "a"})
+        );
+    }
 }
