@@ -576,7 +576,7 @@ async fn run<C: Cluster>(
     {
         return fail(format!("server-side dry run: {e}"));
     }
-    let apps = app_states(&versions, &live.owned, &env);
+    let apps = app_states(&versions, &live.health, &env);
     // Only the recorded inventories are needed from here on; free the rest
     // before applying (thousands of objects).
     drop(live);
@@ -655,20 +655,20 @@ fn without_bodies(mut plan: Plan) -> Plan {
     plan
 }
 
-fn app_states(versions: &[(String, String)], owned: &[Json], env: &str) -> Vec<AppState> {
-    let workloads: HashMap<&str, &Json> = owned
-        .iter()
-        .filter(|o| health::is_workload(o.get("kind").and_then(Json::as_str).unwrap_or_default()))
-        .filter_map(|o| Some((o.pointer("/metadata/name")?.as_str()?, o)))
-        .collect();
+/// Each app's state: its workload's health as observed (the last workload
+/// of its name in LIST order), or missing.
+fn app_states(
+    versions: &[(String, String)],
+    workloads: &[(String, health::Verdict)],
+    env: &str,
+) -> Vec<AppState> {
+    let workloads: HashMap<&str, &health::Verdict> =
+        workloads.iter().map(|(n, v)| (n.as_str(), v)).collect();
     versions
         .iter()
         .map(|(name, version)| {
             let (health, reason) = match workloads.get(name.as_str()) {
-                Some(o) => {
-                    let v = health::judge(o);
-                    (v.health, v.reason)
-                }
+                Some(v) => (v.health, v.reason.clone()),
                 None => (health::Health::Missing, format!("not deployed in {env}")),
             };
             AppState {

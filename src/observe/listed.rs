@@ -170,6 +170,15 @@ impl<'a> Listed<'a> {
         ownership::clears_entries(&desired.value(), hash, &entries, &fields, manual)
     }
 
+    /// Whether the object carries the inventory label (an inventory part,
+    /// which the plan never counts as one of the environment's objects).
+    pub fn is_inventory(&self) -> bool {
+        self.metadata
+            .get("labels")
+            .and_then(|l| l.get(crate::plan::inventory::LABEL))
+            .is_some()
+    }
+
     /// What is kept of an object the plan will find unchanged (see
     /// [`headless`]), built without parsing its body.
     pub fn headless(self, res: &Resource) -> Json {

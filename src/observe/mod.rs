@@ -13,6 +13,7 @@ use std::future::Future;
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
+use crate::apply::health::{is_workload, judge};
 use crate::plan::{Delegation, DesiredObject, LiveEnv, ObjectId, inventory, ownership};
 use crate::render::objects::{CLUSTER_SCOPED, ENV_LABEL, MANAGED_BY};
 use listed::Listed;
@@ -303,10 +304,11 @@ pub fn env_selector(env: &str) -> String {
 /// keelson's). `manual` names the environment's manual managers.
 ///
 /// Objects are shrunk as they are read: one that is surely unchanged
-/// ([`ownership::clears`]) keeps only what reporting reads (see
-/// [`LiveEnv::cleared`]), any other loses its status (but a workload's) and
-/// managedFields bookkeeping. A no-op plan of thousands of objects then holds
-/// little more than their names.
+/// ([`ownership::clears`]) is held by its id alone ([`LiveEnv::cleared`]);
+/// any other loses its status (but a workload's) and managedFields
+/// bookkeeping. Each workload's health is judged as it is read
+/// ([`LiveEnv::health`]). A no-op plan of thousands of objects then holds
+/// little more than their ids.
 pub async fn observe<C: Cluster>(
     cluster: &C,
     env: &str,
@@ -335,29 +337,45 @@ pub async fn observe<C: Cluster>(
     let mut owned = Vec::new();
     let mut owned_ids = Vec::new();
     let mut cleared = HashSet::new();
+    let mut health = Vec::new();
     let mut keep = |res: &Resource, raw: &RawValue| {
-        let Some(item) = Listed::parse(raw) else {
-            // Not in the shape of an object: judged as JSON, in full.
-            let o = listed::whole(raw, res);
-            let id = ObjectId::of(&o);
-            if wanted
-                .get(&id)
-                .is_some_and(|d| ownership::clears(&d.value(), &o, manual))
-            {
-                owned.push(listed::headless(o));
-                cleared.insert(id.clone());
-            } else {
-                owned.push(listed::slim(o));
+        // Cleared: the id is all that is kept, and of a workload what
+        // health reads, judged at once; any other object is kept slim.
+        let (id, clear, o) = match Listed::parse(raw) {
+            Some(item) => {
+                let id = item.id(res);
+                let clear =
+                    !item.is_inventory() && wanted.get(&id).is_some_and(|d| item.clears(d, manual));
+                let o = match (clear, is_workload(&id.kind)) {
+                    (false, _) => listed::slim(item.full(res)),
+                    (true, true) => item.headless(res),
+                    (true, false) => Json::Null,
+                };
+                (id, clear, o)
             }
-            owned_ids.push(id);
-            return;
+            None => {
+                // Not in the shape of an object: judged as JSON, in full.
+                let o = listed::whole(raw, res);
+                let id = ObjectId::of(&o);
+                let clear = !inventory::is_inventory(&o)
+                    && wanted
+                        .get(&id)
+                        .is_some_and(|d| ownership::clears(&d.value(), &o, manual));
+                let o = match (clear, is_workload(&id.kind)) {
+                    (false, _) => listed::slim(o),
+                    (true, true) => listed::headless(o),
+                    (true, false) => Json::Null,
+                };
+                (id, clear, o)
+            }
         };
-        let id = item.id(res);
-        if wanted.get(&id).is_some_and(|d| item.clears(d, manual)) {
-            owned.push(item.headless(res));
+        if is_workload(&id.kind) {
+            health.push((id.name.clone(), judge(&o)));
+        }
+        if clear {
             cleared.insert(id.clone());
         } else {
-            owned.push(listed::slim(item.full(res)));
+            owned.push(o);
         }
         owned_ids.push(id);
     };
@@ -426,6 +444,7 @@ pub async fn observe<C: Cluster>(
         inventory,
         delegations,
         cleared,
+        health,
     })
 }
 
@@ -518,6 +537,73 @@ mod tests {
             listed::headless(cm),
             serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
         );
+    }
+
+    #[test]
+    fn an_object_known_unchanged_is_held_by_its_id_and_a_workload_by_its_health() {
+        use crate::apply::health::Health;
+        use crate::render::objects::APPLIED_HASH_ANNOTATION;
+        use serde_json::json;
+        let object = |kind: &str, name: &str, hash: &str, body: Json| {
+            let api_version = if kind == "Deployment" {
+                "apps/v1"
+            } else {
+                "v1"
+            };
+            let mut o = json!({"apiVersion": api_version, "kind": kind, "metadata": {
+                "name": name, "namespace": "n",
+                "labels": {MANAGED_BY: "keelson", ENV_LABEL: "dev"},
+                "annotations": {APPLIED_HASH_ANNOTATION: hash}}});
+            o.as_object_mut()
+                .unwrap()
+                .extend(body.as_object().unwrap().clone());
+            o
+        };
+        let fields = json!({"f:metadata": {
+            "f:labels": {"f:app.kubernetes.io/managed-by": {}, "f:keelson.dev/environment": {}},
+            "f:annotations": {"f:keelson.dev/applied-hash": {}}},
+            "f:data": {"f:a": {}}, "f:spec": {"f:replicas": {}}});
+        let live = |mut o: Json, status: Json| {
+            o["metadata"]["managedFields"] =
+                json!([{"manager": "keelson", "operation": "Apply", "fieldsV1": fields}]);
+            o["metadata"]["generation"] = json!(1);
+            o["status"] = status;
+            o
+        };
+        let web = object("Deployment", "web", "h1", json!({"spec": {"replicas": 2}}));
+        let same = object("ConfigMap", "same", "h2", json!({"data": {"a": "1"}}));
+        let changed = object("ConfigMap", "changed", "h3", json!({"data": {"a": "2"}}));
+        let ready = json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+            "availableReplicas": 2, "readyReplicas": 2});
+        let cluster = dir::DirCluster::from_objects(vec![
+            live(web.clone(), ready),
+            live(same.clone(), json!({})),
+            live(
+                object("ConfigMap", "changed", "old", json!({"data": {"a": "1"}})),
+                json!({}),
+            ),
+        ]);
+        let desired: Vec<DesiredObject> = [web, same, changed]
+            .iter()
+            .map(DesiredObject::new)
+            .collect();
+        let env = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(observe(&cluster, "dev", &desired, &[], None))
+            .unwrap();
+        let names: Vec<&str> = env
+            .owned
+            .iter()
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(names, ["changed"], "only what the plan must judge is kept");
+        let mut cleared: Vec<String> = env.cleared.iter().map(ToString::to_string).collect();
+        cleared.sort();
+        assert_eq!(cleared, ["ConfigMap/n/same", "Deployment/n/web"]);
+        assert_eq!(env.health.len(), 1);
+        assert_eq!(env.health[0].0, "web");
+        assert_eq!(env.health[0].1.health, Health::Healthy, "{:?}", env.health);
     }
 
     #[test]

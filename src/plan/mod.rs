@@ -259,7 +259,8 @@ pub struct DesiredEnv {
 /// What is live for the environment.
 #[derive(Debug, Clone, Default)]
 pub struct LiveEnv {
-    /// Objects labelled for this environment, from LISTs.
+    /// Objects labelled for this environment, from LISTs, but the
+    /// `cleared` ones.
     pub owned: Vec<Json>,
     /// Desired objects that exist but are not labelled for this environment.
     pub foreign: Vec<Json>,
@@ -268,12 +269,20 @@ pub struct LiveEnv {
     /// Fields the cluster delegates to a controller keelson can see (an
     /// HPA's `spec.replicas`).
     pub delegations: Vec<Delegation>,
-    /// Owned objects observe already knows to be unchanged
-    /// ([`ownership::clears`]): their bodies were dropped, and only their
-    /// name, namespace and labels (a workload's also its generation,
-    /// status and the spec fields health reads) are held.
+    /// Ids of owned objects observe already knows to be unchanged
+    /// ([`ownership::clears`]), as the desired objects name them. They are
+    /// not in `owned`: the LIST's label selector proved them this
+    /// environment's and keelson's, and nothing else of them is read. The
+    /// plan counts both for the mass-deletion guard.
     pub cleared: HashSet<ObjectId>,
+    /// Each listed workload's (`apply::health::is_workload`) name and
+    /// health, cleared or not, in LIST order, judged as it was read
+    /// (`apply::health::judge`): what `reconcile`'s app states report.
+    pub health: Vec<(String, crate::apply::health::Verdict)>,
 }
+
+/// The live body of a cleared object that `LiveEnv::owned` does not hold.
+static NO_BODY: Json = Json::Null;
 
 /// Plan one environment.
 pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
@@ -309,10 +318,13 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         let mut exempt = ignored.clone();
         let delegated = delegation::of(&delegations, &id);
         exempt.extend(delegated.iter().map(|d| d.pointer.clone()));
+        // A cleared object is held by its id alone.
+        let cleared = live.cleared.contains(&id);
         let live_obj = owned_by_key
             .get(&id.key())
             .or_else(|| foreign_by_key.get(&id.key()))
-            .copied();
+            .copied()
+            .or_else(|| cleared.then_some(&NO_BODY));
         let Some(l) = live_obj else {
             // A new object gets its delegated fields (the HPA's target
             // starts at the declared replicas); ignored ones stay out.
@@ -324,8 +336,10 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
             changes.push(c);
             continue;
         };
-        let labelled = label(l, ENV_LABEL) == Some(desired.name.as_str())
-            && label(l, MANAGED_BY) == Some("keelson");
+        // A cleared object came from the LIST by both labels.
+        let labelled = cleared
+            || (label(l, ENV_LABEL) == Some(desired.name.as_str())
+                && label(l, MANAGED_BY) == Some("keelson"));
         // Tenancy: `adopt` takes over unlabelled objects, never another
         // environment's.
         let other_env = label(l, ENV_LABEL).filter(|e| *e != desired.name);
@@ -352,7 +366,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         }
         let mut c = Change::new(Action::Unchanged, id);
         c.notes.extend(delegated.iter().map(|d| d.note()));
-        if labelled && live.cleared.contains(&c.id) {
+        if cleared {
             c.intent.exempt = exempt;
             changes.push(c);
             continue;
@@ -443,11 +457,17 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
     }
     deletes.sort_by_key(|c| std::cmp::Reverse(crate::render::kind_rank(&c.id.kind)));
 
+    // Every labelled object counts, the cleared ones held by id too.
+    let bodiless = live
+        .cleared
+        .iter()
+        .filter(|id| !owned.contains_key(id))
+        .count();
     let managed = live
         .inventory
         .as_ref()
         .map_or(0, |i| i.objects.len())
-        .max(owned.len());
+        .max(owned.len() + bodiless);
     let refused = guard(&desired.prune, deletes.len(), managed);
     changes.extend(deletes);
 
@@ -655,6 +675,52 @@ mod tests {
         );
         assert!(guard(&spec(None, true), 4, 4).is_none());
         assert!(guard(&spec(None, false), 0, 0).is_none());
+    }
+
+    #[test]
+    fn objects_held_by_id_alone_are_unchanged_and_counted_by_the_guard() {
+        let kept = obj("ConfigMap", "kept", Some("dev"), json!({}));
+        let seed = obj(
+            "ConfigMap",
+            "seed",
+            Some("dev"),
+            json!({APPLY_ANNOTATION: "create-only"}),
+        );
+        let gone: Vec<Json> = ["gone-1", "gone-2"]
+            .iter()
+            .map(|n| obj("ConfigMap", n, Some("dev"), json!({})))
+            .collect();
+        let live = LiveEnv {
+            owned: gone.clone(),
+            inventory: inventory_of(&gone.iter().collect::<Vec<_>>()),
+            cleared: [&kept, &seed].into_iter().map(ObjectId::of).collect(),
+            ..LiveEnv::default()
+        };
+        let p = plan(&desired(vec![kept, seed]), &live);
+        let actions: Vec<(&str, Action)> = p
+            .changes
+            .iter()
+            .map(|c| (c.id.name.as_str(), c.action))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("kept", Action::Unchanged),
+                ("seed", Action::Unchanged),
+                ("gone-1", Action::Delete),
+                ("gone-2", Action::Delete)
+            ]
+        );
+        assert!(p.changes[1].notes[0].starts_with("create-only"));
+        // 2 of 4 labelled objects: at the 50% limit, not "all 2".
+        assert_eq!(p.refused, None);
+        let names: Vec<&str> = p
+            .inventory
+            .objects
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(names, ["kept", "seed"]);
     }
 
     #[test]
