@@ -129,12 +129,12 @@ fn judge(c: &mut Change, live: &Json, mut result: Json, manual: &[String]) {
                 "no field changes; apply records keelson's applied hash (keelson.dev/applied-hash)"
                     .into(),
             );
-            c.intent.expected = Some(after);
+            c.intent.expected = Some(after.into());
         }
     } else {
         c.action = Action::Update;
         c.diff = diff::unified(&c.id, Some(&before), Some(&after));
-        c.intent.expected = Some(after);
+        c.intent.expected = Some(after.into());
     }
 }
 
@@ -185,7 +185,7 @@ mod tests {
 
     fn change(body: Json) -> Change {
         let mut c = Change::new(Action::Update, ObjectId::of(&body));
-        c.apply = Some(body);
+        c.apply = Some(body.into());
         c.intent = Intent {
             confirm: true,
             ..Intent::default()

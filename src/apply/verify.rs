@@ -94,7 +94,7 @@ mod tests {
             ),
         );
         c.intent.removed = vec![vec!["f:data".into(), "f:old".into()]];
-        c.intent.expected = Some(json!({"data": {"a": "2"}}));
+        c.intent.expected = Some(json!({"data": {"a": "2"}}).into());
         c
     }
 

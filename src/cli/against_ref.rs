@@ -160,7 +160,7 @@ impl Base {
                             }]),
                         );
                     }
-                    objects.push(body);
+                    objects.push(*body);
                 }
             }
             // An inventory too large to store was refused when the base was

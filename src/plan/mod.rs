@@ -129,9 +129,11 @@ pub struct Change {
     /// Unified diff (Secret values masked), empty when unchanged.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub diff: String,
-    /// What to apply (desired minus ignored and delegated fields).
+    /// What to apply (desired minus ignored and delegated fields). Boxed:
+    /// plans of thousands of objects are held for reporting, and most
+    /// changes have none.
     #[serde(skip)]
-    pub apply: Option<Json>,
+    pub apply: Option<Box<Json>>,
     /// What confirming and writing the change needs beyond its body.
     #[serde(skip)]
     pub intent: Intent,
@@ -164,8 +166,9 @@ pub struct Intent {
     /// before it applies (see [`takeover`]).
     pub takeover: bool,
     /// The object as the server's dry run says it will be after the write
-    /// (server fields stripped): apply checks the write against it.
-    pub expected: Option<Json>,
+    /// (server fields stripped): apply checks the write against it. Boxed,
+    /// as [`Change::apply`].
+    pub expected: Option<Box<Json>>,
     /// The field paths (fieldsV1 keys) the write must remove; apply checks
     /// that each is gone from what it wrote.
     pub removed: Vec<Vec<String>>,
@@ -286,7 +289,9 @@ static NO_BODY: Json = Json::Null;
 
 /// Plan one environment.
 pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
-    let mut changes = Vec::new();
+    // One change per desired object and at most one per other live object:
+    // sized once, with no room left from doubling (plans are held).
+    let mut changes = Vec::with_capacity(desired.objects.len() + live.owned.len());
     let owned: BTreeMap<ObjectId, &Json> = live
         .owned
         .iter()
@@ -331,7 +336,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
             let want = body(d.value(), &ignored);
             let mut c = Change::new(Action::Create, id);
             c.diff = diff::unified(&c.id, None, Some(&want));
-            c.apply = Some(want);
+            c.apply = Some(want.into());
             c.intent.exempt = exempt;
             changes.push(c);
             continue;
@@ -419,7 +424,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
             c.diff = diff::unified(&c.id, Some(&live_view), Some(&want));
         }
         ownership::keep_exempt(&mut want, l, &owners, &exempt);
-        c.apply = Some(want);
+        c.apply = Some(want.into());
         c.intent.confirm = true;
         c.intent.exempt = exempt;
         changes.push(c);
