@@ -600,6 +600,15 @@ mod tests {
         }
     }
 
+    /// The names a plan's inventory records.
+    fn recorded_names(p: &Plan) -> Vec<&str> {
+        p.inventory
+            .objects
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect()
+    }
+
     fn inventory_of(objects: &[&Json]) -> Option<Inventory> {
         Some(Inventory {
             objects: objects.iter().map(|o| ObjectId::of(o)).collect(),
@@ -633,13 +642,7 @@ mod tests {
         assert_eq!(action("stray"), Some(Action::Skip), "not in the inventory");
         assert_eq!(action("pinned"), Some(Action::Skip), "prune disabled");
         assert!(p.refused.is_none());
-        let names: Vec<&str> = p
-            .inventory
-            .objects
-            .iter()
-            .map(|o| o.name.as_str())
-            .collect();
-        assert_eq!(names, ["keep", "pinned"]);
+        assert_eq!(recorded_names(&p), ["keep", "pinned"]);
     }
 
     #[test]
@@ -719,13 +722,7 @@ mod tests {
         assert!(p.changes[1].notes[0].starts_with("create-only"));
         // 2 of 4 labelled objects: at the 50% limit, not "all 2".
         assert_eq!(p.refused, None);
-        let names: Vec<&str> = p
-            .inventory
-            .objects
-            .iter()
-            .map(|o| o.name.as_str())
-            .collect();
-        assert_eq!(names, ["kept", "seed"]);
+        assert_eq!(recorded_names(&p), ["kept", "seed"]);
     }
 
     #[test]
