@@ -31,11 +31,13 @@ pub struct Report {
 
 impl Report {
     /// Drop the YAML trees of the repository and of the ready
-    /// environments ([`spec::Repo::forget_positions`]) once the diagnostics
-    /// have been reported: nothing after the check places a finding in a
-    /// file, and a reconcile holds the report while it renders and observes.
+    /// environments ([`spec::Repo::forget_positions`]), and the file texts
+    /// kept to show diagnostics in context, once the diagnostics have been
+    /// reported: nothing after the check places a finding in a file, and a
+    /// reconcile holds the report while it renders and observes.
     pub fn forget_positions(&mut self) {
         self.repo.forget_positions();
+        self.repo.sources = Default::default();
         for env in self.ready.values_mut() {
             spec::forget_manifest_positions(&mut env.manifests);
         }

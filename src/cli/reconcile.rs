@@ -183,6 +183,9 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     report_diagnostics(&report, args.color);
     report.forget_positions();
     let envs = selected_envs(&report, &args.envs)?;
+    // Shared with the environments' tasks, not copied into each: a copy of
+    // every resolved app per task was held until its turn came.
+    let report = std::sync::Arc::new(report);
 
     // Environments run concurrently, on every core; one failing does not
     // stop the others.
@@ -211,12 +214,18 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                     rancher: None,
                 });
             }
-            Some(env) => {
-                let (env, clusters, opts, slots) =
-                    (env.clone(), clusters.clone(), opts.clone(), slots.clone());
+            Some(_) => {
+                let (report, name, clusters, opts, slots) = (
+                    report.clone(),
+                    name.clone(),
+                    clusters.clone(),
+                    opts.clone(),
+                    slots.clone(),
+                );
                 tasks.push(tokio::spawn(async move {
                     let _slot = slots.acquire().await;
-                    reconcile::reconcile_named(&clusters, &env, &opts).await
+                    let env = &report.ready[&name];
+                    reconcile::reconcile_named(&clusters, env, &opts).await
                 }));
             }
             None => blocked.push(name.clone()),
