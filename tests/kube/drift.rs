@@ -193,6 +193,39 @@ fn a_client_side_applied_object_is_migrated_on_adoption_and_a_removed_key_goes()
 }
 
 #[test]
+fn a_namespace_made_with_kubectl_is_adopted_and_its_server_set_label_is_never_shown_removed() {
+    let h = Harness::new();
+    h.edit(
+        "environments/dev/environment.yaml",
+        "  namespace: shop-dev\n",
+        "  namespace: shop-dev\n  adopt: true\n",
+    );
+    // `kubectl create namespace`: the server's defaulter sets the
+    // `kubernetes.io/metadata.name` label, which the creator then owns.
+    h.srv
+        .create_object(
+            &kube_apiserver::Gvr::parse("v1/namespaces"),
+            "kubectl-create",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop-dev"}}),
+        )
+        .unwrap();
+    let (code, out, err) = h.keelson(&["reconcile", "--env", "dev", "--dry-run"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(out.contains("adopting an existing object"), "{out}");
+    assert!(!out.contains("-    kubernetes.io/metadata.name"), "{out}");
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev", "--no-wait"]);
+    assert_eq!(code, 2, "{out}");
+    let ns = h.get("v1/namespaces", None, "shop-dev").unwrap();
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "shop-dev",
+        "{ns}"
+    );
+    assert_eq!(ns["metadata"]["labels"]["keelson.dev/environment"], "dev");
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
 fn a_change_the_server_refuses_is_shown_and_its_step_is_not_started() {
     let h = Harness::new();
     let manifest = |app: &str| {
