@@ -247,7 +247,10 @@ impl Cluster for AnyCluster {
 /// Connections to the clusters environments name, made once and shared.
 pub struct Clusters {
     config: Option<Config>,
-    /// `--kubeconfig` / `--context`: one cluster for every environment.
+    /// `--kubeconfig FILE` / `--context NAME`. With a context, that one
+    /// context serves every environment; a file alone replaces only the
+    /// kubeconfig file, and each environment's cluster is still its own
+    /// context in it (see [`Clusters::get`]).
     pub override_kubeconfig: Option<(Option<PathBuf>, Option<String>)>,
     against: Option<Arc<AnyCluster>>,
     open: Mutex<HashMap<String, Arc<AnyCluster>>>,
@@ -267,6 +270,15 @@ impl Clusters {
             against,
             open: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How many objects the captured state (`--against`) holds; `None`
+    /// against live clusters.
+    pub fn captured_objects(&self) -> Option<usize> {
+        match self.against.as_deref()? {
+            AnyCluster::Dir(d) => Some(d.len()),
+            AnyCluster::Kube(_) => None,
+        }
     }
 
     /// Every environment planned against one captured state, with no
@@ -305,8 +317,22 @@ impl Clusters {
             return Ok(c.clone());
         }
         let c = match (&self.override_kubeconfig, &self.config) {
-            (Some((path, context)), _) => {
-                KubeCluster::connect(path.as_deref(), context.as_deref(), false).await?
+            // `--context NAME`: every environment goes to NAME, by choice.
+            (Some((path, Some(context))), _) => {
+                KubeCluster::connect(path.as_deref(), Some(context), false).await?
+            }
+            // `--kubeconfig FILE` alone swaps the file, not the mapping: a
+            // cluster is the context the config names for it, else the
+            // context of its own name, as with `KUBECONFIG=FILE`. Falling
+            // back to the file's current context sent every environment,
+            // prod included, to one cluster under headers naming others.
+            (Some((path, None)), cfg) => {
+                let context = cfg
+                    .as_ref()
+                    .and_then(|c| c.clusters.get(name))
+                    .and_then(|cc| cc.context.as_deref())
+                    .unwrap_or(name);
+                KubeCluster::connect(path.as_deref(), Some(context), false).await?
             }
             (None, Some(cfg)) => {
                 let cc = cfg.clusters.get(name).ok_or_else(|| {

@@ -56,10 +56,11 @@ struct Common {
     /// The keelson config file; default: keelson.yaml in --repo when it exists.
     #[arg(long, short = 'c', value_name = "FILE", env = "KEELSON_CONFIG")]
     config: Option<PathBuf>,
-    /// Use this kubeconfig for every cluster.
+    /// Read this kubeconfig instead of KUBECONFIG or ~/.kube/config; each
+    /// cluster is still its own context in it (as for `reconcile`).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
-    /// Use this kubeconfig context for every cluster.
+    /// Send every cluster to this kubeconfig context.
     #[arg(long)]
     context: Option<String>,
     /// Output format.

@@ -61,10 +61,12 @@ pub struct ReconcileArgs {
     /// `cluster` is taken as a kubeconfig context name.
     #[arg(long, short = 'c', value_name = "FILE", env = "KEELSON_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Use this kubeconfig for every environment (default: KUBECONFIG or ~/.kube/config).
+    /// Read this kubeconfig instead of KUBECONFIG or ~/.kube/config. Each
+    /// environment still goes to its own cluster: the context the keelson
+    /// config names for it, else the context named like its `cluster`.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Use this kubeconfig context for every environment, ignoring `cluster:` names.
+    /// Send every environment to this kubeconfig context, ignoring `cluster:` names.
     #[arg(long)]
     pub context: Option<String>,
     /// Output format.
@@ -160,6 +162,13 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         Some(b) => Clusters::captured(b.captured_state()),
         None => Clusters::new(config.clone(), args.against.clone())?,
     };
+    if let (Some(dir), Some(0)) = (&args.against, clusters.captured_objects()) {
+        eprintln!(
+            "warning: {} holds no Kubernetes objects (*.yaml, *.yml, *.json): planning against \
+             an empty cluster",
+            dir.display()
+        );
+    }
     if args.kubeconfig.is_some() || args.context.is_some() {
         clusters.override_kubeconfig = Some((args.kubeconfig.clone(), args.context.clone()));
     }
@@ -256,7 +265,7 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     if let Some(mut evidence) = evidence {
         let mut scan: BTreeSet<String> = report.ready.values().map(|e| e.cluster.clone()).collect();
         scan.extend(config_clusters);
-        if args.against.is_some() || base.is_some() || clusters.override_kubeconfig.is_some() {
+        if args.against.is_some() || base.is_some() || args.context.is_some() {
             // One cluster serves every name: scan it once.
             scan = scan.into_iter().take(1).collect();
             if scan.is_empty() {

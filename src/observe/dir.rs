@@ -43,6 +43,16 @@ impl DirCluster {
             })?;
             for d in docs {
                 let v = d.to_json();
+                if let Some(spec) = keelson_spec(&v) {
+                    return Err(ClusterError::Config(format!(
+                        "{}:{}:{}: {spec} is a keelson spec, not a cluster object: --against \
+                         reads captured objects (as `kubectl get -o yaml` writes them), not an \
+                         environments repository",
+                        f.display(),
+                        d.span.start.line,
+                        d.span.start.col,
+                    )));
+                }
                 match v.get("items").and_then(Json::as_array) {
                     Some(items)
                         if v.get("kind")
@@ -74,6 +84,16 @@ impl DirCluster {
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
+}
+
+/// `kind: K (keelson.dev/…)` when `v` is one of keelson's own documents
+/// (an Environment, a Pipeline, a Policy, a Config), which no cluster holds.
+fn keelson_spec(v: &Json) -> Option<String> {
+    let api_version = v.get("apiVersion")?.as_str()?;
+    api_version.starts_with("keelson.dev/").then(|| {
+        let kind = v.get("kind").and_then(Json::as_str).unwrap_or("?");
+        format!("`kind: {kind}` ({api_version})")
+    })
 }
 
 fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {

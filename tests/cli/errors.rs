@@ -203,23 +203,111 @@ fn write_kubeconfig(dir: &Path, text: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
-/// `reconcile --dry-run --env prod` against `kubeconfig`: its stdout+stderr.
+/// `reconcile --dry-run --env prod` against context `test` of `kubeconfig`:
+/// its stdout+stderr.
 fn plan_with(kc: &str) -> (i32, String) {
+    plan_in(kc, &["--context", "test"])
+}
+
+/// `reconcile --dry-run --env prod --kubeconfig kc`, then `extra`.
+fn plan_in(kc: &str, extra: &[&str]) -> (i32, String) {
     let repo = copy_example();
-    let (code, out, err) = isolated(
-        repo.path(),
+    let mut args = vec![
+        "reconcile",
+        "--dry-run",
+        "--env",
+        "prod",
+        "--kubeconfig",
+        kc,
+        "--timeout",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = isolated(repo.path(), &args);
+    (code, format!("{out}{err}"))
+}
+
+#[test]
+fn against_a_folder_of_specs_or_of_nothing_is_not_silently_an_empty_cluster() {
+    let root = project_root();
+    // The environments repository is not captured state: an error at the
+    // first keelson document, nothing planned.
+    let (code, out, err) = keelson(
+        &root,
+        &["reconcile", "--dry-run", "--against", "environments/prod"],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(
+            "environment.yaml:3:1: `kind: Environment` (keelson.dev/v1) is a keelson spec"
+        ),
+        "{err}"
+    );
+    assert!(!out.contains("+ create"), "{out}");
+    // An empty folder is an empty cluster, said out loud.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out, err) = keelson(
+        &root,
         &[
             "reconcile",
             "--dry-run",
             "--env",
             "prod",
-            "--kubeconfig",
-            kc,
-            "--timeout",
-            "5",
+            "--against",
+            empty.path().to_str().unwrap(),
         ],
     );
-    (code, format!("{out}{err}"))
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(
+            "holds no Kubernetes objects (*.yaml, *.yml, *.json): planning against an empty cluster"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_kubeconfig_alone_never_sends_an_environment_to_its_current_context() {
+    // The example's prod is on cluster `prod-eu`. The file's current context
+    // reaches a live server; its `prod-eu` context reaches nothing.
+    let srv = TestServer::start_blocking();
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let dir = tempfile::tempdir().unwrap();
+    let both = write_kubeconfig(
+        dir.path(),
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: live\n  cluster: {{server: {}}}\n\
+             - name: dead\n  cluster: {{server: {dead}}}\ncontexts:\n\
+             - name: test\n  context: {{cluster: live, user: u}}\n\
+             - name: prod-eu\n  context: {{cluster: dead, user: u}}\n\
+             current-context: test\nusers:\n- name: u\n  user: {{token: abc}}\n",
+            srv.url()
+        ),
+    );
+    let (code, out) = plan_in(&both, &[]);
+    assert_eq!(code, 1, "prod goes to its own context, prod-eu: {out}");
+    assert!(out.contains("connection refused"), "{out}");
+    assert!(
+        !out.contains("+ create"),
+        "nothing planned against `test`: {out}"
+    );
+    // A file without the environment's context: an error naming the
+    // contexts it has and the flag that picks one.
+    let only_test = kubeconfig(dir.path(), srv.url(), true);
+    let (code, out) = plan_in(&only_test, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("has no context `prod-eu` (it has: test)"),
+        "{out}"
+    );
+    assert!(out.contains("--context NAME"), "{out}");
+    assert!(!out.contains("+ create"), "{out}");
+    // `--context` is the one way to send every environment to one context.
+    let (code, out) = plan_in(&only_test, &["--context", "test"]);
+    assert_eq!(code, 2, "planned against `test`: {out}");
+    assert!(out.contains("+ create"), "{out}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Opt-in end-to-end suite against a real cluster: set
-//! `KEELSON_E2E_KUBECONFIG` (and optionally `KEELSON_E2E_CONTEXT`) and run
+//! `KEELSON_E2E_KUBECONFIG` and `KEELSON_E2E_CONTEXT` (the context every
+//! environment goes to; without it each environment's `cluster` must be a
+//! context of the file) and run
 //! `cargo test --test e2e -- --ignored`. It
 //! applies the example's preview environment, proves a second run changes
 //! nothing, then retires it by removing its folder.
