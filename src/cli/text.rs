@@ -76,7 +76,12 @@ fn diff_lines(out: &mut String, diff: &str, p: &Paint) {
 
 fn change(out: &mut String, c: &Change, failed: Option<&str>, opts: &TextOptions, p: &Paint) {
     let (sign, word, colour) = action_word(c.action);
-    let lines = c.diff.lines().count();
+    // The object's own lines: a diff's `---`/`+++`/`@@` headers are not.
+    let lines = c
+        .diff
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .count();
     // A create's diff is the whole object and a deletion's is the whole live
     // object: the header says enough unless asked (markdown and JSON carry them).
     let show_diff = match c.action {

@@ -24,10 +24,7 @@ use crate::spec::PruneSpec;
 pub fn unusable(report: &Report) -> Option<String> {
     let dir = report.repo.root.join("environments");
     if !dir.is_dir() {
-        return Some(format!(
-            "{} has no environments/ folder",
-            report.repo.root.display()
-        ));
+        return Some(crate::spec::layout_error(&report.repo.root).0);
     }
     // A preview template is content too: a repository of templates alone
     // (whose previews are being released) is no empty clone.

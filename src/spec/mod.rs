@@ -104,6 +104,33 @@ pub fn forget_manifest_positions(manifests: &mut [Manifest]) {
     }
 }
 
+/// What is wrong with a repository root that has no `environments/`
+/// folder, and what to do: (message, help).
+pub fn layout_error(root: &Path) -> (String, String) {
+    let expects = "keelson expects environments/<env>/environment.yaml under the repository root \
+                   (the current directory, or --repo DIR)";
+    if !root.is_dir() {
+        return (
+            format!("{} does not exist or is not a folder", root.display()),
+            expects.to_string(),
+        );
+    }
+    let inside = root.file_name().is_some_and(|n| n == "environments")
+        || root.join("environment.yaml").is_file();
+    let help = if inside {
+        format!(
+            "{expects}; {} looks like a folder inside the repository: point --repo at the folder that holds environments/",
+            root.display()
+        )
+    } else {
+        expects.to_string()
+    };
+    (
+        format!("{} has no environments/ folder", root.display()),
+        help,
+    )
+}
+
 /// Load every spec under `root`. Diagnostics come back beside the repo; an
 /// environment whose files failed is marked `load_failed`.
 pub fn load_repo(root: &Path) -> (Repo, Vec<Diagnostic>) {
@@ -141,9 +168,9 @@ pub fn load_repo_with(root: &Path, limits: Limits) -> (Repo, Vec<Diagnostic>) {
         return (repo, diags);
     }
     if !env_root.is_dir() {
+        let (message, help) = layout_error(root);
         loader.diags.push(
-            Diagnostic::error("layout", Path::new("environments"), None, "no environments/ folder")
-                .with_help("keelson expects environments/<env>/environment.yaml; run it in the repository root or pass --repo"),
+            Diagnostic::error("layout", Path::new("environments"), None, message).with_help(help),
         );
     }
     for dir in subdirs(&env_root) {

@@ -228,6 +228,41 @@ fn plan_in(kc: &str, extra: &[&str]) -> (i32, String) {
 }
 
 #[test]
+fn a_repo_flag_at_the_wrong_folder_says_which_folder_to_pass() {
+    let root = project_root();
+    let (code, _, err) = keelson(&root, &["validate", "--repo", "environments"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("environments has no environments/ folder"),
+        "{err}"
+    );
+    assert!(
+        err.contains("looks like a folder inside the repository: point --repo at the folder that holds environments/"),
+        "{err}"
+    );
+    let (code, _, err) = keelson(&root, &["validate", "--repo", "/nonexistent/keelson-repo"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("/nonexistent/keelson-repo does not exist or is not a folder"),
+        "{err}"
+    );
+    let (code, _, err) = keelson(
+        &root,
+        &[
+            "reconcile",
+            "--dry-run",
+            "--repo",
+            "/nonexistent/keelson-repo",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("/nonexistent/keelson-repo does not exist or is not a folder: nothing planned, nothing deleted"),
+        "{err}"
+    );
+}
+
+#[test]
 fn against_a_folder_of_specs_or_of_nothing_is_not_silently_an_empty_cluster() {
     let root = project_root();
     // The environments repository is not captured state: an error at the

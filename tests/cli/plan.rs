@@ -33,6 +33,25 @@ fn the_text_plan_is_laid_out_to_be_scanned() {
         .expect("the example creates objects");
     assert_eq!(lines[create + 1], "", "{out}");
     assert!(lines[create].ends_with(" lines)"), "{}", lines[create]);
+    // The count is the object's lines, as --show-creates prints them (the
+    // diff's ---/+++/@@ headers are not the object's).
+    let header = lines[create].rsplit_once(" (").unwrap().0;
+    let count: usize = lines[create]
+        .rsplit_once(" (")
+        .unwrap()
+        .1
+        .trim_end_matches(" lines)")
+        .parse()
+        .unwrap();
+    let (_, shown, _) = plan(&["--show-creates"]);
+    let body: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("    +") && !l.starts_with("    +++"))
+        .collect();
+    assert_eq!(count, body.len(), "{header}: {body:?}");
     // Diffs are indented under their object.
     assert!(
         lines
