@@ -467,7 +467,10 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 labels["kubernetes.io/metadata.name"] = name;
             }
             set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
-            obj["status"] = json!({"phase": "Active"});
+            // Active on create (a create drops the client's status); an update
+            // keeps the stored status (carry_system_fields), Terminating included.
+            set_default(obj, "status", json!({}));
+            set_default(&mut obj["status"], "phase", json!("Active"));
         }
         ("", "Secret") => {
             set_default(obj, "type", json!("Opaque"));

@@ -709,6 +709,19 @@ fn carry_system_fields(rt: &ResourceType, old: &Value, new: &mut Value, subresou
             }
         }
     }
+    // A Namespace's finalizers change only through its finalize
+    // subresource: an update keeps the stored ones
+    // (pkg/registry/core/namespace/strategy.go, PrepareForUpdate).
+    if is_namespace(rt) && subresource.is_empty() {
+        match old["spec"].get("finalizers") {
+            Some(f) => new["spec"]["finalizers"] = f.clone(),
+            None => {
+                if let Some(spec) = new["spec"].as_object_mut() {
+                    spec.remove("finalizers");
+                }
+            }
+        }
+    }
     if subresource == "status" {
         let status = new.get("status").cloned();
         let mut keep = old.clone();

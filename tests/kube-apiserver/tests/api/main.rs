@@ -515,3 +515,42 @@ fn statefulset_and_daemonset_status_follow_spec_and_the_health_hook() {
         d["status"]["desiredNumberScheduled"]
     );
 }
+
+/// pkg/registry/core/namespace/strategy.go `PrepareForUpdate`: an update keeps a Namespace's
+/// `spec.finalizers` and `status` (finalizers change only through the finalize subresource);
+/// `PrepareForCreate` makes it Active whatever the client sent.
+#[test]
+fn a_namespace_update_keeps_its_finalizers_and_status() {
+    let srv = TestServer::start_blocking();
+    let r = post(
+        srv.url(),
+        "/api/v1/namespaces",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"},
+            "status": {"phase": "Terminating"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["status"]["phase"], "Active");
+    assert_eq!(r.json()["spec"]["finalizers"], json!(["kubernetes"]));
+    let mut ns = r.json();
+    ns["spec"]["finalizers"] = json!(["example.com/x"]);
+    ns["metadata"]["labels"]["team"] = json!("a");
+    let r = put(srv.url(), "/api/v1/namespaces/n", &ns);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stored = get(srv.url(), "/api/v1/namespaces/n").json();
+    assert_eq!(
+        stored["metadata"]["labels"]["team"], "a",
+        "the update itself is taken"
+    );
+    assert_eq!(stored["spec"]["finalizers"], json!(["kubernetes"]));
+    let r = request(
+        srv.url(),
+        "PATCH",
+        "/api/v1/namespaces/n?fieldManager=m&force=true",
+        Some("application/apply-patch+yaml"),
+        r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}, "spec": {"finalizers": []}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stored = get(srv.url(), "/api/v1/namespaces/n").json();
+    assert_eq!(stored["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(stored["status"]["phase"], "Active");
+}
