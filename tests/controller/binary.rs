@@ -90,14 +90,7 @@ async fn keelson_run_serves_and_stops_cleanly_on_sigterm() {
     assert_eq!(health.status(), 200);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let st: serde_json::Value = keelson::http::client()
-            .get(format!("{base}/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let st = crate::get_json::get_json(&format!("{base}/status")).await;
         if st["source"]["head"]["id"] == commit.as_str()
             && st["environments"].as_array().unwrap().len() == 2
         {

@@ -2,6 +2,8 @@
 //! repositories, real HTTP on loopback, a recording fake of the reconcile
 //! pipeline (and the real binary where noted).
 
+#[path = "../support/get_json.rs"]
+mod get_json;
 mod support;
 
 mod affected;

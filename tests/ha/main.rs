@@ -5,6 +5,8 @@
 
 mod cluster;
 mod deploy;
+#[path = "../support/get_json.rs"]
+mod get_json;
 mod log;
 mod rbac;
 mod shutdown;
@@ -193,14 +195,7 @@ async fn paused_and_killed_replicas_never_overlap_writers() {
         .find(|id| **id != victim)
         .unwrap()
         .clone();
-    let status: serde_json::Value = keelson::http::client()
-        .get(format!("{}/status", fleet.addrs[&survivor]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json::get_json(&format!("{}/status", fleet.addrs[&survivor])).await;
     let at_head: Vec<&str> = status["environments"]
         .as_array()
         .unwrap()

@@ -141,14 +141,7 @@ async fn webhook_commits_leave_descriptors_and_memory_flat() {
         // Wait for the fetch, so that every commit is its own fetch.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let st: serde_json::Value = client
-                .get(format!("{base}/status"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let st = crate::get_json::get_json(&format!("{base}/status")).await;
             if st["source"]["head"]["id"] == head.as_str() {
                 break;
             }

@@ -5,6 +5,8 @@
 mod allocation;
 mod cli;
 mod forge;
+#[path = "../support/get_json.rs"]
+mod get_json;
 mod promote;
 mod rancher;
 mod run;

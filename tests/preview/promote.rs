@@ -201,14 +201,7 @@ async fn controller(repo: &Repo, state: &Path, cluster: &Cluster) -> Running {
 async fn healthy_since(running: &Running, env: &str, app: &str, healthy: bool) -> Option<String> {
     let url = format!("http://{}/status", running.addr());
     for _ in 0..500 {
-        let st: serde_json::Value = keelson::http::client()
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let st = crate::get_json::get_json(&url).await;
         let found = st["environments"]
             .as_array()
             .into_iter()
