@@ -62,22 +62,11 @@ impl DesiredObject {
         // The text was written by `new` from a value: it parses.
         serde_json::from_str(&self.text).expect("packed JSON parses")
     }
-
-    /// The object's compact JSON text.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
 }
 
 impl From<Json> for DesiredObject {
     fn from(o: Json) -> DesiredObject {
         DesiredObject::new(&o)
-    }
-}
-
-impl From<&Json> for DesiredObject {
-    fn from(o: &Json) -> DesiredObject {
-        DesiredObject::new(o)
     }
 }
 
