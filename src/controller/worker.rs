@@ -17,6 +17,7 @@ use super::lease::{Acquire, Term};
 use super::report::Posted;
 use super::shard;
 use super::{EnvOutcome, EnvReconciler, Outcome};
+use crate::record::kube::ClusterStatusError;
 use crate::record::{Attempt, CommitRef, EnvStatus, SyncRecord, Trigger, now_rfc3339};
 use crate::source::Checkout;
 
@@ -299,17 +300,20 @@ pub(crate) async fn record(
     let mut recorded = true;
     if let (Some(coord), Some(t)) = (&shared.coord, term) {
         // Under the Lease, like every other write to the environment.
-        recorded = false;
-        match t.check().await {
+        // Each of its writes checks the fence right before it goes out.
+        match coord
+            .status
+            .put(&status, coord.leases.identity(), &**t)
+            .await
+        {
+            Ok(()) => {}
+            Err(ClusterStatusError::Fenced(why)) => {
+                recorded = false;
+                warn!(env, "status not written to the cluster: {why}");
+            }
             // An API error (no CRD, RBAC) is not retried: it would only
             // fail again; it is logged with each sync.
-            Ok(()) => {
-                recorded = true;
-                if let Err(e) = coord.status.put(&status, coord.leases.identity()).await {
-                    warn!(env, error = %e, "cannot record the status in the cluster");
-                }
-            }
-            Err(why) => warn!(env, "status not written to the cluster: {why}"),
+            Err(e) => warn!(env, error = %e, "cannot record the status in the cluster"),
         }
     }
     recorded

@@ -5,15 +5,17 @@
 //! picture. The local redb store stays the history of each process.
 //!
 //! Writes are server-side applies with field manager `keelson`: the object
-//! (spec: the environment's name) once, then its status through the
-//! `status` subresource, as controllers do (Kubernetes API conventions,
-//! "spec and status").
+//! (spec: the environment's name) once per process, then its status through
+//! the `status` subresource, as controllers do (Kubernetes API conventions,
+//! "spec and status"). Each write is fenced on its own: the caller's
+//! [`Fence`] is checked right before it.
 
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value as Json, json};
 
 use super::EnvStatus;
+use crate::controller::fence::Fence;
 use crate::controller::lease::object_name;
 
 /// API group of keelson's custom resources.
@@ -33,6 +35,10 @@ pub enum ClusterStatusError {
         "the {PLURAL}.{GROUP} CRD is not installed in the cluster; apply deploy/crd.yaml (`kubectl apply -f deploy/crd.yaml`)"
     )]
     NoCrd,
+    /// The fence refused the write (the Lease is no longer ours): nothing
+    /// more was written.
+    #[error("{0}")]
+    Fenced(String),
     /// Any other API error.
     #[error("{verb} {PLURAL}.{GROUP}: {message}")]
     Api {
@@ -73,6 +79,9 @@ fn resource() -> ApiResource {
 #[derive(Clone)]
 pub struct ClusterStatus {
     api: Api<DynamicObject>,
+    /// Names of the objects this process has applied: their status alone is
+    /// written from then on (one write per sync, not two).
+    known: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl ClusterStatus {
@@ -80,13 +89,47 @@ impl ClusterStatus {
     pub fn new(client: kube::Client, namespace: &str) -> ClusterStatus {
         ClusterStatus {
             api: Api::namespaced_with(client, namespace, &resource()),
+            known: Default::default(),
         }
     }
 
-    /// Record `st`, as synced by replica `by`.
-    pub async fn put(&self, st: &EnvStatus, by: &str) -> Result<(), ClusterStatusError> {
+    /// Record `st`, as synced by replica `by`, checking `fence` right before
+    /// each write: a status write never goes out on the strength of a check
+    /// made before an earlier write (a replica paused during the first write
+    /// must not send the second when it resumes). The object itself is applied
+    /// once per process, and again when its status write answers 404 (someone
+    /// deleted it).
+    ///
+    /// Errors: [`ClusterStatusError::Fenced`] when the fence refused (nothing
+    /// more written), [`ClusterStatusError::NoCrd`], or the API's answer.
+    pub async fn put(
+        &self,
+        st: &EnvStatus,
+        by: &str,
+        fence: &dyn Fence,
+    ) -> Result<(), ClusterStatusError> {
         let name = object_name("", &st.env);
         let pp = PatchParams::apply(crate::plan::FIELD_MANAGER).force();
+        let status = json!({
+            "apiVersion": format!("{GROUP}/{VERSION}"),
+            "kind": KIND,
+            "metadata": {"name": name},
+            "status": to_status(st, by),
+        });
+        let write_status = || async {
+            fence.check().await.map_err(ClusterStatusError::Fenced)?;
+            self.api
+                .patch_status(&name, &pp, &Patch::Apply(&status))
+                .await
+                .map_err(|e| err("apply status of", e))
+        };
+        if self.is_known(&name) {
+            match write_status().await {
+                Ok(_) => return Ok(()),
+                Err(ClusterStatusError::NoCrd) => self.set_known(&name, false),
+                Err(e) => return Err(e),
+            }
+        }
         let obj = json!({
             "apiVersion": format!("{GROUP}/{VERSION}"),
             "kind": KIND,
@@ -96,21 +139,27 @@ impl ClusterStatus {
             },
             "spec": {"environment": st.env},
         });
+        fence.check().await.map_err(ClusterStatusError::Fenced)?;
         self.api
             .patch(&name, &pp, &Patch::Apply(&obj))
             .await
             .map_err(|e| err("apply", e))?;
-        let status = json!({
-            "apiVersion": format!("{GROUP}/{VERSION}"),
-            "kind": KIND,
-            "metadata": {"name": name},
-            "status": to_status(st, by),
-        });
-        self.api
-            .patch_status(&name, &pp, &Patch::Apply(&status))
-            .await
-            .map_err(|e| err("apply status of", e))?;
-        Ok(())
+        self.set_known(&name, true);
+        write_status().await.map(|_| ())
+    }
+
+    fn is_known(&self, name: &str) -> bool {
+        self.known.lock().is_ok_and(|k| k.contains(name))
+    }
+
+    fn set_known(&self, name: &str, known: bool) {
+        if let Ok(mut k) = self.known.lock() {
+            if known {
+                k.insert(name.to_string());
+            } else {
+                k.remove(name);
+            }
+        }
     }
 
     /// Every environment's status, sorted by environment.

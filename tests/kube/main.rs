@@ -10,6 +10,7 @@ mod rancher;
 mod real_server;
 mod reconcile;
 mod retire;
+mod status_fence;
 mod symlinks;
 mod tenancy;
 mod waits;
