@@ -122,6 +122,7 @@ fn write_status(
         api_version,
         subresource: "status",
         now: &now,
+        reset: crate::ssa::reset::SPEC,
     };
     managed::update(Some(&old), &mut new, &w);
     store.put(key.clone(), new, EventType::Modified);

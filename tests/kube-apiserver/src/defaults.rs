@@ -466,7 +466,6 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 let labels = meta.entry("labels").or_insert_with(|| json!({}));
                 labels["kubernetes.io/metadata.name"] = name;
             }
-            set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
             // Active on create (a create drops the client's status); an update
             // keeps the stored status (carry_system_fields), Terminating included.
             set_default(obj, "status", json!({}));

@@ -95,6 +95,7 @@ impl Ctx<'_> {
             api_version: "",
             subresource,
             now: &self.now,
+            reset: crate::ssa::reset::reset_fields(self.rt, subresource),
         }
     }
 }
@@ -308,6 +309,27 @@ fn check_storage_size(obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// What a strategy's `PrepareForCreate` adds after field management (so no manager owns it): a
+/// Namespace gets the `kubernetes` finalizer appended to the ones the client sent
+/// (pkg/registry/core/namespace/strategy.go).
+fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
+    if !is_namespace(rt) {
+        return;
+    }
+    if !obj["spec"].is_object() {
+        obj["spec"] = json!({});
+    }
+    let finalizers = &mut obj["spec"]["finalizers"];
+    if !finalizers.is_array() {
+        *finalizers = json!([]);
+    }
+    if let Some(list) = finalizers.as_array_mut()
+        && !list.iter().any(|f| f == "kubernetes")
+    {
+        list.push(json!("kubernetes"));
+    }
+}
+
 /// Store a new object (shared by POST and create-via-apply).
 fn finish_create(
     store: &mut Store,
@@ -332,6 +354,7 @@ fn finish_create(
         m.remove("resourceVersion");
     }
     // Set by the registry after field management: owned by no manager.
+    prepare_for_create(ctx.rt, &mut obj);
     allocate(ctx.rt, &mut obj, None, &mut |what| store.allocate(what));
     job_selector(ctx.rt, &mut obj);
     validate(ctx.rt, &obj)?;
@@ -622,13 +645,14 @@ fn pvc_spec_changes(old: &Value, new: &Value) -> Vec<FieldError> {
     errs
 }
 
-/// Bump generation, skip no-op writes, validate and store an updated object.
+/// Bump generation (only the main resource's strategies do), skip no-op writes, validate and store an updated object.
 fn finish_update(
     store: &mut Store,
     ctx: &Ctx<'_>,
     key: Key,
     old: &Value,
     mut new: Value,
+    subresource: &str,
     on: &OnUndeclared<'_>,
 ) -> Result<Outcome, ApiError> {
     drop_empty_meta_maps(&mut new);
@@ -652,6 +676,7 @@ fn finish_update(
     }
     check_declared_fields(ctx, &mut new, on)?;
     if let Some(g) = generation
+        && subresource.is_empty()
         && bumps_generation(ctx.rt, old, &new)
     {
         new["metadata"]["generation"] = json!(g + 1);
@@ -691,7 +716,8 @@ fn is_namespace(rt: &ResourceType) -> bool {
     rt.resource == "namespaces" && !rt.custom
 }
 
-/// Keep what the client may not change: identity, creation time, and status on the main resource.
+/// Keep what the client may not change: identity, creation time, and the fields the strategy
+/// resets (status on the main resource, spec through `/status`: [`crate::ssa::reset`]).
 fn carry_system_fields(rt: &ResourceType, old: &Value, new: &mut Value, subresource: &str) {
     for k in [
         "uid",
@@ -722,7 +748,10 @@ fn carry_system_fields(rt: &ResourceType, old: &Value, new: &mut Value, subresou
             }
         }
     }
-    if subresource == "status" {
+    if subresource == "status" && rt.custom {
+        // A custom resource's status strategy takes nothing but `status` (apiextensions-apiserver
+        // pkg/registry/customresource/status_strategy.go, PrepareForUpdate), though it lists
+        // only `spec` as reset.
         let status = new.get("status").cloned();
         let mut keep = old.clone();
         match status {
@@ -735,15 +764,8 @@ fn carry_system_fields(rt: &ResourceType, old: &Value, new: &mut Value, subresou
         }
         keep["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
         *new = keep;
-    } else if rt.has_status {
-        match old.get("status") {
-            Some(s) => new["status"] = s.clone(),
-            None => {
-                if let Some(m) = new.as_object_mut() {
-                    m.remove("status");
-                }
-            }
-        }
+    } else {
+        crate::ssa::reset::keep(old, new, crate::ssa::reset::reset_fields(rt, subresource));
     }
 }
 
@@ -787,7 +809,15 @@ fn update_inner(
             managed::update(Some(old), &mut new, &w);
         }
     }
-    finish_update(store, ctx, key, old, new, &OnUndeclared::Decode)
+    finish_update(
+        store,
+        ctx,
+        key,
+        old,
+        new,
+        subresource,
+        &OnUndeclared::Decode,
+    )
 }
 
 fn check_rv(ctx: &Ctx<'_>, old: &Value, body: &Value) -> Result<(), ApiError> {

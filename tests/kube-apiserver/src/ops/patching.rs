@@ -163,7 +163,7 @@ pub fn patch(
             carry_system_fields(ctx.rt, &old, &mut merged, subresource);
             set_type(ctx.rt, &mut merged);
             admit(ctx.rt, &mut merged, subresource.is_empty())?;
-            finish_update(store, ctx, key, &old, merged, &on)
+            finish_update(store, ctx, key, &old, merged, subresource, &on)
         }
     }
 }

@@ -127,6 +127,8 @@ pub struct Writer<'a> {
     pub subresource: &'a str,
     /// Current time, RFC 3339.
     pub now: &'a str,
+    /// Fields the write resets: neither applied nor owned ([`super::reset::reset_fields`]).
+    pub reset: &'a [super::reset::FieldPath],
 }
 
 /// Server-side apply of `applied` onto `live` (an empty object when creating).
@@ -140,9 +142,9 @@ pub fn apply(
     force: bool,
 ) -> Result<Value, ApplyError> {
     let mut list = entries(live);
-    let applied_content = tracked_content(applied, !w.subresource.is_empty());
+    let applied_content = tracked_content(applied, w.reset);
     let new_set = apply_set(&applied_content).map_err(ApplyError::Invalid)?;
-    let live_content = tracked_content(live, !w.subresource.is_empty());
+    let live_content = tracked_content(live, w.reset);
     let me = |e: &Entry| e.same_identity(w.manager, "Apply", w.subresource);
 
     let mut conflicts = Vec::new();
@@ -228,21 +230,9 @@ pub fn apply(
 /// Record an `Update` by `w` that turned `old` (None on create) into `new`: the writer gains the
 /// fields it changed, and every other manager loses them.
 pub fn update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
-    let status = w.subresource == "status";
     let mut list = old.map(entries).unwrap_or_default();
-    let old_content = old.map(|o| tracked_content(o, status));
-    let mut new_content = tracked_content(new, status);
-    if status {
-        // A status write only changes status; everything else is someone else's business.
-        new_content = serde_json::json!({"status": new_content.get("status").cloned().unwrap_or(Value::Null)});
-    }
-    let old_cmp = old_content.map(|o| {
-        if status {
-            json!({"status": o.get("status").cloned().unwrap_or(Value::Null)})
-        } else {
-            o
-        }
-    });
+    let old_cmp = old.map(|o| tracked_content(o, w.reset));
+    let new_content = tracked_content(new, w.reset);
     let (changed, removed) = update_sets(old_cmp.as_ref(), &new_content);
     let removed_paths = removed.paths();
     let me = |e: &Entry| e.same_identity(w.manager, "Update", w.subresource);

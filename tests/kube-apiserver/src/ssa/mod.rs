@@ -2,6 +2,7 @@
 
 pub mod fieldset;
 pub mod managed;
+pub mod reset;
 pub mod schema;
 pub mod walk;
 

@@ -17,6 +17,7 @@ fn w(manager: &str) -> Writer<'_> {
         api_version: "apps/v1",
         subresource: "",
         now: "2026-01-01T00:00:00Z",
+        reset: super::reset::STATUS,
     }
 }
 

@@ -22,15 +22,15 @@ const SYSTEM_META: &[&str] = &[
 ];
 
 /// The part of an object that field management tracks: no apiVersion/kind, no server-owned
-/// metadata, and no `status` unless `keep_status` (writes through the status subresource).
-pub fn tracked_content(obj: &Value, keep_status: bool) -> Value {
+/// metadata, and none of the fields the write resets (see [`super::reset`]).
+pub fn tracked_content(obj: &Value, reset: &[super::reset::FieldPath]) -> Value {
     let mut out = obj.clone();
+    for path in reset {
+        super::reset::remove(&mut out, path);
+    }
     if let Some(m) = out.as_object_mut() {
         m.remove("apiVersion");
         m.remove("kind");
-        if !keep_status {
-            m.remove("status");
-        }
         let drop_meta = match m.get_mut("metadata").and_then(Value::as_object_mut) {
             Some(meta) => {
                 for k in SYSTEM_META {

@@ -4,6 +4,7 @@
 mod defaults;
 mod http;
 mod kube_client;
+mod reset;
 mod ssa;
 mod stored;
 mod streams;
