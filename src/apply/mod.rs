@@ -340,6 +340,20 @@ async fn write_one<C: Cluster>(
         return unreachable_result(c);
     }
     let body = c.apply.as_ref().expect("writes have a body");
+    let mut deleted = 0;
+    if c.action == Action::Replace {
+        match delete_and_wait(cluster, c, opts, reach).await {
+            (Ok(()), n) => deleted = n,
+            (Err(e), attempts) => {
+                return ObjectResult {
+                    id: c.id.clone(),
+                    action: c.action,
+                    error: Some(format!("replace: {e}")),
+                    attempts,
+                };
+            }
+        }
+    }
     let (result, attempts) = with_retries(opts, || async {
         let res = cluster.resource(&c.id.api_version, &c.id.kind).await?;
         if c.intent.takeover {
@@ -353,13 +367,72 @@ async fn write_one<C: Cluster>(
     }
     let error = match result {
         Ok(stored) => verify::check(c, body, &stored).err(),
+        Err(e) if c.action == Action::Replace => {
+            Some(format!("replace: deleted, but not created again: {e}"))
+        }
         Err(e) => Some(e.to_string()),
     };
     ObjectResult {
         id: c.id.clone(),
         action: c.action,
         error,
-        attempts,
+        attempts: attempts + deleted,
+    }
+}
+
+/// The first half of a replacement: delete the object (background
+/// propagation: its dependents are collected after it, as `kubectl replace
+/// --force` does), then wait until it is gone, finalizers run, so that the
+/// create that follows makes a new object rather than meeting the old one.
+/// Returns the requests made, and why it failed.
+async fn delete_and_wait<C: Cluster>(
+    cluster: &C,
+    c: &Change,
+    opts: &ApplyOptions,
+    reach: &Reachability,
+) -> (Result<(), String>, u32) {
+    let failed = |what: &str, e: ClusterError, n| {
+        reach.note(&e);
+        (Err(format!("{what}: {e}")), n)
+    };
+    let (res, attempts) = with_retries(opts, || async {
+        let res = cluster.resource(&c.id.api_version, &c.id.kind).await?;
+        let ns = res.namespaced.then_some(c.id.namespace.as_str());
+        cluster.delete(&res, ns, &c.id.name, false).await?;
+        Ok(res)
+    })
+    .await;
+    let res = match res {
+        Ok(res) => res,
+        Err(e) => return failed("not deleted", e, attempts),
+    };
+    let ns = res.namespaced.then_some(c.id.namespace.as_str());
+    let until = opts.wait_until();
+    let poll = opts.poll.min(Duration::from_millis(500));
+    let mut n = attempts;
+    loop {
+        n += 1;
+        let live = match cluster.get(&res, ns, &c.id.name).await {
+            Ok(live) => live,
+            Err(e) => return failed("deleted, then not read again", e, n),
+        };
+        let Some(live) = live else {
+            return (Ok(()), n);
+        };
+        if tokio::time::Instant::now() + poll > until {
+            let finalizers = live
+                .pointer("/metadata/finalizers")
+                .map(Json::to_string)
+                .unwrap_or_else(|| "none".into());
+            return (
+                Err(format!(
+                    "deleted, but still there at the timeout (finalizers: {finalizers}); \
+                     not created again"
+                )),
+                n,
+            );
+        }
+        tokio::time::sleep(poll).await;
     }
 }
 

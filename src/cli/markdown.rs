@@ -38,6 +38,7 @@ fn sign(a: Action) -> (&'static str, &'static str) {
     match a {
         Action::Create => ("+", "create"),
         Action::Update => ("~", "update"),
+        Action::Replace => ("-/+", "replace"),
         Action::Delete => ("-", "delete"),
         Action::Unchanged => ("=", "unchanged"),
         Action::Skip => ("!", "skip"),

@@ -12,6 +12,8 @@ pub struct Counts {
     pub create: usize,
     /// Updated (or to update).
     pub update: usize,
+    /// Replaced: deleted and created again (or to replace).
+    pub replace: usize,
     /// Deleted (or to delete).
     pub delete: usize,
 }
@@ -20,6 +22,7 @@ impl Counts {
     fn add(&mut self, other: Counts) {
         self.create += other.create;
         self.update += other.update;
+        self.replace += other.replace;
         self.delete += other.delete;
     }
 
@@ -27,6 +30,7 @@ impl Counts {
         match action {
             Action::Create => self.create += 1,
             Action::Update => self.update += 1,
+            Action::Replace => self.replace += 1,
             Action::Delete => self.delete += 1,
             Action::Unchanged | Action::Skip => {}
         }
@@ -34,23 +38,38 @@ impl Counts {
 
     /// Whether nothing is counted.
     pub fn is_zero(&self) -> bool {
-        self.create + self.update + self.delete == 0
+        self.create + self.update + self.replace + self.delete == 0
     }
 
-    /// `2 to create, 1 to update, 0 to delete`.
+    /// `2 to create, 1 to update, 0 to delete` (`, 1 to replace` before the
+    /// deletes when there are replacements).
     pub fn planned(&self) -> String {
         format!(
-            "{} to create, {} to update, {} to delete",
-            self.create, self.update, self.delete
+            "{} to create, {} to update, {}{} to delete",
+            self.create,
+            self.update,
+            self.replaced("to replace"),
+            self.delete
         )
     }
 
-    /// `2 created, 1 updated, 0 deleted`.
+    /// `2 created, 1 updated, 0 deleted` (`1 replaced, ` likewise).
     pub fn done(&self) -> String {
         format!(
-            "{} created, {} updated, {} deleted",
-            self.create, self.update, self.delete
+            "{} created, {} updated, {}{} deleted",
+            self.create,
+            self.update,
+            self.replaced("replaced"),
+            self.delete
         )
+    }
+
+    fn replaced(&self, word: &str) -> String {
+        if self.replace == 0 {
+            String::new()
+        } else {
+            format!("{} {word}, ", self.replace)
+        }
     }
 }
 

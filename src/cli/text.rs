@@ -51,6 +51,7 @@ fn action_word(a: Action) -> (&'static str, &'static str, &'static str) {
     match a {
         Action::Create => ("+", "create", GREEN),
         Action::Update => ("~", "update", YELLOW),
+        Action::Replace => ("-/+", "replace", RED),
         Action::Delete => ("-", "delete", RED),
         Action::Unchanged => ("=", "unchanged", DIM),
         Action::Skip => ("!", "skip", CYAN),

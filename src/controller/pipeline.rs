@@ -351,6 +351,7 @@ pub(crate) fn outcome_of(result: &EnvResult, dry_run: bool) -> EnvOutcome {
             let verb = match c.action {
                 Action::Create => "create",
                 Action::Update => "update",
+                Action::Replace => "replace",
                 Action::Delete => "delete",
                 Action::Unchanged | Action::Skip => return None,
             };

@@ -186,8 +186,25 @@ fn map_err(verb: &str, what: String, e: kube::Error) -> ClusterError {
             retry_after: s
                 .details
                 .as_ref()
-                .map(|d| u64::from(d.retry_after_seconds))
+                .map(|d| d.retry_after_seconds)
                 .filter(|s| *s > 0),
+            immutable: {
+                let causes = s.details.as_ref().map(|d| &d.causes[..]).unwrap_or(&[]);
+                let all = if causes.is_empty() {
+                    super::immutable_cause(&s.message)
+                } else {
+                    causes.iter().all(|c| super::immutable_cause(&c.message))
+                };
+                (s.code == 422 && all).then(|| {
+                    Box::new(
+                        causes
+                            .iter()
+                            .map(|c| c.field.clone())
+                            .filter(|f| !f.is_empty())
+                            .collect(),
+                    )
+                })
+            },
         },
         other => {
             let unreachable = cannot_connect(&other);
@@ -416,5 +433,71 @@ impl Cluster for KubeCluster {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(map_err("delete", what(res, namespace, name), e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A 422 as kube-apiserver sends it, with `causes` (field, message).
+    fn invalid(causes: &[(&str, &str)]) -> ClusterError {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422,
+            "reason": "Invalid", "message": "Job.batch \"migrate\" is invalid: …",
+            "details": {"name": "migrate", "group": "batch", "kind": "Job",
+                "causes": causes.iter().map(|(f, m)| json!({"reason": "FieldValueInvalid", "field": f, "message": m})).collect::<Vec<_>>()}
+        }))
+        .unwrap();
+        map_err(
+            "apply",
+            "Job shop/migrate".into(),
+            kube::Error::Api(status.into()),
+        )
+    }
+
+    #[test]
+    fn a_422_is_immutable_only_when_every_cause_is_a_field_fixed_once_set() {
+        let e = invalid(&[(
+            "spec.template",
+            "Invalid value: {\"spec\":{}}: field is immutable",
+        )]);
+        assert_eq!(
+            e.immutable_fields(),
+            Some(&["spec.template".to_string()][..])
+        );
+        let sts = invalid(&[(
+            "spec",
+            "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        )]);
+        assert!(sts.is_immutable());
+        assert!(
+            invalid(&[(
+                "spec.clusterIPs[0]",
+                "Invalid value: []string{\"None\"}: may not change once set"
+            )])
+            .is_immutable()
+        );
+        assert!(
+            invalid(&[(
+                "data",
+                "Forbidden: field is immutable when `immutable` is set"
+            )])
+            .is_immutable()
+        );
+        // One cause that a new object would meet too: not a replacement.
+        let mixed = invalid(&[
+            ("spec.selector", "Invalid value: {}: field is immutable"),
+            ("spec.template.spec.containers[0].image", "Required value"),
+        ]);
+        assert!(!mixed.is_immutable());
+        assert!(
+            !invalid(&[(
+                "spec.resources.requests.storage",
+                "Forbidden: field can not be less than previous value"
+            )])
+            .is_immutable()
+        );
     }
 }

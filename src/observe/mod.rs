@@ -62,7 +62,12 @@ pub enum ClusterError {
         message: String,
         /// Seconds the server asked to wait before retrying (a 429's or
         /// 503's `Status.details.retryAfterSeconds`, as `Retry-After`).
-        retry_after: Option<u64>,
+        retry_after: Option<u32>,
+        /// A 422 each of whose causes is a field that may not change once
+        /// set ([`immutable_cause`]): those fields (`spec.template`; none
+        /// named when the server gave no causes). The object can only be
+        /// replaced. Boxed: errors travel in every `Result` of the client.
+        immutable: Option<Box<Vec<String>>>,
     },
     /// The server could not be reached or the answer could not be read.
     #[error("{verb} {what}: {message}")]
@@ -116,13 +121,31 @@ impl ClusterError {
             if message.contains("failed to create typed patch object"))
     }
 
+    /// Whether the server refused an update only because it changes fields
+    /// that may not change once set (REAL-SERVER.md "Immutable fields"):
+    /// deleting the object and creating it again would carry it out.
+    pub fn is_immutable(&self) -> bool {
+        self.immutable_fields().is_some()
+    }
+
+    /// The fields of an [`ClusterError::is_immutable`] refusal, as the
+    /// server names them (`spec.selector`); empty when it named none.
+    pub fn immutable_fields(&self) -> Option<&[String]> {
+        match self {
+            ClusterError::Api {
+                immutable: Some(f), ..
+            } => Some(f),
+            _ => None,
+        }
+    }
+
     /// How long the server asked to wait before retrying, if it said.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             ClusterError::Api {
                 retry_after: Some(s),
                 ..
-            } => Some(std::time::Duration::from_secs(*s)),
+            } => Some(std::time::Duration::from_secs(u64::from(*s))),
             _ => None,
         }
     }
@@ -490,6 +513,23 @@ async fn delegations<C: Cluster>(
     Ok(out)
 }
 
+/// Whether one cause of a 422 (a `Status.details.causes[].message`, or the
+/// whole message when the server gave no causes) says a field may not change
+/// once set. The messages of kube-apiserver's validation:
+/// `ValidateImmutableField` (`field is immutable`, also `field is immutable
+/// when \`immutable\` is set` of ConfigMaps and Secrets), a Service's cluster
+/// IPs (`may not change once set`), a StatefulSet's spec (`updates to
+/// statefulset spec for fields other than ... are forbidden`), a
+/// PersistentVolumeClaim's (`spec is immutable after creation ...`); and CEL
+/// transition rules' usual `... is immutable` (as Flux's `IsImmutableError`).
+pub fn immutable_cause(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("is immutable")
+        || m.contains("immutable field")
+        || m.contains("may not change once set")
+        || m.contains("updates to statefulset spec for fields other than")
+}
+
 async fn namespace_exists<C: Cluster>(cluster: &C, name: &str) -> Result<bool, ClusterError> {
     let ns = builtin("v1", "Namespace").expect("builtin");
     Ok(cluster.get(&ns, None, name).await?.is_some())
@@ -507,6 +547,7 @@ mod tests {
             reason: reason.into(),
             message: message.into(),
             retry_after: None,
+            immutable: None,
         }
     }
 

@@ -108,6 +108,11 @@ pub enum Action {
     Create,
     /// Exists and differs.
     Update,
+    /// Exists and differs in a field that may not change once set: deleted,
+    /// then created again. Only when the object opts in
+    /// (`keelson.dev/force: enabled`) and the server refused the update for
+    /// that reason alone ([`crate::apply::confirm`]).
+    Replace,
     /// Exists, no longer desired, owned by keelson.
     Delete,
     /// Exists and matches.
@@ -207,6 +212,8 @@ pub struct Summary {
     pub create: usize,
     /// Updates.
     pub update: usize,
+    /// Replacements (delete, then create).
+    pub replace: usize,
     /// Deletes.
     pub delete: usize,
     /// Unchanged.
@@ -223,6 +230,7 @@ impl Plan {
             match c.action {
                 Action::Create => s.create += 1,
                 Action::Update => s.update += 1,
+                Action::Replace => s.replace += 1,
                 Action::Delete => s.delete += 1,
                 Action::Unchanged => s.unchanged += 1,
                 Action::Skip => s.skip += 1,
@@ -233,9 +241,12 @@ impl Plan {
 
     /// Whether anything would be written.
     pub fn has_changes(&self) -> bool {
-        self.changes
-            .iter()
-            .any(|c| matches!(c.action, Action::Create | Action::Update | Action::Delete))
+        self.changes.iter().any(|c| {
+            matches!(
+                c.action,
+                Action::Create | Action::Update | Action::Replace | Action::Delete
+            )
+        })
     }
 }
 
@@ -483,7 +494,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         objects: changes
             .iter()
             .filter(|c| match c.action {
-                Action::Create | Action::Update | Action::Unchanged => true,
+                Action::Create | Action::Update | Action::Replace | Action::Unchanged => true,
                 Action::Skip => was_recorded(&c.id),
                 Action::Delete => false,
             })

@@ -334,7 +334,12 @@ fn not_applied(
         .clone()
         .unwrap_or_else(|| "creating the namespace failed".into());
     for (i, c) in plan.changes.iter().enumerate() {
-        if i != done && matches!(c.action, Action::Create | Action::Update | Action::Delete) {
+        if i != done
+            && matches!(
+                c.action,
+                Action::Create | Action::Update | Action::Replace | Action::Delete
+            )
+        {
             report.results.push(apply::ObjectResult {
                 id: c.id.clone(),
                 action: c.action,

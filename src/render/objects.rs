@@ -16,6 +16,11 @@ pub const ENV_LABEL: &str = "keelson.dev/environment";
 pub const PRUNE_ANNOTATION: &str = "keelson.dev/prune";
 /// Annotation: `create-only` creates an object once and never updates it.
 pub const APPLY_ANNOTATION: &str = "keelson.dev/apply";
+/// Annotation: `enabled` lets keelson replace the object (delete it, then
+/// create it again) when a change touches a field that may not change once
+/// set, as Flux's `kustomize.toolkit.fluxcd.io/force: enabled` does. Never
+/// for kinds whose deletion loses data ([`crate::apply::confirm`]).
+pub const FORCE_ANNOTATION: &str = "keelson.dev/force";
 /// Annotation: a hash of the object as keelson applies it (see
 /// [`super::stamp`]); the no-op decision compares it with live.
 pub const APPLIED_HASH_ANNOTATION: &str = "keelson.dev/applied-hash";

@@ -272,3 +272,84 @@ fn a_change_the_server_refuses_is_shown_and_its_step_is_not_started() {
         "{orders}"
     );
 }
+
+/// A change to a field that may not change once set is carried out as a
+/// replacement (delete, then create) only where the object opts in with
+/// `keelson.dev/force: enabled`, never for a PersistentVolumeClaim; the
+/// plan says `replace`, and the live object is a new one afterwards.
+#[test]
+fn an_immutable_change_replaces_an_object_that_opts_in_and_never_a_claim() {
+    let h = Harness::new();
+    let manifest = |app: &str, force: bool| {
+        let annotations = if force {
+            "  annotations:\n    keelson.dev/force: enabled\n"
+        } else {
+            ""
+        };
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: worker\n  namespace: shop-dev\n{annotations}spec:\n  selector:\n    matchLabels:\n      app: {app}\n  template:\n    metadata:\n      labels:\n        app: {app}\n    spec:\n      containers:\n        - name: worker\n          image: registry.example.com/worker:1\n"
+        )
+    };
+    let claim = |mode: &str| {
+        format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: shop-dev\n  annotations:\n    keelson.dev/force: enabled\nspec:\n  accessModes: [{mode}]\n  resources:\n    requests:\n      storage: 1Gi\n"
+        )
+    };
+    std::fs::create_dir_all(h.path("environments/dev/manifests")).unwrap();
+    let file = h.path("environments/dev/manifests/worker.yaml");
+    let pvc = h.path("environments/dev/manifests/data.yaml");
+    std::fs::write(&file, manifest("worker", false)).unwrap();
+    std::fs::write(&pvc, claim("ReadWriteOnce")).unwrap();
+    assert_eq!(h.keelson(&["reconcile", "--env", "dev", "--no-wait"]).0, 2);
+    let uid = |h: &Harness| {
+        h.get(DEPLOY, Some("shop-dev"), "worker").unwrap()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before = uid(&h);
+
+    // Without the annotation the plan names the way out.
+    std::fs::write(&file, manifest("worker-v2", false)).unwrap();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev", "--dry-run"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("spec.selector may not change once set")
+            && out.contains("annotate it `keelson.dev/force: enabled`"),
+        "{out}"
+    );
+
+    // With it: a replacement, planned and carried out.
+    std::fs::write(&file, manifest("worker-v2", true)).unwrap();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev", "--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("-/+ replace Deployment/shop-dev/worker")
+            && out.contains("0 to create, 0 to update, 1 to replace, 0 to delete"),
+        "{out}"
+    );
+    let (code, out, err) = h.keelson(&["reconcile", "--env", "dev", "--no-wait"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(out.contains("1 replaced"), "{out}");
+    let live = h.get(DEPLOY, Some("shop-dev"), "worker").unwrap();
+    assert_ne!(uid(&h), before, "a new object: {live}");
+    assert_eq!(
+        live["spec"]["selector"]["matchLabels"]["app"], "worker-v2",
+        "{live}"
+    );
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev", "--dry-run"]);
+    assert_eq!(code, 0, "nothing left to do:\n{out}");
+
+    // A claim is never replaced, annotation or not: its volume would go.
+    std::fs::write(&pvc, claim("ReadWriteMany")).unwrap();
+    let (code, out, _) = h.keelson(&["reconcile", "--env", "dev", "--no-wait"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("keelson never replaces a PersistentVolumeClaim"),
+        "{out}"
+    );
+    let claim = h
+        .get("v1/persistentvolumeclaims", Some("shop-dev"), "data")
+        .unwrap();
+    assert_eq!(claim["spec"]["accessModes"][0], "ReadWriteOnce", "{claim}");
+}
