@@ -250,6 +250,9 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     // knows of (in use, in the config, or the one --context names). Only a
     // run over every environment of a checkout that loaded cleanly retires.
     let mut notices = Vec::new();
+    // Clusters whose inventories could not be listed, with why: said once
+    // after the plan, never counted as environments.
+    let mut unscanned: Vec<(String, String)> = Vec::new();
     let evidence = if args.envs.is_empty() && !records_complete {
         notices.push(reconcile::retire::not_retiring(
             "a record of previews could not be read (see the errors above)",
@@ -274,14 +277,18 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         }
         for name in &scan {
             if let Ok(c) = clusters.get(name).await {
-                let retired =
-                    reconcile::retired_envs(c.as_ref(), name, Some(&clusters), &evidence, &opts)
-                        .await;
-                // Several cluster names may reach one cluster: retire once.
-                for r in &retired {
-                    evidence.mark_handled(&r.environment);
+                match reconcile::retired_envs(c.as_ref(), name, Some(&clusters), &evidence, &opts)
+                    .await
+                {
+                    Ok(retired) => {
+                        // Several cluster names may reach one cluster: retire once.
+                        for r in &retired {
+                            evidence.mark_handled(&r.environment);
+                        }
+                        results.extend(retired);
+                    }
+                    Err(e) => unscanned.push((name.clone(), e)),
                 }
-                results.extend(retired);
             }
         }
     }
@@ -325,11 +332,18 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                 "against": against,
                 "blocked": blocked,
                 "environments": results,
+                "retireErrors": unscanned.iter().map(|(cluster, error)| {
+                    serde_json::json!({"cluster": cluster, "error": error})
+                }).collect::<Vec<_>>(),
             }))? + "\n"
         }
     };
     print!("{out}");
-    let failed = !blocked.is_empty() || results.iter().any(EnvResult::failed);
+    for line in unscanned_lines(&unscanned) {
+        eprintln!("error: {line}");
+    }
+    let failed =
+        !blocked.is_empty() || results.iter().any(EnvResult::failed) || !unscanned.is_empty();
     let changed = results.iter().any(EnvResult::changed);
     Ok(ExitCode::from(if failed {
         1
@@ -338,6 +352,30 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     } else {
         0
     }))
+}
+
+/// One line per distinct reason the retire scan could not look at clusters
+/// (an unreachable cluster fails every environment on it with the same
+/// words: the scan's failure is said once, naming every cluster it hit).
+fn unscanned_lines(unscanned: &[(String, String)]) -> Vec<String> {
+    let mut by_error: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (cluster, error) in unscanned {
+        match by_error.iter_mut().find(|(e, _)| e == error) {
+            Some((_, clusters)) => clusters.push(cluster),
+            None => by_error.push((error, vec![cluster])),
+        }
+    }
+    by_error
+        .into_iter()
+        .map(|(error, clusters)| {
+            let names: Vec<String> = clusters.iter().map(|c| format!("`{c}`")).collect();
+            format!(
+                "environments removed from the repository are not retired on cluster{} {}: {error}",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// The kubeconfig files the environments need, checked once before any

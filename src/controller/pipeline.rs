@@ -262,6 +262,7 @@ impl Inner {
             }
         }
         let used: BTreeSet<&String> = report.ready.values().map(|e| &e.cluster).collect();
+        let mut unscanned = Vec::new();
         for name in used {
             let Ok(c) = self.clusters.get(name).await else {
                 continue;
@@ -277,9 +278,21 @@ impl Inner {
                         .await
                 }
             };
-            if let Some(r) = results.iter().find(|r| r.environment == env) {
-                return outcome_of(r, opts.dry_run);
+            match results {
+                Ok(results) => {
+                    if let Some(r) = results.iter().find(|r| r.environment == env) {
+                        return outcome_of(r, opts.dry_run);
+                    }
+                }
+                Err(e) => unscanned.push(format!("cluster `{name}`: {e}")),
             }
+        }
+        // Not found, but not looked for everywhere either: say so rather
+        // than report that nothing changed.
+        if !unscanned.is_empty() {
+            return EnvOutcome::bare(Outcome::Failed {
+                message: format!("not retired: {}", unscanned.join("; ")),
+            });
         }
         EnvOutcome::bare(Outcome::NoChange)
     }

@@ -222,8 +222,11 @@ pub async fn retire_one<C: Cluster>(
     for other in inventories.iter().filter_map(env_of).filter(|e| e != env) {
         evidence.mark_handled(&other);
     }
-    let results =
-        reconcile::retired_envs(cluster, cluster_name, Some(clusters), &evidence, opts).await;
+    let results = reconcile::retired_envs(cluster, cluster_name, Some(clusters), &evidence, opts)
+        .await
+        .map_err(|e| {
+            format!("the retirement of {env} did not run ({e} on cluster `{cluster_name}`); nothing was freed")
+        })?;
     match results.into_iter().find(|r| r.environment == env) {
         Some(r) => Ok(Some(r)),
         None if had_inventory => Err(format!(

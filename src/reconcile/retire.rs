@@ -122,28 +122,26 @@ async fn retire_rancher(
 /// checkout `evidence` comes from: they are retired, which deletes
 /// everything they owned, under the mass-deletion guard of their last
 /// applied spec (so only when it allowed deleting everything).
+///
+/// # Errors
+///
+/// The inventories on the cluster cannot be listed (the cluster is
+/// unreachable, or keelson may not list ConfigMaps in every namespace): no
+/// environment of that cluster is looked at, and the message (`listing
+/// inventories: …`) says why. It is no environment's failure, so callers
+/// report it once per scan, not as an environment.
 pub async fn retired_envs<C: Cluster>(
     cluster: &C,
     cluster_name: &str,
     clusters: Option<&Clusters>,
     evidence: &Evidence,
     opts: &Options,
-) -> Vec<EnvResult> {
+) -> Result<Vec<EnvResult>, String> {
     let cm = observe::builtin("v1", "ConfigMap").expect("builtin");
-    let inventories = match cluster
+    let inventories = cluster
         .list(&cm, None, &format!("{}=true", inventory::LABEL))
         .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            return vec![EnvResult::error(
-                "(retired environments)",
-                cluster_name,
-                "",
-                format!("listing inventories: {e}"),
-            )];
-        }
-    };
+        .map_err(|e| format!("listing inventories: {e}"))?;
     let mut out = Vec::new();
     for inv_cm in inventories {
         let env = inv_cm
@@ -214,5 +212,5 @@ pub async fn retired_envs<C: Cluster>(
         }
         out.push(r);
     }
-    out
+    Ok(out)
 }

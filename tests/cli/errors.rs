@@ -473,3 +473,52 @@ fn a_context_missing_from_the_kubeconfig_is_named_with_the_ones_there() {
     );
     assert!(text.contains("--context NAME"), "{text}");
 }
+
+/// Every cluster of keelson.yaml at a closed port: each environment fails
+/// once, the retire scan's failure (it cannot list the inventories either)
+/// is said once for all clusters, and the closing line counts the real
+/// environments only (it counted a "(retired environments)" entry per
+/// cluster).
+#[test]
+fn unreachable_clusters_fail_each_environment_once_and_the_retire_scan_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), "http://127.0.0.1:1", true);
+    let repo = copy_example();
+    // Preview templates would stop retirement earlier (their record is
+    // unreadable too); without them the scan runs.
+    for d in ["_templates", "preview-pr-123"] {
+        std::fs::remove_dir_all(repo.path().join("environments").join(d)).unwrap();
+    }
+    let mut cfg = String::from("apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n");
+    for c in ["dev", "staging-eu", "prod-eu"] {
+        cfg.push_str(&format!(
+            "  {c}:\n    kubeconfig: {kc}\n    context: test\n"
+        ));
+    }
+    std::fs::write(repo.path().join("keelson.yaml"), cfg).unwrap();
+
+    let (code, out, err) = isolated(repo.path(), &["reconcile", "--dry-run"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("in 3 environments. 3 failed or refused: dev, prod, staging."),
+        "{out}"
+    );
+    assert!(!out.contains("retired environments"), "{out}");
+    let scan: Vec<&str> = err.lines().filter(|l| l.contains("not retired")).collect();
+    assert_eq!(scan.len(), 1, "{err}");
+    assert!(
+        scan[0].starts_with(
+            "error: environments removed from the repository are not retired on clusters `dev`, `prod-eu`, `staging-eu`: listing inventories:"
+        ),
+        "{err}"
+    );
+    assert!(scan[0].contains("cannot be reached"), "{err}");
+
+    let (code, out, err) = isolated(repo.path(), &["reconcile", "--dry-run", "-o", "json"]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["environments"].as_array().unwrap().len(), 3, "{out}");
+    let errors = v["retireErrors"].as_array().unwrap();
+    assert_eq!(errors.len(), 3, "{out}");
+    assert_eq!(errors[0]["cluster"], "dev");
+}
