@@ -88,25 +88,41 @@ pub struct SetImageArgs {
     pub repo: PathBuf,
 }
 
-/// Print diagnostics to stderr (text) and say whether there were errors.
-pub fn report_diagnostics(report: &Report, color: Color) {
+/// The diagnostics as text (with the closing count line), coloured when
+/// `color` is on; empty when there are none.
+fn diagnostics_text(report: &Report, color: bool) -> String {
     if report.diagnostics.is_empty() {
-        return;
+        return String::new();
     }
-    let text = diag::render(
-        &report.diagnostics,
-        &report.repo.sources,
-        color.enabled(std::io::stderr().is_terminal()),
-    );
-    eprint!("{text}");
+    diag::render(&report.diagnostics, &report.repo.sources, color)
 }
 
-/// `keelson validate`.
+/// Print diagnostics to stderr (text), beside a command whose stdout is its
+/// product (`render`'s YAML, `reconcile`'s plan).
+pub fn report_diagnostics(report: &Report, color: Color) {
+    eprint!(
+        "{}",
+        diagnostics_text(report, color.enabled(std::io::stderr().is_terminal()))
+    );
+}
+
+/// `keelson validate`. Its findings are its output, so they go to stdout as
+/// a linter's do (kubeconform, check-jsonschema, yamllint), and
+/// `keelson validate > findings.txt` keeps them; a checkout that cannot be
+/// read at all (no `environments/`, nothing in it) is an error about the
+/// run and goes to stderr, as bad flags do. Exit 1 on any error.
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let report = check::check_repo(&args.repo);
     match args.output {
         DiagFormat::Text => {
-            report_diagnostics(&report, args.color);
+            if crate::reconcile::retire::unusable(&report).is_some() {
+                report_diagnostics(&report, args.color);
+            } else {
+                print!(
+                    "{}",
+                    diagnostics_text(&report, args.color.enabled(std::io::stdout().is_terminal()))
+                );
+            }
             if report.errors() == 0 {
                 let envs = report.ready.len();
                 let apps: usize = report.ready.values().map(|e| e.apps.len()).sum();

@@ -438,16 +438,16 @@ fn a_mistyped_enum_value_gets_a_did_you_mean() {
     let env = repo.path().join("environments/prod/environment.yaml");
     let text = std::fs::read_to_string(&env).unwrap();
     std::fs::write(&env, text.replacen("runtime: jvm", "runtime: jmv", 1)).unwrap();
-    let (code, _, err) = keelson(repo.path(), &["validate"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("`jmv` is not an allowed value"), "{err}");
-    assert!(err.contains("did you mean `jvm`?"), "{err}");
+    let (code, out, _) = keelson(repo.path(), &["validate"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("`jmv` is not an allowed value"), "{out}");
+    assert!(out.contains("did you mean `jvm`?"), "{out}");
     assert!(
-        err.contains("expected one of: jvm, node, go, python, generic"),
-        "{err}"
+        out.contains("expected one of: jvm, node, go, python, generic"),
+        "{out}"
     );
-    assert!(!err.contains("Runtime"), "no schema type names: {err}");
-    assert!(err.contains("environment.yaml:"), "names the file: {err}");
+    assert!(!out.contains("Runtime"), "no schema type names: {out}");
+    assert!(out.contains("environment.yaml:"), "names the file: {out}");
 }
 
 #[test]
@@ -501,7 +501,7 @@ fn unreachable_clusters_fail_each_environment_once_and_the_retire_scan_says_why_
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
         out.contains("in 3 environments. 3 failed or refused: dev, prod, staging."),
-        "{out}"
+        "{out}\n{err}"
     );
     assert!(!out.contains("retired environments"), "{out}");
     let scan: Vec<&str> = err.lines().filter(|l| l.contains("not retired")).collect();

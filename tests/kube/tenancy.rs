@@ -48,15 +48,15 @@ fn each_reach_is_refused_at_validate_and_allowed_by_a_policy() {
     for (what, manifest, at) in CASES {
         write(&h, REACH, manifest);
         let (code, out, err) = h.keelson(&["validate", "--color", "never"]);
-        assert_eq!(code, 1, "{what}: refused\n{out}{err}");
+        assert_eq!(code, 1, "{what}: refused\n{err}{out}");
         assert!(
-            err.contains(&format!("environments/dev/manifests/{at}")),
-            "{what}: {err}"
+            out.contains(&format!("environments/dev/manifests/{at}")),
+            "{what}: {out}"
         );
-        assert!(err.contains("error[tenancy]"), "{what}: {err}");
+        assert!(out.contains("error[tenancy]"), "{what}: {out}");
         assert!(
-            err.contains("tenancy:"),
-            "{what}: says which policy field grants it\n{err}"
+            out.contains("tenancy:"),
+            "{what}: says which policy field grants it\n{out}"
         );
         h.srv.reset_requests();
         let (code, _, _) = h.keelson(&["reconcile", "--env", "dev", "--no-wait"]);
@@ -70,20 +70,20 @@ fn each_reach_is_refused_at_validate_and_allowed_by_a_policy() {
         "namespace: shop-dev",
         "namespace: kube-system",
     );
-    let (code, _, err) = h.keelson(&["validate", "--color", "never"]);
-    assert_eq!(code, 1, "{err}");
+    let (code, out, _) = h.keelson(&["validate", "--color", "never"]);
+    assert_eq!(code, 1, "{out}");
     assert!(
-        err.contains("environments/dev/environment.yaml:9:14"),
-        "{err}"
+        out.contains("environments/dev/environment.yaml:9:14"),
+        "{out}"
     );
-    assert!(err.contains("`kube-system` is a system namespace"), "{err}");
+    assert!(out.contains("`kube-system` is a system namespace"), "{out}");
 
     // The platform team grants each of them.
     write(&h, "policies/dev-reach.yaml", GRANT);
     let (code, out, err) = h.keelson(&["validate", "--color", "never"]);
     assert_eq!(
         code, 0,
-        "kube-system granted as dev's namespace\n{out}{err}"
+        "kube-system granted as dev's namespace\n{err}{out}"
     );
     h.edit(
         "environments/dev/environment.yaml",
@@ -93,7 +93,7 @@ fn each_reach_is_refused_at_validate_and_allowed_by_a_policy() {
     for (what, manifest, _) in CASES {
         write(&h, REACH, manifest);
         let (code, out, err) = h.keelson(&["validate", "--color", "never"]);
-        assert_eq!(code, 0, "{what}: granted\n{out}{err}");
+        assert_eq!(code, 0, "{what}: granted\n{err}{out}");
     }
     // And applied: all four at once.
     let all: Vec<&str> = CASES.iter().map(|c| c.1).collect();

@@ -55,14 +55,15 @@ fn every_broken_repo_reports_the_defect_at_its_position() {
 #[test]
 fn the_cli_exits_1_and_prints_snippets_for_a_broken_repo() {
     let case = project_root().join("tests/fixtures/broken/unknown-field");
-    let (code, _out, err) = keelson(&case, &["validate"]);
-    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = keelson(&case, &["validate"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.is_empty(), "findings go to stdout: {err}");
     assert!(
-        err.contains("--> environments/dev/environment.yaml:11:7"),
-        "{err}"
+        out.contains("--> environments/dev/environment.yaml:11:7"),
+        "{out}"
     );
-    assert!(err.contains("replica: 1"), "snippet missing: {err}");
-    assert!(err.contains("did you mean `replicas`?"), "{err}");
+    assert!(out.contains("replica: 1"), "snippet missing: {out}");
+    assert!(out.contains("did you mean `replicas`?"), "{out}");
 }
 
 #[test]

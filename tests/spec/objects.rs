@@ -290,21 +290,21 @@ fn duplicate_keys_in_a_manifest_fail_validate_at_their_lines() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: notifier\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: notifier\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: notifier\n    spec:\n      containers:\n        - name: notifier\n          image: registry.example.com/shop/notifier:0.4.1\n          env:\n            - name: LOG_LEVEL\n              value: info\n            - name: LOG_LEVEL\n              value: debug\n          ports:\n            - name: http\n              containerPort: 8080\n            - name: http-alt\n              containerPort: 8080\n",
     )
     .unwrap();
-    let (code, _out, err) = keelson(dir.path(), &["validate"]);
-    assert_eq!(code, 1, "{err}");
+    let (code, out, _) = keelson(dir.path(), &["validate"]);
+    assert_eq!(code, 1, "{out}");
     assert!(
-        err.contains("--> environments/dev/manifests/notifier.yaml:21:21"),
-        "{err}"
+        out.contains("--> environments/dev/manifests/notifier.yaml:21:21"),
+        "{out}"
     );
     assert!(
-        err.contains("duplicate entries for key [name=\"LOG_LEVEL\"]"),
-        "{err}"
+        out.contains("duplicate entries for key [name=\"LOG_LEVEL\"]"),
+        "{out}"
     );
     assert!(
-        err.contains("--> environments/dev/manifests/notifier.yaml:27:30"),
-        "{err}"
+        out.contains("--> environments/dev/manifests/notifier.yaml:27:30"),
+        "{out}"
     );
-    assert!(err.contains("containerPort=8080,protocol=\"TCP\""), "{err}");
+    assert!(out.contains("containerPort=8080,protocol=\"TCP\""), "{out}");
     let report = check_repo(dir.path());
     assert!(report.blocked.contains(&"dev".to_string()));
     assert!(
