@@ -401,3 +401,44 @@ fn a_misspelled_field_fails_server_side_apply() {
             .is_none()
     );
 }
+
+/// `kubectl patch --subresource=status` (deploymentStatusStrategy): the
+/// spec and labels it sends are reset and owned by nobody, its annotation
+/// is kept and owned by `kubectl-patch` (subresource status), and the
+/// generation stays. (The stand-in controller rewrites the status at once.)
+#[test]
+fn a_status_patch_keeps_the_spec_and_labels_and_owns_only_what_it_kept() {
+    let Some(k) = Kubectl::start() else { return };
+    let dir = manifests_dir(&k);
+    k.run(&["apply", "--server-side", "-f", &dir]).ok();
+    let before = k.get_json(&["deploy", "web", "-n", "shop"]);
+    k.run(&[
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        "shop",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"tier":"x"},"annotations":{"seen":"yes"}},"spec":{"replicas":9},"status":{"collisionCount":1}}"#,
+    ])
+    .ok();
+    let d = k.get_json(&["deploy", "web", "-n", "shop"]);
+    assert_eq!(d["spec"]["replicas"], before["spec"]["replicas"]);
+    assert!(d["metadata"]["labels"].get("tier").is_none(), "{d}");
+    assert_eq!(d["metadata"]["annotations"]["seen"], "yes");
+    assert_eq!(
+        d["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    let patcher = managed_entry(&d, "kubectl-patch").expect("an Update manager");
+    assert_eq!(patcher["subresource"], "status");
+    let f = &patcher["fieldsV1"];
+    assert!(
+        f["f:metadata"]["f:annotations"]["f:seen"].is_object(),
+        "{f}"
+    );
+    assert!(f["f:metadata"].get("f:labels").is_none(), "{f}");
+    assert!(f.get("f:spec").is_none(), "{f}");
+}
