@@ -5,6 +5,10 @@
 //! `controller`, `rancher` and `backup`. Pure stages take values and return
 //! values; I/O sits behind small traits at the edges.
 
+// `print!` and friends panic on a closed pipe: print through
+// `cli::output`'s macros, which end keelson quietly instead.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod apply;
 pub mod backup;
 pub mod check;

@@ -1,5 +1,6 @@
 //! `keelson backup now|list|verify`.
 
+use crate::cli::output::{erroutln, out, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -137,7 +138,7 @@ async fn now(cfg: &Config, only: Option<&str>, check: bool) -> anyhow::Result<Ex
     let mut failed = false;
     for (name, etcd) in clusters(cfg, only)? {
         if let Err(err) = schedule::validate(name, etcd) {
-            eprintln!("{name}: {err}");
+            erroutln!("{name}: {err}");
             failed = true;
             continue;
         }
@@ -155,7 +156,7 @@ async fn now(cfg: &Config, only: Option<&str>, check: bool) -> anyhow::Result<Ex
         {
             Ok(record) => {
                 let m = &record.meta;
-                println!(
+                outln!(
                     "{name}: saved {} ({}, revision {}, sha256 {}, {:.2}s)",
                     record.path.display(),
                     human_size(m.size),
@@ -164,10 +165,10 @@ async fn now(cfg: &Config, only: Option<&str>, check: bool) -> anyhow::Result<Ex
                     m.duration_seconds
                 );
                 for copy in &record.copies {
-                    println!("{name}: copied to {}", copy.display());
+                    outln!("{name}: copied to {}", copy.display());
                 }
                 for pruned in &record.pruned {
-                    println!("{name}: pruned {}", pruned.display());
+                    outln!("{name}: pruned {}", pruned.display());
                 }
                 if let Some(rc) = status.snapshot().clusters[name].last_restore_check.as_ref() {
                     print_restore_check(name, rc);
@@ -175,7 +176,7 @@ async fn now(cfg: &Config, only: Option<&str>, check: bool) -> anyhow::Result<Ex
                 }
             }
             Err(err) => {
-                eprintln!("{name}: snapshot failed: {err}");
+                erroutln!("{name}: snapshot failed: {err}");
                 failed = true;
             }
         }
@@ -185,9 +186,9 @@ async fn now(cfg: &Config, only: Option<&str>, check: bool) -> anyhow::Result<Ex
 
 fn print_restore_check(name: &str, rc: &RestoreCheckOutcome) {
     match (&rc.error, rc.keys) {
-        (None, Some(keys)) => println!("{name}: restore check passed ({keys} keys)"),
-        (Some(err), _) => eprintln!("{name}: restore check FAILED: {err}"),
-        (None, None) => println!("{name}: restore check passed"),
+        (None, Some(keys)) => outln!("{name}: restore check passed ({keys} keys)"),
+        (Some(err), _) => erroutln!("{name}: restore check FAILED: {err}"),
+        (None, None) => outln!("{name}: restore check passed"),
     }
 }
 
@@ -222,14 +223,14 @@ fn list(cfg: &Config, only: Option<&str>, output: Output) -> anyhow::Result<Exit
                     "location": s.path,
                     "meta": s.meta,
                 });
-                println!("{line}");
+                outln!("{line}");
             }
         }
         Output::Text => {
-            print!("{}", table(&rows, &checks));
+            out!("{}", table(&rows, &checks));
             for (s, check) in rows.iter().zip(&checks) {
                 if let Integrity::Corrupt(why) = check {
-                    println!("{}: CORRUPT: {why}", s.path.display());
+                    outln!("{}: CORRUPT: {why}", s.path.display());
                 }
             }
         }
@@ -309,7 +310,7 @@ async fn verify(
             }
         }
         if targets.is_empty() {
-            println!("no snapshots found");
+            outln!("no snapshots found");
         }
     } else if files.is_empty() {
         bail!("name snapshot files to verify, or pass --all");
@@ -333,7 +334,7 @@ async fn verify(
                     .walk
                     .revision
                     .map_or_else(|| "-".to_string(), |r| r.to_string());
-                println!(
+                outln!(
                     "OK      {} ({}, {} pages, {} buckets, {} entries, revision {rev})",
                     path.display(),
                     human_size(report.size),
@@ -343,7 +344,7 @@ async fn verify(
                 );
             }
             Err(err) => {
-                println!("FAILED  {err}");
+                outln!("FAILED  {err}");
                 failed = true;
                 continue;
             }
@@ -352,9 +353,11 @@ async fn verify(
             let checked_at = chrono::Utc::now();
             let outcome = match restore_check(&path, key.as_deref()).await {
                 Ok(r) => {
-                    println!(
+                    outln!(
                         "        restore check passed: {} keys, read {:?} ({} bytes)",
-                        r.keys, r.key, r.value_len
+                        r.keys,
+                        r.key,
+                        r.value_len
                     );
                     RestoreCheckOutcome {
                         checked_at,
@@ -364,7 +367,7 @@ async fn verify(
                     }
                 }
                 Err(err) => {
-                    println!("        restore check FAILED: {err}");
+                    outln!("        restore check FAILED: {err}");
                     failed = true;
                     RestoreCheckOutcome {
                         checked_at,

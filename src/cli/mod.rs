@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use output::{errout, erroutln};
+
 pub mod against_ref;
 pub mod markdown;
 pub mod outcome;
+pub mod output;
 pub mod preview;
 pub mod promote;
 pub mod promote_mr;
@@ -74,11 +77,13 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `keelson render | head -1`: the reader had enough; say nothing.
+        Err(err) if output::is_closed_pipe(&err) => ExitCode::from(output::CLOSED_PIPE_EXIT),
         Err(err) => {
             match err.downcast_ref::<crate::config::ConfigError>() {
                 // Already rendered as `error[config]: …` with its position.
-                Some(e) => eprint!("{}", e.rendered),
-                None => eprintln!("error: {err:#}"),
+                Some(e) => errout!("{}", e.rendered),
+                None => erroutln!("error: {err:#}"),
             }
             ExitCode::from(1)
         }

@@ -5,6 +5,7 @@
 //! gone; `list` shows what is recorded. Exit codes: 0 done, 1 error (a
 //! preview that was applied is a success, changed or not).
 
+use crate::cli::output::{erroutln, out, outln};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -329,12 +330,13 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
             tombstone: false,
         };
         match actions::release(&base, &clusters, &cfg, what, &Options::default(), None).await {
-            Ok(r) if r.done => eprintln!(
+            Ok(r) if r.done => erroutln!(
                 "preview {name} was not created: nothing of it was applied, and its ports and id are free again"
             ),
-            _ => eprintln!(
+            _ => erroutln!(
                 "preview {name} stays recorded as releasing; `keelson preview delete {} {}` finishes it",
-                t.name, a.number
+                t.name,
+                a.number
             ),
         }
     }
@@ -363,7 +365,7 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<ExitCode> {
     let (previews, _) = store.read().await?;
     if !previews.by_key.contains_key(&k) {
         if a.ignore_not_found {
-            eprintln!("preview {name} does not exist");
+            erroutln!("preview {name} does not exist");
             return Ok(ExitCode::SUCCESS);
         }
         bail!(
@@ -394,7 +396,7 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<ExitCode> {
     let results: Vec<EnvResult> = result.into_iter().collect();
     print(&a.common, &results, a.dry_run, None)?;
     if results.is_empty() {
-        eprintln!(
+        erroutln!(
             "preview {name}: nothing was applied to the cluster; {}",
             if a.dry_run {
                 "it would be released"
@@ -403,7 +405,7 @@ async fn delete(a: DeleteArgs) -> anyhow::Result<ExitCode> {
             }
         );
     } else if !released {
-        eprintln!(
+        erroutln!(
             "preview {name} stays recorded as releasing (its ports and id stay held) until its retirement succeeds; run this command again"
         );
     }
@@ -422,7 +424,7 @@ fn print(
 ) -> anyhow::Result<()> {
     match c.output {
         Format::Text => {
-            print!(
+            out!(
                 "{}",
                 text::render(
                     results,
@@ -436,7 +438,7 @@ fn print(
                 )
             );
             if let Some(r) = record {
-                println!("{}", describe(r));
+                outln!("{}", describe(r));
             }
         }
         Format::Json => {
@@ -445,7 +447,7 @@ fn print(
                 "preview": record,
                 "environments": results,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            outln!("{}", serde_json::to_string_pretty(&out)?);
         }
     }
     Ok(())
@@ -502,17 +504,17 @@ async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
                     v
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(
                     &serde_json::json!({"previews": items, "errors": failed})
                 )?
             );
         }
-        Format::Text => print!("{}", table(&rows, now)),
+        Format::Text => out!("{}", table(&rows, now)),
     }
     for (cluster, e) in &failed {
-        eprintln!("error: the preview record on cluster `{cluster}` cannot be read: {e}");
+        erroutln!("error: the preview record on cluster `{cluster}` cannot be read: {e}");
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

@@ -2,6 +2,7 @@
 //! source's version of each app, written into the target's `pipeline.yaml`
 //! as a commit on a branch of its own, after the health gate.
 
+use crate::cli::output::{erroutln, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -160,14 +161,15 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<ExitCode> {
     )?;
     if moves.is_empty() {
         match &args.app {
-            Some(app) => println!(
+            Some(app) => outln!(
                 "nothing to promote: `{}` already has {app} {}",
                 args.to,
                 source.get(app).map(ToString::to_string).unwrap_or_default()
             ),
-            None => println!(
+            None => outln!(
                 "nothing to promote: every app `{}` runs has the version it has in `{}`",
-                args.to, args.from
+                args.to,
+                args.from
             ),
         }
         return Ok(ExitCode::SUCCESS);
@@ -218,14 +220,14 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<ExitCode> {
         &sig,
         &message,
     )?;
-    println!(
+    outln!(
         "committed {} on branch {branch} (base {}): {}",
         short(id),
         short(base.id()),
         message.lines().next().unwrap_or_default()
     );
     for m in &moves {
-        println!("  {}: {} -> {}", m.app, m.replaces, m.version);
+        outln!("  {}: {} -> {}", m.app, m.replaces, m.version);
     }
     if args.push {
         let remote = args
@@ -234,7 +236,7 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<ExitCode> {
             .or_else(|| settings.promotion.remote.clone())
             .unwrap_or_else(|| "origin".into());
         repo.push(&remote, &branch, &settings.auth)?;
-        println!(
+        outln!(
             "pushed {branch} to {remote} ({})",
             repo.remote_url(&remote).unwrap_or_default()
         );
@@ -268,12 +270,13 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| {
                 format!("the branch {branch} is pushed, but no merge request was opened")
             })?;
-        println!(
+        outln!(
             "opened merge request #{} into {target}: {}",
-            mr.number, mr.web_url
+            mr.number,
+            mr.web_url
         );
     } else if args.push && settings.forge.is_none() {
-        println!("no `forge:` section in the config: open the merge request of {branch} by hand");
+        outln!("no `forge:` section in the config: open the merge request of {branch} by hand");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -289,7 +292,7 @@ fn run_gate(
     let statuses = match args.status.read(settings.listen) {
         Ok(s) => s,
         Err(e) if args.skip_health_gate => {
-            eprintln!(
+            erroutln!(
                 "warning: health gate skipped (--skip-health-gate); the status could not be read: {e:#}"
             );
             return Ok(Some(vec![None; moves.len()]));
@@ -314,20 +317,20 @@ fn run_gate(
         ) {
             Ok(ev) => out.push(Some(ev)),
             Err(why) if args.skip_health_gate => {
-                eprintln!(
+                erroutln!(
                     "warning: health gate skipped (--skip-health-gate) for {}: {why}",
                     m.app
                 );
                 out.push(None);
             }
             Err(why) => {
-                eprintln!("refused: {}: {why}", m.app);
+                erroutln!("refused: {}: {why}", m.app);
                 refused = true;
             }
         }
     }
     if refused {
-        eprintln!(
+        erroutln!(
             "error: the health gate is not met (promotion.minHealthy {}); nothing was committed",
             humantime::format_duration(Duration::from_secs(min.as_secs()))
         );

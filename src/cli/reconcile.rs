@@ -3,6 +3,7 @@
 //! as `terraform plan -detailed-exitcode`: 0 nothing to change, 2 changes
 //! planned or applied, 1 error.
 
+use crate::cli::output::{erroutln, out};
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -124,7 +125,7 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let report = check::check_repo(&args.repo);
     if let Some(why) = reconcile::retire::unusable(&report) {
         report_diagnostics(&report, args.color);
-        eprintln!("error: {why}: nothing planned, nothing deleted");
+        erroutln!("error: {why}: nothing planned, nothing deleted");
         return Ok(ExitCode::from(1));
     }
     let base = match &args.against_ref {
@@ -163,7 +164,7 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         None => Clusters::new(config.clone(), args.against.clone())?,
     };
     if let (Some(dir), Some(0)) = (&args.against, clusters.captured_objects()) {
-        eprintln!(
+        erroutln!(
             "warning: {} holds no Kubernetes objects (*.yaml, *.yml, *.json): planning against \
              an empty cluster",
             dir.display()
@@ -293,7 +294,7 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for n in &notices {
-        eprintln!("warning: {n}");
+        erroutln!("warning: {n}");
     }
 
     if let Some(b) = &base {
@@ -338,9 +339,9 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             }))? + "\n"
         }
     };
-    print!("{out}");
+    out!("{out}");
     for line in unscanned_lines(&unscanned) {
-        eprintln!("error: {line}");
+        erroutln!("error: {line}");
     }
     let failed =
         !blocked.is_empty() || results.iter().any(EnvResult::failed) || !unscanned.is_empty();

@@ -1,5 +1,6 @@
 //! `keelson validate`, `keelson render` and `keelson set-image`.
 
+use crate::cli::output::{errout, erroutln, out, outln};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -100,7 +101,7 @@ fn diagnostics_text(report: &Report, color: bool) -> String {
 /// Print diagnostics to stderr (text), beside a command whose stdout is its
 /// product (`render`'s YAML, `reconcile`'s plan).
 pub fn report_diagnostics(report: &Report, color: Color) {
-    eprint!(
+    errout!(
         "{}",
         diagnostics_text(report, color.enabled(std::io::stderr().is_terminal()))
     );
@@ -118,7 +119,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             if crate::reconcile::retire::unusable(&report).is_some() {
                 report_diagnostics(&report, args.color);
             } else {
-                print!(
+                out!(
                     "{}",
                     diagnostics_text(&report, args.color.enabled(std::io::stdout().is_terminal()))
                 );
@@ -126,7 +127,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             if report.errors() == 0 {
                 let envs = report.ready.len();
                 let apps: usize = report.ready.values().map(|e| e.apps.len()).sum();
-                println!(
+                outln!(
                     "ok: {envs} environment{}, {apps} app{}, {} polic{} valid",
                     if envs == 1 { "" } else { "s" },
                     if apps == 1 { "" } else { "s" },
@@ -148,7 +149,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 "blocked": report.blocked,
                 "diagnostics": report.diagnostics,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            outln!("{}", serde_json::to_string_pretty(&out)?);
         }
     }
     Ok(if report.errors() == 0 {
@@ -184,7 +185,7 @@ pub fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let report = check::check_repo(&args.repo);
     report_diagnostics(&report, args.color);
     if let Some(why) = crate::reconcile::retire::unusable(&report) {
-        eprintln!("error: {why}: nothing rendered");
+        erroutln!("error: {why}: nothing rendered");
         return Ok(ExitCode::from(1));
     }
     let envs = selected_envs(&report, &args.envs)?;
@@ -199,7 +200,7 @@ pub fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
             }
             None => {
                 failed = true;
-                eprintln!(
+                erroutln!(
                     "error: environment `{name}` is not rendered because of the errors above"
                 );
             }
@@ -290,7 +291,7 @@ pub fn set_image(args: SetImageArgs) -> anyhow::Result<ExitCode> {
         edit::new_pipeline(&args.app, field, &args.tag)
     };
     write_atomic(&pipe, &new_text)?;
-    eprintln!(
+    erroutln!(
         "{}: {} {} = {}",
         pipe.display(),
         args.app,

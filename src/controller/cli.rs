@@ -1,5 +1,6 @@
 //! `keelson run` and `keelson status`.
 
+use crate::cli::output::{errout, erroutln, out, outln};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,7 +117,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let loaded = match config::load(&args.config) {
         Ok(l) => l,
         Err(e) => {
-            eprint!("{}", e.rendered);
+            errout!("{}", e.rendered);
             return Ok(ExitCode::from(1));
         }
     };
@@ -153,7 +154,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             controller = controller.with_leases(l);
         }
         let running = controller.start().await?;
-        println!("listening on http://{}", running.addr());
+        outln!("listening on http://{}", running.addr());
         wait_for_signal().await;
         tracing::info!(timeout = ?args.shutdown_timeout, "signal received: finishing in-flight syncs");
         let grace = std::time::Duration::from_secs(1).min(args.shutdown_timeout / 4);
@@ -263,7 +264,7 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
         Some(s) => s.trim_end_matches('/').to_string(),
         None => {
             let loaded = config::load(&args.config).map_err(|e| {
-                eprint!("{}", e.rendered);
+                errout!("{}", e.rendered);
                 anyhow::anyhow!(
                     "status reads the controller's address from the config; without one, \
                      --server URL asks a running controller and --repo DIR shows what a \
@@ -293,7 +294,7 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
         let report: StatusReport =
             fetch_json(client.get(format!("{server}/status")), &server).await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(ExitCode::SUCCESS);
         }
         let promotion = promotion_config(&args.config);
@@ -467,8 +468,8 @@ fn promotion_config(path: &std::path::Path) -> Option<crate::promote::PromotionC
     match crate::config::read_config(path) {
         Ok(f) => f.config.promotion.filter(|p| p.stages.len() > 1),
         Err(e) => {
-            eprint!("{}", e.rendered);
-            eprintln!("warning: promotable apps are not shown: the config above does not load");
+            errout!("{}", e.rendered);
+            erroutln!("warning: promotable apps are not shown: the config above does not load");
             None
         }
     }
@@ -514,7 +515,7 @@ fn print_matrix(
         .cloned()
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&envs)?);
+        outln!("{}", serde_json::to_string_pretty(&envs)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(r) = report {
@@ -526,14 +527,15 @@ fn print_matrix(
                 h.author
             )
         });
-        println!(
+        outln!(
             "source: {} @ {}  head: {head}",
-            r.source.url, r.source.branch
+            r.source.url,
+            r.source.branch
         );
         if let Some(e) = &r.source.error {
-            println!("source error: {e}");
+            outln!("source error: {e}");
         }
-        println!();
+        outln!();
     }
     // Columns in promotion order when stages are configured.
     let matrix = Matrix::from_status(&envs)
@@ -549,7 +551,7 @@ fn print_matrix(
         );
         crate::promote::status::render(&list, p)
     });
-    print!(
+    out!(
         "{}",
         if declared {
             matrix.render_declared()
@@ -558,17 +560,17 @@ fn print_matrix(
         }
     );
     if let Some(p) = promotable {
-        print!("{p}");
+        out!("{p}");
     }
     let mut problems = false;
     for e in &envs {
         let Some(a) = &e.last_attempt else { continue };
         if matches!(a.outcome, Outcome::Invalid { .. } | Outcome::Failed { .. }) {
             if !problems {
-                println!();
+                outln!();
                 problems = true;
             }
-            println!(
+            outln!(
                 "{} at {}{}: {}",
                 e.env,
                 crate::record::matrix::short(&a.commit),
@@ -581,9 +583,9 @@ fn print_matrix(
             );
             match &a.outcome {
                 Outcome::Invalid { diagnostics } => {
-                    diagnostics.iter().for_each(|d| println!("  {d}"))
+                    diagnostics.iter().for_each(|d| outln!("  {d}"))
                 }
-                Outcome::Failed { message } => println!("  {message}"),
+                Outcome::Failed { message } => outln!("  {message}"),
                 _ => {}
             }
         }
@@ -593,11 +595,11 @@ fn print_matrix(
 
 fn print_history(records: &[SyncRecord], json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(records)?);
+        outln!("{}", serde_json::to_string_pretty(records)?);
         return Ok(ExitCode::SUCCESS);
     }
     for r in records {
-        println!(
+        outln!(
             "{}  {:<12} {}  {:<7} {:>6}ms  {}  [{}] {}",
             r.at,
             r.env,
@@ -609,7 +611,7 @@ fn print_history(records: &[SyncRecord], json: bool) -> anyhow::Result<ExitCode>
             r.summary
         );
         for c in &r.changes {
-            println!("    {c}");
+            outln!("    {c}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -697,7 +699,7 @@ fn print_declared(
         envs.push(st);
     }
     if !json {
-        println!(
+        outln!(
             "declared in {} (not observed; ask a controller with --server for live versions and health)\n",
             dir.display()
         );

@@ -5,6 +5,7 @@
 mod against_ref;
 mod ci_examples;
 mod errors;
+mod output;
 mod plan;
 mod post_comment;
 mod readme;
