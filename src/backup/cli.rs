@@ -28,6 +28,9 @@ pub struct BackupArgs {
         env = "KEELSON_CONFIG"
     )]
     pub config: PathBuf,
+    /// Colour: accepted as by every subcommand; backup prints plain text.
+    #[arg(long, global = true, value_enum, default_value_t = crate::cli::specs::Color::Auto)]
+    pub color: crate::cli::specs::Color,
     #[command(subcommand)]
     pub command: BackupCommand,
 }

@@ -64,6 +64,9 @@ pub struct PromoteArgs {
     /// Where the recorded status comes from.
     #[command(flatten)]
     pub status: StatusSource,
+    /// Colour: accepted as by every subcommand; promote prints plain text.
+    #[arg(long, value_enum, default_value_t = crate::cli::specs::Color::Auto)]
+    pub color: crate::cli::specs::Color,
 }
 
 /// What the config file gives promotion.

@@ -87,6 +87,9 @@ pub struct SetImageArgs {
     /// The environments repository.
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
+    /// Colour: accepted as by every subcommand; set-image prints plain text.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
 }
 
 /// The diagnostics as text (with the closing count line), coloured when

@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// terminationGracePeriodSeconds, 30s by default).
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: std::time::Duration,
+    /// Colour of the text log lines on stderr (`auto`: when stderr is a
+    /// terminal and NO_COLOR is unset).
+    #[arg(long, value_enum, default_value_t = crate::cli::specs::Color::Auto)]
+    pub color: crate::cli::specs::Color,
 }
 
 /// Arguments of `keelson status`.
@@ -87,6 +91,9 @@ pub struct StatusArgs {
     /// The old spelling of `--output json`.
     #[arg(long, hide = true, conflicts_with = "output")]
     pub json: bool,
+    /// Colour of the diagnostics `--repo` prints on stderr.
+    #[arg(long, value_enum, default_value_t = crate::cli::specs::Color::Auto)]
+    pub color: crate::cli::specs::Color,
 }
 
 /// Output format of `keelson status`.
@@ -98,12 +105,13 @@ pub enum StatusFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, color: crate::cli::specs::Color) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(color.enabled(std::io::IsTerminal::is_terminal(&std::io::stderr())));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -113,7 +121,7 @@ fn init_logging(format: LogFormat) {
 /// Run the controller until SIGTERM or Ctrl-C.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     super::memory::limit_arenas();
-    init_logging(args.log_format);
+    init_logging(args.log_format, args.color);
     let loaded = match config::load(&args.config) {
         Ok(l) => l,
         Err(e) => {
@@ -232,7 +240,7 @@ async fn wait_for_signal() {
 pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
     args.json |= args.output == StatusFormat::Json;
     if let Some(dir) = &args.repo {
-        return print_declared(dir, args.env.as_deref(), args.json);
+        return print_declared(dir, args.env.as_deref(), args.json, args.color);
     }
     if let Some(kubeconfig) = &args.kubeconfig {
         return status_from_cluster(kubeconfig, &args);
@@ -623,6 +631,7 @@ fn print_declared(
     dir: &std::path::Path,
     only: Option<&str>,
     json: bool,
+    color: crate::cli::specs::Color,
 ) -> anyhow::Result<ExitCode> {
     use super::{AppStatus, Health};
     use crate::record::{Attempt, CommitRef, Trigger};
@@ -634,7 +643,7 @@ fn print_declared(
     }
     let report = crate::check::check_repo(dir);
     if report.repo.environments.is_empty() {
-        crate::cli::specs::report_diagnostics(&report, crate::cli::specs::Color::Auto);
+        crate::cli::specs::report_diagnostics(&report, color);
         anyhow::bail!(
             "no environments in {}; --repo must point at an environments repository (the folder holding environments/)",
             dir.join("environments").display()

@@ -71,3 +71,80 @@ fn a_closed_pipe_ends_every_printing_subcommand_quietly() {
         }
     }
 }
+
+/// Every leaf subcommand's path (`["backup", "list"]`…) under `cmd`.
+fn leaves(cmd: &clap::Command, path: Vec<String>, into: &mut Vec<(Vec<String>, clap::Command)>) {
+    if cmd.get_subcommands().next().is_none() {
+        into.push((path, cmd.clone()));
+        return;
+    }
+    for sub in cmd.get_subcommands() {
+        let mut p = path.clone();
+        p.push(sub.get_name().to_string());
+        leaves(sub, p, into);
+    }
+}
+
+#[test]
+fn every_subcommand_takes_color_auto_always_never() {
+    use clap::CommandFactory;
+    let mut cmd = keelson::cli::Cli::command();
+    // Global arguments (backup's --color) reach the leaves once built.
+    cmd.build();
+    let mut all = Vec::new();
+    leaves(&cmd, Vec::new(), &mut all);
+    assert!(
+        all.len() >= 12,
+        "{:?}",
+        all.iter().map(|l| &l.0).collect::<Vec<_>>()
+    );
+    for (path, leaf) in &all {
+        if path.iter().any(|p| p == "help") {
+            continue;
+        }
+        let color = leaf
+            .get_arguments()
+            .find(|a| a.get_long() == Some("color"))
+            .unwrap_or_else(|| panic!("keelson {} takes no --color", path.join(" ")));
+        let values: Vec<String> = color
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        assert_eq!(
+            values,
+            ["auto", "always", "never"],
+            "keelson {}",
+            path.join(" ")
+        );
+    }
+    // Accepted where it used to be refused (the shared cases pass
+    // `--color never` to every command they run), and honoured: status
+    // --repo's diagnostics are coloured on demand, plain with never.
+    let repo = copy_example();
+    let (code, out, err) =
+        super::keelson(repo.path(), &["status", "--repo", ".", "--color", "never"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("APP") && !out.contains('\x1b'), "{out}");
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("environments")).unwrap();
+    for (color, ansi) in [("always", true), ("never", false)] {
+        let (code, _, err) =
+            super::keelson(empty.path(), &["status", "--repo", ".", "--color", color]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("error"), "{err}");
+        assert_eq!(err.contains('\x1b'), ansi, "--color {color}: {err}");
+    }
+    for args in [
+        &["backup", "list", "--color", "never", "-c", "missing.yaml"][..],
+        &["backup", "--color", "never", "-c", "missing.yaml", "list"],
+        &["run", "--color", "never", "-c", "missing.yaml"],
+        &[
+            "promote", "app", "--from", "dev", "--to", "dev", "--color", "never",
+        ],
+    ] {
+        let (code, _, err) = super::keelson(empty.path(), args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+}
