@@ -51,6 +51,25 @@ pub enum Command {
     Promote(promote::PromoteArgs),
 }
 
+/// Parse a duration flag (`--timeout 5m`): humantime text as the config's
+/// durations take it (`30s`, `5m`, `1h30m`; `humantime::parse_duration`),
+/// or a plain number of seconds (`300`), as the flags took before.
+/// Errors: the text and an example, for clap to print.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<u64>()
+            .map(std::time::Duration::from_secs)
+            .map_err(|e| format!("`{text}` is not a duration: {e}"));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!(
+            "`{text}` is not a duration: {e}; write e.g. `30s`, `5m`, `1h`, or `300` for seconds"
+        )
+    })
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     // Several crates bring rustls; pick one crypto provider for all of them.
@@ -86,6 +105,35 @@ pub fn main() -> ExitCode {
                 None => erroutln!("error: {err:#}"),
             }
             ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn duration_flags_take_units_and_plain_seconds() {
+        for (text, secs) in [
+            ("5s", 5),
+            ("2m", 120),
+            ("1h30m", 5400),
+            ("300", 300),
+            (" 7 ", 7),
+        ] {
+            assert_eq!(
+                super::parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for text in ["", "5x", "-5", "five", "1.5"] {
+            let err = super::parse_duration(text).unwrap_err();
+            assert!(
+                err.contains(&format!("`{text}`")) && err.contains("`5m`"),
+                "{err}"
+            );
         }
     }
 }

@@ -98,14 +98,15 @@ struct CreateArgs {
     tag: Option<String>,
     /// Time-to-live from now (e.g. 72h), replacing the template's; on an
     /// existing preview this extends (or shortens) it.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_ttl)]
     ttl: Option<Duration>,
     /// Plan only: record nothing, apply nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Seconds to wait for workloads to become healthy.
-    #[arg(long, default_value_t = 300)]
-    timeout: u64,
+    /// How long to wait for workloads to become healthy (`5m`, `30s`, or
+    /// seconds).
+    #[arg(long, default_value = "300s", value_parser = super::parse_duration)]
+    timeout: Duration,
     /// Do not wait for workload health after applying.
     #[arg(long)]
     no_wait: bool,
@@ -140,7 +141,9 @@ struct ListArgs {
     common: Common,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// `--ttl`: a unit is required (`72` alone is more likely hours meant than
+/// seconds), unlike the plain seconds `--timeout` takes.
+fn parse_ttl(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration (e.g. 72h): {e}"))
 }
 
@@ -305,7 +308,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let opts = Options {
         dry_run: a.dry_run,
         apply: crate::apply::ApplyOptions {
-            timeout: Duration::from_secs(a.timeout),
+            timeout: a.timeout,
             wait_health: !a.no_wait,
             ..Default::default()
         },

@@ -95,9 +95,10 @@ pub struct ReconcileArgs {
     /// also means less waiting on the network.
     #[arg(long, default_value_t = 1)]
     pub env_parallelism: usize,
-    /// Seconds to wait for workloads to become healthy.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
+    /// How long to wait for workloads to become healthy (`5m`, `30s`, or
+    /// seconds).
+    #[arg(long, default_value = "300s", value_parser = super::parse_duration)]
+    pub timeout: Duration,
     /// Do not wait for workload health after applying.
     #[arg(long)]
     pub no_wait: bool,
@@ -154,7 +155,7 @@ async fn run_async(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         server_dry_run: args.server_dry_run,
         apply: crate::apply::ApplyOptions {
             parallelism: args.parallelism,
-            timeout: Duration::from_secs(args.timeout),
+            timeout: args.timeout,
             wait_health: !args.no_wait,
             ..Default::default()
         },

@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// On SIGTERM, how long in-flight syncs may take before their writes are
     /// abandoned and their Leases released (keep it below the pod's
     /// terminationGracePeriodSeconds, 30s by default).
-    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = crate::cli::parse_duration)]
     pub shutdown_timeout: std::time::Duration,
     /// Colour of the text log lines on stderr (`auto`: when stderr is a
     /// terminal and NO_COLOR is unset).

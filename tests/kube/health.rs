@@ -22,7 +22,8 @@ fn gvr(s: &str) -> Gvr {
 /// Run `reconcile --output json` for the preview environment: (exit code, its result, time).
 fn reconcile(h: &Harness, timeout_secs: u64) -> (i32, Value, Duration) {
     let started = Instant::now();
-    let timeout = timeout_secs.to_string();
+    // With a unit, as a user writes it (`2s`); plain seconds parse too.
+    let timeout = format!("{timeout_secs}s");
     let (code, out, err) = h.keelson(&[
         "reconcile",
         "--env",
