@@ -61,6 +61,19 @@ pub struct ClusterConfig {
     /// etcd endpoints and snapshot schedule, if keelson backs this cluster up.
     #[serde(default)]
     pub etcd: Option<EtcdClusterConfig>,
+    /// Where `kubeconfig:` and `context:` were written, for errors about
+    /// them; filled by [`read_config`], empty for a config built in code.
+    #[serde(skip)]
+    pub at: ClusterPositions,
+}
+
+/// Where a cluster's settings stand in the config file, as `file:line:col`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterPositions {
+    /// Of `kubeconfig:`'s value.
+    pub kubeconfig: Option<String>,
+    /// Of `context:`'s value.
+    pub context: Option<String>,
 }
 
 fn api_version() -> String {
@@ -173,6 +186,22 @@ pub fn read_config(path: &std::path::Path) -> Result<ConfigFile, ConfigError> {
             ),
             &sources,
         ));
+    }
+    let mut config = config;
+    for (name, cluster) in &mut config.clusters {
+        let key = name.replace('~', "~0").replace('/', "~1");
+        let at = |field: &str, set: bool| {
+            set.then(|| {
+                let s = node
+                    .locate(&format!("/clusters/{key}/{field}"), false)
+                    .start;
+                format!("{}:{}:{}", path.display(), s.line, s.col)
+            })
+        };
+        cluster.at = ClusterPositions {
+            kubeconfig: at("kubeconfig", cluster.kubeconfig.is_some()),
+            context: at("context", cluster.context.is_some()),
+        };
     }
     Ok(ConfigFile {
         config,

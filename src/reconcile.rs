@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use crate::apply::{self, ApplyOptions, ApplyReport, health};
 use crate::config::Config;
 use crate::observe::dir::DirCluster;
-use crate::observe::kube::KubeCluster;
+use crate::observe::kube::{ContextBy, KubeCluster, Named};
 use crate::observe::{self, Cluster, ClusterError, Resource};
 use crate::plan::{self, Action, DesiredEnv, DesiredObject, Lifecycle, Plan, inventory};
 use crate::rancher::{self, DesiredRancher, RancherClient};
@@ -319,7 +319,12 @@ impl Clusters {
         let c = match (&self.override_kubeconfig, &self.config) {
             // `--context NAME`: every environment goes to NAME, by choice.
             (Some((path, Some(context))), _) => {
-                KubeCluster::connect(path.as_deref(), Some(context), false).await?
+                let named = Named {
+                    cluster: Some(name.to_string()),
+                    kubeconfig: path.as_ref().map(|_| "--kubeconfig".to_string()),
+                    context: ContextBy::Flag,
+                };
+                KubeCluster::connect_named(path.as_deref(), Some(context), false, &named).await?
             }
             // `--kubeconfig FILE` alone swaps the file, not the mapping: a
             // cluster is the context the config names for it, else the
@@ -327,12 +332,19 @@ impl Clusters {
             // back to the file's current context sent every environment,
             // prod included, to one cluster under headers naming others.
             (Some((path, None)), cfg) => {
-                let context = cfg
-                    .as_ref()
-                    .and_then(|c| c.clusters.get(name))
-                    .and_then(|cc| cc.context.as_deref())
-                    .unwrap_or(name);
-                KubeCluster::connect(path.as_deref(), Some(context), false).await?
+                let cc = cfg.as_ref().and_then(|c| c.clusters.get(name));
+                let context = cc.and_then(|cc| cc.context.as_deref()).unwrap_or(name);
+                let named = Named {
+                    cluster: Some(name.to_string()),
+                    kubeconfig: Some("--kubeconfig".to_string()),
+                    context: match cc {
+                        Some(cc) if cc.context.is_some() => {
+                            ContextBy::Config(cc.at.context.clone())
+                        }
+                        _ => ContextBy::ClusterName,
+                    },
+                };
+                KubeCluster::connect_named(path.as_deref(), Some(context), false, &named).await?
             }
             (None, Some(cfg)) => {
                 let cc = cfg.clusters.get(name).ok_or_else(|| {
@@ -341,14 +353,16 @@ impl Clusters {
                         cfg.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
                     ))
                 })?;
-                KubeCluster::connect(
-                    cc.kubeconfig.as_deref(),
-                    cc.context.as_deref().or(Some(name)),
-                    cc.in_cluster,
-                )
-                .await?
+                KubeCluster::connect_configured(name, cc).await?
             }
-            (None, None) => KubeCluster::connect(None, Some(name), false).await?,
+            (None, None) => {
+                let named = Named {
+                    cluster: Some(name.to_string()),
+                    kubeconfig: None,
+                    context: ContextBy::ClusterName,
+                };
+                KubeCluster::connect_named(None, Some(name), false, &named).await?
+            }
         };
         let c = Arc::new(AnyCluster::Kube(c));
         open.insert(name.to_string(), c.clone());

@@ -389,29 +389,31 @@ fn check_kubeconfigs(
     clusters: &BTreeSet<&str>,
 ) -> anyhow::Result<()> {
     use crate::observe::kube::{kubeconfig_files, missing_kubeconfig};
-    let mut needed: BTreeSet<Option<PathBuf>> = BTreeSet::new();
+    // Each file, with who named it (for the error).
+    let mut needed: BTreeSet<(Option<PathBuf>, Option<String>)> = BTreeSet::new();
     if args.kubeconfig.is_some() || args.context.is_some() {
-        needed.insert(args.kubeconfig.clone());
+        needed.insert((args.kubeconfig.clone(), Some("--kubeconfig".into())));
     } else {
         for c in clusters {
             match config {
                 Some(cfg) => match cfg.clusters.get(*c) {
                     Some(cc) if !cc.in_cluster => {
-                        needed.insert(cc.kubeconfig.clone());
+                        let named = crate::observe::kube::Named::config(c, cc);
+                        needed.insert((cc.kubeconfig.clone(), named.kubeconfig));
                     }
                     // In-cluster, or a name the config lacks (its own error).
                     _ => {}
                 },
                 None => {
-                    needed.insert(None);
+                    needed.insert((None, None));
                 }
             }
         }
     }
-    for path in &needed {
-        let (files, from) = kubeconfig_files(path.as_deref());
+    for (path, named_by) in &needed {
+        let (files, from) = kubeconfig_files(path.as_deref(), named_by.as_deref());
         if !files.iter().any(|f| f.is_file()) {
-            anyhow::bail!("{}", missing_kubeconfig(&files, from));
+            anyhow::bail!("{}", missing_kubeconfig(&files, &from, path.is_some()));
         }
     }
     Ok(())

@@ -191,12 +191,7 @@ async fn connect_leases(
         None => KubeCluster::connect(None, None, true).await,
         Some(name) => {
             let cc = config.clusters.get(name).cloned().unwrap_or_default();
-            KubeCluster::connect(
-                cc.kubeconfig.as_deref(),
-                cc.context.as_deref().or(Some(name)),
-                cc.in_cluster,
-            )
-            .await
+            KubeCluster::connect_configured(name, &cc).await
         }
     }
     .map_err(|e| {
@@ -390,7 +385,17 @@ async fn read_cluster_status(
     context: Option<&str>,
     namespace: &str,
 ) -> anyhow::Result<Vec<EnvStatus>> {
-    let cluster = crate::observe::kube::KubeCluster::connect(Some(kubeconfig), context, false)
+    use crate::observe::kube::{ContextBy, KubeCluster, Named};
+    let named = Named {
+        cluster: None,
+        kubeconfig: Some("--kubeconfig".into()),
+        context: if context.is_some() {
+            ContextBy::Flag
+        } else {
+            ContextBy::Unsaid
+        },
+    };
+    let cluster = KubeCluster::connect_named(Some(kubeconfig), context, false, &named)
         .await
         .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", kubeconfig.display()))?;
     crate::record::kube::ClusterStatus::new(cluster.client(), namespace)

@@ -34,6 +34,51 @@ pub fn user_agent() -> String {
     }
 }
 
+/// Who named a connection's kubeconfig file and context, so that an error
+/// about them points at the flag or the config line to fix.
+#[derive(Debug, Clone, Default)]
+pub struct Named {
+    /// The keelson cluster connected to (an environment's `cluster:`, a key
+    /// of the config's `clusters:`).
+    pub cluster: Option<String>,
+    /// Where the kubeconfig path was named, said after "from":
+    /// `--kubeconfig`, `the config, keelson.yaml:4:17`.
+    pub kubeconfig: Option<String>,
+    /// Where the context was named.
+    pub context: ContextBy,
+}
+
+/// Where a connection's context was named.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ContextBy {
+    /// Not said (the error names only the context).
+    #[default]
+    Unsaid,
+    /// `--context NAME`.
+    Flag,
+    /// `context:` under `clusters.<cluster>` of the config, at `file:line:col`.
+    Config(Option<String>),
+    /// Nothing: the cluster's name is taken as the context's.
+    ClusterName,
+}
+
+impl Named {
+    /// Cluster `name` as the keelson config's `clusters.<name>` sets it.
+    pub fn config(name: &str, cc: &crate::config::ClusterConfig) -> Named {
+        Named {
+            cluster: Some(name.to_string()),
+            kubeconfig: cc.kubeconfig.as_ref().map(|_| match &cc.at.kubeconfig {
+                Some(at) => format!("the config, {at}"),
+                None => "the config".to_string(),
+            }),
+            context: match &cc.context {
+                Some(_) => ContextBy::Config(cc.at.context.clone()),
+                None => ContextBy::ClusterName,
+            },
+        }
+    }
+}
+
 /// A live cluster.
 pub struct KubeCluster {
     client: kube::Client,
@@ -50,6 +95,35 @@ impl KubeCluster {
         context: Option<&str>,
         in_cluster: bool,
     ) -> Result<Self, ClusterError> {
+        Self::connect_named(path, context, in_cluster, &Named::default()).await
+    }
+
+    /// Connect to cluster `name` as the config's `clusters.<name>` says: its
+    /// kubeconfig and context (the context named `name` when it sets none),
+    /// or in-cluster.
+    pub async fn connect_configured(
+        name: &str,
+        cc: &crate::config::ClusterConfig,
+    ) -> Result<Self, ClusterError> {
+        let context = cc.context.as_deref().unwrap_or(name);
+        let named = Named::config(name, cc);
+        Self::connect_named(
+            cc.kubeconfig.as_deref(),
+            Some(context),
+            cc.in_cluster,
+            &named,
+        )
+        .await
+    }
+
+    /// [`KubeCluster::connect`], with errors that say who named the
+    /// kubeconfig and the context (`named`).
+    pub async fn connect_named(
+        path: Option<&Path>,
+        context: Option<&str>,
+        in_cluster: bool,
+        named: &Named,
+    ) -> Result<Self, ClusterError> {
         let config = if in_cluster {
             kube::Config::incluster()
                 .map_err(|e| ClusterError::Config(format!("in-cluster config: {e}")))?
@@ -58,9 +132,13 @@ impl KubeCluster {
                 context: context.map(str::to_string),
                 ..KubeConfigOptions::default()
             };
-            let (files, from) = kubeconfig_files(path);
+            let (files, from) = kubeconfig_files(path, named.kubeconfig.as_deref());
             if !files.iter().any(|f| f.is_file()) {
-                return Err(ClusterError::Config(missing_kubeconfig(&files, from)));
+                return Err(ClusterError::Config(missing_kubeconfig(
+                    &files,
+                    &from,
+                    path.is_some(),
+                )));
             }
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             let kc = match path {
@@ -72,17 +150,8 @@ impl KubeCluster {
                 && !kc.contexts.iter().any(|n| n.name == c)
             {
                 let known: Vec<&str> = kc.contexts.iter().map(|n| n.name.as_str()).collect();
-                return Err(ClusterError::Config(format!(
-                    "kubeconfig {} ({from}) has no context `{c}` (it has: {}). Name the \
-                     context in a keelson config (`context:` under clusters.{c}, -c/--config \
-                     FILE), add a context `{c}` to the kubeconfig, or use --context NAME for \
-                     every environment",
-                    names.join(", "),
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
+                return Err(ClusterError::Config(missing_context(
+                    &names, &from, c, &known, named,
                 )));
             }
             kube::Config::from_custom_kubeconfig(kc, &options)
@@ -129,30 +198,75 @@ impl KubeCluster {
 }
 
 /// The kubeconfig files kube-rs reads, and where that list came from:
-/// `path` (`--kubeconfig` or the keelson config), else every file in
-/// `KUBECONFIG`, else `~/.kube/config`.
-pub fn kubeconfig_files(path: Option<&Path>) -> (Vec<PathBuf>, &'static str) {
+/// `path` (named by `named_by`: `--kubeconfig`, `the config, FILE:L:C`),
+/// else every file in `KUBECONFIG`, else `~/.kube/config`.
+pub fn kubeconfig_files(path: Option<&Path>, named_by: Option<&str>) -> (Vec<PathBuf>, String) {
     if let Some(p) = path {
-        return (vec![p.to_path_buf()], "given");
+        let from = named_by.map_or("given".to_string(), |n| format!("from {n}"));
+        return (vec![p.to_path_buf()], from);
     }
     if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-        return (std::env::split_paths(&list).collect(), "from KUBECONFIG");
+        return (
+            std::env::split_paths(&list).collect(),
+            "from KUBECONFIG".into(),
+        );
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
-    (vec![home.join(".kube").join("config")], "the default")
+    (
+        vec![home.join(".kube").join("config")],
+        "the default".into(),
+    )
 }
 
-/// The error for kubeconfig files that do not exist, with every way on.
-pub fn missing_kubeconfig(files: &[PathBuf], from: &str) -> String {
+/// The error for kubeconfig files that do not exist. A file named on
+/// purpose (`named`: by --kubeconfig or the config) is said to be missing;
+/// for the default ones, every way on is listed.
+pub fn missing_kubeconfig(files: &[PathBuf], from: &str, named: bool) -> String {
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    if named {
+        return format!(
+            "no kubeconfig: {} ({from}) does not exist; name an existing kubeconfig file",
+            names.join(", ")
+        );
+    }
     format!(
         "no kubeconfig: {} ({from}) does not exist. Pass --kubeconfig FILE or set KUBECONFIG, \
          map cluster names to kubeconfigs in a keelson config (-c/--config FILE), or plan \
          without a cluster: --against DIR (captured objects) or --against-ref REV (another commit)",
         names.join(", ")
     )
+}
+
+/// The error for a context the kubeconfig lacks, pointing at whoever named
+/// it (`named`).
+fn missing_context(names: &[String], from: &str, c: &str, known: &[&str], named: &Named) -> String {
+    let head = format!(
+        "kubeconfig {} ({from}) has no context `{c}` (it has: {})",
+        names.join(", "),
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    );
+    let cluster = named.cluster.as_deref().unwrap_or(c);
+    match &named.context {
+        ContextBy::Unsaid => head,
+        ContextBy::Flag => format!("{head}, named by --context: pass one it has"),
+        ContextBy::Config(at) => format!(
+            "{head}, named by `context: {c}` under clusters.{cluster} ({}): fix it there, \
+             or add a context `{c}` to the kubeconfig",
+            at.as_deref().unwrap_or("in the config")
+        ),
+        ContextBy::ClusterName => format!(
+            "{head}: cluster `{cluster}` names no context, so its name is taken for one. Name \
+             the context in a keelson config (`context:` under clusters.{cluster}, -c/--config \
+             FILE), add a context `{c}` to the kubeconfig, or use --context NAME for every \
+             environment"
+        ),
+    }
 }
 
 fn api_resource(res: &Resource) -> ApiResource {

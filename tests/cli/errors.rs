@@ -181,8 +181,22 @@ fn a_missing_kubeconfig_is_one_error_with_the_ways_on() {
         &["reconcile", "--dry-run", "--kubeconfig", "/nonexistent/kc"],
     );
     assert_eq!(code, 1);
+    // A file named on purpose is said to be missing, with no advice to
+    // pass the flag that named it.
     assert!(
-        err.contains("no kubeconfig: /nonexistent/kc (given) does not exist"),
+        err.contains("no kubeconfig: /nonexistent/kc (from --kubeconfig) does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("Pass --kubeconfig"), "{err}");
+    std::fs::write(
+        repo.path().join("keelson.yaml"),
+        "apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n  prod-eu:\n    kubeconfig: /nonexistent/kc2\n",
+    )
+    .unwrap();
+    let (code, _, err) = isolated(repo.path(), &["reconcile", "--dry-run", "--env", "prod"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("/nonexistent/kc2 (from the config, ./keelson.yaml:5:17) does not exist"),
         "{err}"
     );
 }
@@ -472,6 +486,49 @@ fn a_context_missing_from_the_kubeconfig_is_named_with_the_ones_there() {
         "{text}"
     );
     assert!(text.contains("--context NAME"), "{text}");
+    assert!(
+        text.contains("cluster `prod-eu` names no context, so its name is taken for one"),
+        "{text}"
+    );
+    // A context the config names: that cluster's entry, where it stands,
+    // and where the kubeconfig was named.
+    std::fs::write(
+        repo.path().join("keelson.yaml"),
+        format!(
+            "apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n  prod-eu:\n    kubeconfig: {kc}\n    context: tset\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = isolated(repo.path(), &["reconcile", "--dry-run", "--env", "prod"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains(&format!(
+            "kubeconfig {kc} (from the config, ./keelson.yaml:5:17) has no context `tset` (it has: \
+             test), named by `context: tset` under clusters.prod-eu (./keelson.yaml:6:14)"
+        )),
+        "{text}"
+    );
+    // --context names it: the flag is blamed, not the config.
+    let (_, out, err) = isolated(
+        repo.path(),
+        &[
+            "reconcile",
+            "--dry-run",
+            "--env",
+            "prod",
+            "--kubeconfig",
+            &kc,
+            "--context",
+            "tset",
+        ],
+    );
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("(from --kubeconfig) has no context `tset`"),
+        "{text}"
+    );
+    assert!(text.contains("named by --context"), "{text}");
 }
 
 /// Every cluster of keelson.yaml at a closed port: each environment fails
