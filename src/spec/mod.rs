@@ -2,6 +2,7 @@
 //! → typed model. Every problem in every file becomes a diagnostic; loading
 //! never stops at the first one.
 
+pub mod annotations;
 pub mod confine;
 pub mod edit;
 pub mod model;
@@ -464,7 +465,8 @@ pub(crate) fn typed_doc<T: DeserializeOwned>(
 }
 
 /// The raw manifests among parsed documents of `file`: each needs
-/// apiVersion, kind and metadata.name.
+/// apiVersion, kind and metadata.name, and keelson's own annotations take
+/// only their values ([`annotations`]).
 pub(crate) fn manifest_docs(
     file: &Path,
     docs: Vec<Node>,
@@ -509,6 +511,7 @@ pub(crate) fn manifest_docs(
             ).with_help("generateName is not supported: keelson must know each object's name to diff and prune it"));
         }
         if ok {
+            annotations::check(file, &node, &object, diags);
             out.push(Manifest {
                 file: file.to_path_buf(),
                 node,

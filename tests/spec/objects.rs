@@ -312,3 +312,66 @@ fn duplicate_keys_in_a_manifest_fail_validate_at_their_lines() {
         "nothing of dev may be applied"
     );
 }
+
+/// keelson's own annotations take their one value each: a manifest saying
+/// `keelson.dev/force: "true"` (or `keelson.dev/prune: "false"`, or a typo of
+/// a key) is refused at its line, and its environment is not applied; the
+/// accepted values pass.
+#[test]
+fn keelson_annotations_take_only_their_values() {
+    let dir = crate::copy_example();
+    let manifests = dir.path().join("environments/dev/manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let cm = |name: &str, annotations: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n{annotations}data:\n  a: b\n"
+        )
+    };
+    std::fs::write(
+        manifests.join("good.yaml"),
+        cm(
+            "good",
+            "    keelson.dev/force: enabled\n    keelson.dev/prune: disabled\n    keelson.dev/apply: create-only\n",
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = keelson(dir.path(), &["validate"]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(
+        manifests.join("bad.yaml"),
+        cm(
+            "bad",
+            "    keelson.dev/force: \"true\"\n    keelson.dev/prune: \"false\"\n    keelson.dev/aply: create-only\n",
+        ),
+    )
+    .unwrap();
+    let (code, out, _) = keelson(dir.path(), &["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for (at, says) in [
+        (
+            "bad.yaml:6:24",
+            "`keelson.dev/force: \"true\"` means nothing to keelson: the one value it takes is `enabled`",
+        ),
+        (
+            "bad.yaml:7:24",
+            "`keelson.dev/prune: \"false\"` means nothing to keelson: the one value it takes is `disabled`",
+        ),
+        (
+            "bad.yaml:8:5",
+            "unknown keelson annotation `keelson.dev/aply`",
+        ),
+    ] {
+        assert!(
+            out.contains(&format!("--> environments/dev/manifests/{at}")),
+            "{at}: {out}"
+        );
+        assert!(out.contains(says), "{says}: {out}");
+    }
+    assert!(out.contains("did you mean `keelson.dev/apply`?"), "{out}");
+    assert!(out.contains("3 errors"), "{out}");
+    let report = check_repo(dir.path());
+    assert!(
+        !report.ready.contains_key("dev"),
+        "nothing of dev may be applied"
+    );
+}
