@@ -514,6 +514,9 @@ async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
                 )?
             );
         }
+        // "no previews" only when every record was read: a record that
+        // could not be read may hold some (the errors below say which).
+        Format::Text if rows.is_empty() && !failed.is_empty() => {}
         Format::Text => out!("{}", table(&rows, now)),
     }
     for (cluster, e) in &failed {

@@ -266,15 +266,26 @@ pub fn status(mut args: StatusArgs) -> anyhow::Result<ExitCode> {
     let server = match &args.server {
         Some(s) => s.trim_end_matches('/').to_string(),
         None => {
-            let loaded = config::load(&args.config).map_err(|e| {
-                errout!("{}", e.rendered);
-                anyhow::anyhow!(
-                    "status reads the controller's address from the config; without one, \
-                     --server URL asks a running controller and --repo DIR shows what a \
-                     repository declares"
-                )
-            })?;
-            format!("http://{}", loaded.settings.listen)
+            // No config at all: one error saying what status can read, not
+            // a config error followed by a second one.
+            if !args.config.exists() {
+                anyhow::bail!(
+                    "status has nothing to read: there is no keelson config at {} to name a \
+                     controller. Pass --server URL to ask a running controller, --repo DIR to \
+                     show what a repository declares, --kubeconfig FILE to read the status the \
+                     controller wrote to its cluster, or -c/--config FILE (or KEELSON_CONFIG) \
+                     for a config whose controller.listen to ask",
+                    args.config.display()
+                );
+            }
+            match config::load(&args.config) {
+                Ok(loaded) => format!("http://{}", loaded.settings.listen),
+                Err(e) => {
+                    // Rendered with its file:line:col; nothing to add.
+                    errout!("{}", e.rendered);
+                    return Ok(ExitCode::from(1));
+                }
+            }
         }
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

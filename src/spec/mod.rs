@@ -170,9 +170,12 @@ pub fn load_repo_with(root: &Path, limits: Limits) -> (Repo, Vec<Diagnostic>) {
     }
     if !env_root.is_dir() {
         let (message, help) = layout_error(root);
-        loader.diags.push(
-            Diagnostic::error("layout", Path::new("environments"), None, message).with_help(help),
-        );
+        // The path as given (`/tmp/x/environments`, `./environments`): the
+        // usual repository-relative `environments` names no real place
+        // when the root is the problem.
+        loader
+            .diags
+            .push(Diagnostic::error("layout", &env_root, None, message).with_help(help));
     }
     for dir in subdirs(&env_root) {
         let name = dir

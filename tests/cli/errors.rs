@@ -100,7 +100,6 @@ fn a_missing_config_reads_the_same_in_every_subcommand() {
     let mut messages = Vec::new();
     for args in [
         &["run"][..],
-        &["status"],
         &["backup", "list"],
         &["run", "-c", "missing.yaml"],
     ] {
@@ -118,10 +117,40 @@ fn a_missing_config_reads_the_same_in_every_subcommand() {
         messages.push(first.join("\n").replace("missing.yaml", "keelson.yaml"));
     }
     assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:#?}");
-    // status adds what it can do without a config.
-    let (_, _, err) = isolated(dir.path(), &["status"]);
+    // status needs no config for most of what it does: one error that says
+    // what it can read instead, not a config error and then a second one.
+    let (code, out, err) = isolated(dir.path(), &["status"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
     assert!(
-        err.contains("--server URL") && err.contains("--repo DIR"),
+        err.contains("there is no keelson config at keelson.yaml"),
+        "{err}"
+    );
+    for way in [
+        "--server URL",
+        "--repo DIR",
+        "--kubeconfig FILE",
+        "-c/--config FILE",
+    ] {
+        assert!(err.contains(way), "{way}: {err}");
+    }
+    // A config that exists but is wrong is its own error, at its line.
+    std::fs::write(
+        dir.path().join("keelson.yaml"),
+        "apiVersion: keelson.dev/v1\nkind: Config\nclusterz: {}\n",
+    )
+    .unwrap();
+    let (code, _, err) = isolated(dir.path(), &["status"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--> keelson.yaml:3:1"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
         "{err}"
     );
 }
@@ -176,6 +205,14 @@ fn a_missing_kubeconfig_is_one_error_with_the_ways_on() {
         assert!(err.contains(way), "{way}: {err}");
     }
     assert!(out.is_empty(), "{out}");
+    // preview list: a record that cannot be read is never "no previews".
+    let (code, out, err) = isolated(repo.path(), &["preview", "list"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("the preview record on cluster `dev` cannot be read: no kubeconfig"),
+        "{err}"
+    );
     let (code, _, err) = isolated(
         repo.path(),
         &["reconcile", "--dry-run", "--kubeconfig", "/nonexistent/kc"],
@@ -258,6 +295,12 @@ fn a_repo_flag_at_the_wrong_folder_says_which_folder_to_pass() {
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("/nonexistent/keelson-repo does not exist or is not a folder"),
+        "{err}"
+    );
+    // The arrow names the real place, not a repository-relative
+    // `environments` that points nowhere.
+    assert!(
+        err.contains("--> /nonexistent/keelson-repo/environments\n"),
         "{err}"
     );
     let (code, _, err) = keelson(
