@@ -616,6 +616,9 @@ async fn run<C: Cluster>(
     {
         return fail(format!("server-side dry run: {e}"));
     }
+    if !cluster.dry_runs() {
+        plan::immutable::settle_offline(&mut plan.changes);
+    }
     let apps = app_states(&versions, &live.health, &env);
     // Only the recorded inventories are needed from here on; free the rest
     // before applying (thousands of objects).

@@ -18,8 +18,8 @@ use crate::observe::{Cluster, ClusterError};
 use crate::plan::fields::{FieldTree, pointer_of};
 use crate::plan::ownership::{Owners, is_exempt};
 use crate::plan::takeover::drop_manual_only;
-use crate::plan::{Action, Change, FIELD_MANAGER, LiveEnv, Plan, diff};
-use crate::render::objects::{APPLIED_HASH_ANNOTATION, FORCE_ANNOTATION};
+use crate::plan::{Action, Change, FIELD_MANAGER, LiveEnv, Plan, diff, immutable};
+use crate::render::objects::APPLIED_HASH_ANNOTATION;
 
 /// Replace the local verdict of every change marked for confirmation with
 /// the server's, and (with `creates`) check every create with the server
@@ -78,26 +78,10 @@ pub async fn confirm<C: Cluster>(
         let result = match r {
             Ok(r) => r,
             Err(e) if c.action == Action::Update && e.is_immutable() => {
-                let what = match e.immutable_fields().unwrap_or_default() {
-                    [] => "a field that may not change once set changes".to_string(),
-                    fields => format!("{} may not change once set", fields.join(", ")),
-                };
-                match replaceable(c, &what) {
-                    Ok(()) => {
-                        c.action = Action::Replace;
-                        c.notes.push(format!(
-                            "replace ({FORCE_ANNOTATION}: enabled): {what}; apply deletes {} \
-                             and creates it again",
-                            c.id
-                        ));
-                    }
-                    Err(why) => {
-                        c.notes
-                            .push(format!("the server refuses this change (dry run): {e}"));
-                        c.notes.push(why);
-                        c.intent.refused = Some(e.to_string());
-                    }
-                }
+                let fields = e.immutable_fields().unwrap_or_default().to_vec();
+                let refusal = format!("the server refuses this change (dry run): {e}");
+                immutable::settle(c, &fields, refusal);
+                c.intent.refused = c.intent.refused.take().map(|_| e.to_string());
                 continue;
             }
             Err(e) if refusal(&e, c.action) => {
@@ -188,47 +172,6 @@ fn removed_paths(
                 && pointer_of(result, leaf).is_none()
         })
         .collect()
-}
-
-/// Kinds never replaced, whatever their annotation says: deleting them
-/// deletes data or everything inside them (a claim's volume, a namespace's
-/// objects, a CRD's custom resources).
-const NEVER_REPLACED: [&str; 4] = [
-    "PersistentVolumeClaim",
-    "PersistentVolume",
-    "Namespace",
-    "CustomResourceDefinition",
-];
-
-/// `Ok` when an update the server refused for immutable fields alone may be
-/// carried out as a replacement: the desired object opts in with
-/// `keelson.dev/force: enabled` and is not of a kind whose deletion loses
-/// data. Otherwise, the note that says what to do.
-fn replaceable(c: &Change, what: &str) -> Result<(), String> {
-    if NEVER_REPLACED.contains(&c.id.kind.as_str()) {
-        return Err(format!(
-            "{what}; keelson never replaces a {} (deleting it would lose what it \
-             holds): change it by hand, or give it a new name",
-            c.id.kind
-        ));
-    }
-    let opted_in = c
-        .apply
-        .as_ref()
-        .and_then(|b| b.pointer("/metadata/annotations"))
-        .and_then(|a| a.get(FORCE_ANNOTATION))
-        .and_then(Json::as_str)
-        == Some("enabled");
-    if opted_in {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what}: only deleting {} and creating it again carries this out; annotate it \
-             `{FORCE_ANNOTATION}: enabled` in Git to let keelson replace it (what it runs is \
-             stopped and started again), or give it a new name",
-            c.id
-        ))
-    }
 }
 
 /// Whether a dry-run error means the change itself cannot be applied (as

@@ -14,6 +14,7 @@ pub mod delegation;
 pub mod desired;
 pub mod diff;
 pub mod fields;
+pub mod immutable;
 pub mod inventory;
 pub mod lifecycle;
 pub mod ownership;
@@ -180,6 +181,10 @@ pub struct Intent {
     /// The server refused the change in a dry run: applying it cannot
     /// succeed, and its step is not started.
     pub refused: Option<String>,
+    /// Fields that may not change once set which the local comparison
+    /// found changed ([`immutable::changed`]); offline plans act on them
+    /// ([`immutable::settle_offline`]), live ones ask the server.
+    pub immutable: Vec<String>,
 }
 
 /// The plan of one environment.
@@ -433,6 +438,7 @@ pub fn plan(desired: &DesiredEnv, live: &LiveEnv) -> Plan {
         if !same {
             c.action = Action::Update;
             c.diff = diff::unified(&c.id, Some(&live_view), Some(&want));
+            c.intent.immutable = immutable::changed(&c.id, l, &live_view, &cmp);
         }
         ownership::keep_exempt(&mut want, l, &owners, &exempt);
         c.apply = Some(want.into());

@@ -428,3 +428,73 @@ fn a_base_whose_spec_has_errors_cannot_be_planned_against() {
         .unwrap();
     assert!(prod["plan"].is_object(), "{prod}");
 }
+
+/// Review time: a merge request changing a field the API server never lets
+/// change (a Job's template) is shown refused, with the way out, although
+/// no server is asked; with `keelson.dev/force: enabled` it is a replace.
+#[test]
+fn an_immutable_change_is_refused_or_replaced_in_review() {
+    let repo = copy_example();
+    let dir = repo.path().join("environments/dev/manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let job = |image: &str, force: bool| {
+        let annotations = if force {
+            "  annotations:\n    keelson.dev/force: enabled\n"
+        } else {
+            ""
+        };
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  namespace: shop-dev\n{annotations}spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: migrate\n          image: {image}\n          resources:\n            limits: {{cpu: 500m, memory: 1Gi}}\n"
+        )
+    };
+    std::fs::write(dir.join("migrate.yaml"), job("migrate:1", false)).unwrap();
+    git_commit_all(repo.path(), "base");
+
+    // A quantity in another form is no change: nothing refused.
+    let same = job("migrate:1", false).replace("memory: 1Gi", "memory: 1024Mi");
+    std::fs::write(dir.join("migrate.yaml"), same).unwrap();
+    let (code, out, err) = offline(
+        repo.path(),
+        &[
+            "reconcile",
+            "--dry-run",
+            "--against-ref",
+            "HEAD",
+            "--env",
+            "dev",
+        ],
+    );
+    assert_eq!(code, 0, "1Gi = 1024Mi:\n{out}\n{err}");
+
+    std::fs::write(dir.join("migrate.yaml"), job("migrate:2", false)).unwrap();
+    let (code, out, err) = offline(
+        repo.path(),
+        &[
+            "reconcile",
+            "--dry-run",
+            "--against-ref",
+            "HEAD",
+            "--env",
+            "dev",
+        ],
+    );
+    assert_eq!(code, 1, "refused in review:\n{out}\n{err}");
+    assert!(
+        out.contains("the API server will refuse this change")
+            && out.contains("spec.template may not change once set")
+            && out.contains("annotate it `keelson.dev/force: enabled`"),
+        "{out}"
+    );
+
+    std::fs::write(dir.join("migrate.yaml"), job("migrate:2", true)).unwrap();
+    let (code, v, err) = json_plan(repo.path(), "HEAD", &["--env", "dev"]);
+    assert_eq!(code, 2, "{v}\n{err}");
+    assert_eq!(
+        changes(&v),
+        vec![(
+            "dev".into(),
+            "replace".into(),
+            "Job/shop-dev/migrate".into()
+        )]
+    );
+}
