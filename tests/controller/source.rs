@@ -49,6 +49,7 @@ async fn an_unreachable_remote_keeps_the_last_good_commit_and_reports_the_error(
     s.max_backoff = Duration::from_millis(300);
     let running = start(s, &fake).await;
     wait_until("prod applied", || fake.tag("prod").is_some()).await;
+    wait_recorded(&running, "prod", &first).await;
 
     let away = remote_dir.path().join("moved-away");
     std::fs::rename(&remote, &away).unwrap();
@@ -193,6 +194,7 @@ async fn a_deleted_branch_is_reported_and_the_last_good_commit_stays() {
     )
     .await;
     wait_until("prod applied", || fake.tag("prod").is_some()).await;
+    wait_recorded(&running, "prod", &first).await;
     assert_eq!(
         metric(&running, "keelson_git_branch_missing", &[]).await,
         0.0

@@ -286,6 +286,17 @@ pub async fn status(running: &Running) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// Wait until `/status` shows `env` applied at `commit`: a worker records its
+/// sync after the apply returns, so the fake's state alone runs ahead of it.
+pub async fn wait_recorded(running: &Running, env: &str, commit: &str) {
+    wait_status(
+        running,
+        &format!("{env}'s apply of {commit} is recorded"),
+        |st| env_status(st, env)["lastApplied"]["commit"] == commit,
+    )
+    .await;
+}
+
 /// The status entry of `env` (`null` until the environment has one, so it
 /// can be polled for).
 pub fn env_status<'a>(status: &'a serde_json::Value, env: &str) -> &'a serde_json::Value {
