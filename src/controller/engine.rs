@@ -605,7 +605,8 @@ async fn advance<R: EnvReconciler>(
 }
 
 /// When the members change, hand the head commit to every environment this
-/// replica has come to own: its previous owner may have died mid-apply.
+/// replica has come to own (its previous owner may have died mid-apply), and
+/// wake the preview loop, whose source may have come to this replica too.
 async fn rebalance(shared: Arc<Shared>) {
     let Some(coord) = &shared.coord else { return };
     let mut members = coord.members.clone();
@@ -647,6 +648,10 @@ async fn rebalance(shared: Arc<Shared>) {
             gained, lost, "environments rebalanced"
         );
         owned = now_owned;
+        // The merge request source may have moved here too (its owner is
+        // picked among the members like an environment's): the preview loop
+        // looks at once rather than after its interval.
+        shared.preview_trigger.notify_one();
     }
 }
 
