@@ -104,6 +104,7 @@ impl EnvReconciler for NoopPipeline {
         EnvOutcome::bare(Outcome::Applied {
             created: 0,
             updated: 1,
+            replaced: 0,
             deleted: 0,
         })
     }

@@ -78,10 +78,22 @@ pub async fn confirm<C: Cluster>(
         let result = match r {
             Ok(r) => r,
             Err(e) if c.action == Action::Update && e.is_immutable() => {
+                // The server's message quotes the whole new value (a Job's
+                // template as one JSON line); the fields say enough.
                 let fields = e.immutable_fields().unwrap_or_default().to_vec();
-                let refusal = format!("the server refuses this change (dry run): {e}");
+                let refusal = if fields.is_empty() {
+                    format!("the server refuses this change (dry run): {e}")
+                } else {
+                    "the server refuses this change (dry run, 422 Invalid)".to_string()
+                };
                 immutable::settle(c, &fields, refusal);
-                c.intent.refused = c.intent.refused.take().map(|_| e.to_string());
+                if c.intent.refused.is_some() {
+                    c.intent.refused = Some(if fields.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{} (422 Invalid)", immutable::describe(&fields))
+                    });
+                }
                 continue;
             }
             Err(e) if refusal(&e, c.action) => {

@@ -104,29 +104,45 @@ fn head(outcomes: &Outcomes, against: Option<&str>) -> String {
     if let Some(a) = against {
         let _ = writeln!(out, "Planned against {}.\n", a.replace('|', "\\|"));
     }
-    out.push_str(
-        "| environment | create | update | delete | |\n| --- | ---: | ---: | ---: | --- |\n",
-    );
+    // The replace column shows only where something is replaced.
+    let replaces = outcomes.envs.iter().any(|e| match &e.outcome {
+        EnvOutcome::Planned { counts, .. } | EnvOutcome::Applied { counts, .. } => {
+            counts.replace > 0
+        }
+        EnvOutcome::Refused { planned } => planned.replace > 0,
+        EnvOutcome::Failed | EnvOutcome::Blocked => false,
+    });
+    out.push_str(if replaces {
+        "| environment | create | update | replace | delete | |\n| --- | ---: | ---: | ---: | ---: | --- |\n"
+    } else {
+        "| environment | create | update | delete | |\n| --- | ---: | ---: | ---: | --- |\n"
+    });
     for e in &outcomes.envs {
-        let (c, u, d) = match &e.outcome {
-            EnvOutcome::Planned { counts, .. } | EnvOutcome::Applied { counts, .. } => (
-                counts.create.to_string(),
-                counts.update.to_string(),
-                counts.delete.to_string(),
-            ),
-            EnvOutcome::Refused { planned } => (
-                format!("~~{}~~", planned.create),
-                format!("~~{}~~", planned.update),
-                format!("~~{}~~", planned.delete),
-            ),
-            EnvOutcome::Failed | EnvOutcome::Blocked => ("–".into(), "–".into(), "–".into()),
+        let cells: Vec<String> = match &e.outcome {
+            EnvOutcome::Planned { counts, .. } | EnvOutcome::Applied { counts, .. } => {
+                vec![counts.create, counts.update, counts.replace, counts.delete]
+                    .into_iter()
+                    .map(|n| n.to_string())
+                    .collect()
+            }
+            EnvOutcome::Refused { planned } => vec![
+                planned.create,
+                planned.update,
+                planned.replace,
+                planned.delete,
+            ]
+            .into_iter()
+            .map(|n| format!("~~{n}~~"))
+            .collect(),
+            EnvOutcome::Failed | EnvOutcome::Blocked => vec!["–".into(); 4],
         };
-        let _ = writeln!(
-            out,
-            "| `{}` | {c} | {u} | {d} | {} |",
-            e.name,
-            status_cell(e)
-        );
+        let mut row = format!("| `{}` |", e.name);
+        for (i, cell) in cells.iter().enumerate() {
+            if i != 2 || replaces {
+                let _ = write!(row, " {cell} |");
+            }
+        }
+        let _ = writeln!(out, "{row} {} |", status_cell(e));
     }
     out.push('\n');
     out

@@ -100,8 +100,13 @@ fn change(out: &mut String, c: &Change, failed: Option<&str>, opts: &TextOptions
     } else {
         let _ = writeln!(out, "{head}");
     }
+    // A server's message may span lines (a claim's spec, listed field by
+    // field): every line stays under its object.
     for n in &c.notes {
-        let _ = writeln!(out, "    note: {n}");
+        for (i, l) in n.lines().enumerate() {
+            let lead = if i == 0 { "note: " } else { "  " };
+            let _ = writeln!(out, "    {lead}{l}");
+        }
     }
     // After an apply, a write that failed says so under its object.
     if let Some(e) = failed {

@@ -85,12 +85,14 @@ impl Metrics {
             if let Outcome::Applied {
                 created,
                 updated,
+                replaced,
                 deleted,
             } = outcome
             {
                 for (action, n) in [
                     ("create", created),
                     ("update", updated),
+                    ("replace", replaced),
                     ("delete", deleted),
                 ] {
                     *m.apply_requests

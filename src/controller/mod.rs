@@ -134,6 +134,10 @@ impl EnvOutcome {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// What one reconcile did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "camelCase")]
@@ -146,6 +150,11 @@ pub enum Outcome {
         created: u64,
         /// Objects updated.
         updated: u64,
+        /// Objects replaced: deleted and created again (immutable fields,
+        /// `keelson.dev/force: enabled`). Absent in records written before
+        /// replacements existed.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        replaced: u64,
         /// Objects pruned.
         deleted: u64,
     },
@@ -185,8 +194,17 @@ impl Outcome {
             Outcome::Applied {
                 created,
                 updated,
+                replaced: 0,
                 deleted,
             } => format!("applied: {created} created, {updated} updated, {deleted} deleted"),
+            Outcome::Applied {
+                created,
+                updated,
+                replaced,
+                deleted,
+            } => format!(
+                "applied: {created} created, {updated} updated, {replaced} replaced, {deleted} deleted"
+            ),
             Outcome::Drift { count } => format!("drift: {count} object(s) differ from the spec"),
             Outcome::Invalid { diagnostics } => match diagnostics.first() {
                 Some(first) if diagnostics.len() == 1 => format!("invalid spec: {first}"),

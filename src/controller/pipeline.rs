@@ -340,7 +340,7 @@ pub(crate) fn outcome_of(result: &EnvResult, dry_run: bool) -> EnvOutcome {
             .as_ref()
             .map(|p| p.summary())
             .unwrap_or_default();
-        let changes = (s.create + s.update + s.delete) as u64;
+        let changes = s.changes() as u64;
         if changes == 0 {
             Outcome::NoChange
         } else if dry_run {
@@ -349,6 +349,7 @@ pub(crate) fn outcome_of(result: &EnvResult, dry_run: bool) -> EnvOutcome {
             Outcome::Applied {
                 created: s.create as u64,
                 updated: s.update as u64,
+                replaced: s.replace as u64,
                 deleted: s.delete as u64,
             }
         }
@@ -452,6 +453,51 @@ fn image_version(image: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A replacement is a change: a sync that made one is `Applied` with
+    /// it counted, a drift check that finds one is drift (it once counted
+    /// as "in sync, nothing to change", and self-heal replaced silently).
+    #[test]
+    fn replacements_count_as_changes() {
+        let id = crate::plan::ObjectId::of(&serde_json::json!({"apiVersion": "batch/v1",
+            "kind": "Job", "metadata": {"name": "migrate", "namespace": "shop"}}));
+        let result = EnvResult {
+            environment: "dev".into(),
+            cluster: "dev".into(),
+            namespace: "shop".into(),
+            plan: Some(crate::plan::Plan {
+                environment: "dev".into(),
+                changes: vec![crate::plan::Change::new(Action::Replace, id)],
+                refused: None,
+                inventory: Default::default(),
+                manual_managers: Vec::new(),
+                lifecycle: None,
+            }),
+            apply: None,
+            error: None,
+            apps: Vec::new(),
+            rancher: None,
+        };
+        let applied = outcome_of(&result, false);
+        assert_eq!(
+            applied.outcome,
+            Outcome::Applied {
+                created: 0,
+                updated: 0,
+                replaced: 1,
+                deleted: 0
+            }
+        );
+        assert_eq!(
+            applied.outcome.summary(),
+            "applied: 0 created, 0 updated, 1 replaced, 0 deleted"
+        );
+        assert_eq!(applied.changes, ["replace Job/shop/migrate"]);
+        assert_eq!(
+            outcome_of(&result, true).outcome,
+            Outcome::Drift { count: 1 }
+        );
+    }
 
     #[test]
     fn reads_tags_from_image_references() {

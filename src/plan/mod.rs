@@ -227,6 +227,13 @@ pub struct Summary {
     pub skip: usize,
 }
 
+impl Summary {
+    /// Objects written: created, updated, replaced and deleted.
+    pub fn changes(&self) -> usize {
+        self.create + self.update + self.replace + self.delete
+    }
+}
+
 impl Plan {
     /// Counts per action.
     pub fn summary(&self) -> Summary {

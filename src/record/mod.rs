@@ -382,6 +382,7 @@ mod tests {
             outcome: Outcome::Applied {
                 created: 0,
                 updated: 1,
+                replaced: 0,
                 deleted: 0,
             },
             changes: vec!["update Deployment/shop/web".into()],

@@ -497,4 +497,23 @@ fn an_immutable_change_is_refused_or_replaced_in_review() {
             "Job/shop-dev/migrate".into()
         )]
     );
+    let (code, md, err) = offline(
+        repo.path(),
+        &[
+            "reconcile",
+            "--dry-run",
+            "--against-ref",
+            "HEAD",
+            "--env",
+            "dev",
+            "--output",
+            "markdown",
+        ],
+    );
+    assert_eq!(code, 2, "{md}\n{err}");
+    assert!(
+        md.contains("| environment | create | update | replace | delete | |")
+            && md.contains("| `dev` | 0 | 0 | 1 | 0 | changes |"),
+        "{md}"
+    );
 }

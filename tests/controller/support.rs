@@ -206,6 +206,7 @@ impl Fake {
             Outcome::Applied {
                 created,
                 updated: 1 - created,
+                replaced: 0,
                 deleted: 0,
             }
         };

@@ -247,7 +247,8 @@ fn a_change_the_server_refuses_is_shown_and_its_step_is_not_started() {
     let (code, out, _) = h.keelson(&["reconcile", "--env", "dev", "--dry-run"]);
     assert_eq!(code, 1, "a plan the server refuses fails:\n{out}");
     assert!(
-        out.contains("the server refuses this change (dry run)") && out.contains("immutable"),
+        out.contains("the server refuses this change (dry run")
+            && out.contains("spec.selector may not change once set"),
         "{out}"
     );
     h.srv.reset_requests();
