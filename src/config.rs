@@ -46,7 +46,8 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// Path of a kubeconfig file; `KUBECONFIG` or `~/.kube/config` when absent.
+    /// Path of a kubeconfig file, relative to the config file;
+    /// `KUBECONFIG` or `~/.kube/config` when absent.
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
     /// Context in the kubeconfig; the current context when absent.
@@ -188,7 +189,15 @@ pub fn read_config(path: &std::path::Path) -> Result<ConfigFile, ConfigError> {
         ));
     }
     let mut config = config;
+    let dir = path.parent().unwrap_or(std::path::Path::new(""));
     for (name, cluster) in &mut config.clusters {
+        // Relative to the config file, as every other path in it (token
+        // files, the controller's repository), not to where keelson runs.
+        if let Some(k) = &cluster.kubeconfig
+            && k.is_relative()
+        {
+            cluster.kubeconfig = Some(dir.join(k));
+        }
         let key = name.replace('~', "~0").replace('/', "~1");
         let at = |field: &str, set: bool| {
             set.then(|| {
@@ -256,6 +265,35 @@ mod tests {
         let d = &err.diagnostics[0];
         assert_eq!((d.line, d.column), (5, 5), "{}", err.rendered);
         assert_eq!(d.help.as_deref(), Some("did you mean `context`?"));
+    }
+
+    #[test]
+    fn a_relative_kubeconfig_is_read_beside_the_config_with_its_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keelson.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n  dev: {kubeconfig: kc.yaml, context: test}\n  prod:\n    kubeconfig: /abs/kc\n",
+        )
+        .unwrap();
+        let c = read_config(&path).unwrap().config;
+        let dev = &c.clusters["dev"];
+        assert_eq!(
+            dev.kubeconfig.as_deref(),
+            Some(dir.path().join("kc.yaml").as_path())
+        );
+        let at = |l: usize, c: usize| Some(format!("{}:{l}:{c}", path.display()));
+        assert_eq!(dev.at.kubeconfig, at(4, 21));
+        assert_eq!(dev.at.context, at(4, 39));
+        let prod = &c.clusters["prod"];
+        assert_eq!(
+            prod.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/abs/kc"))
+        );
+        assert_eq!(
+            (prod.at.kubeconfig.clone(), prod.at.context.clone()),
+            (at(6, 17), None)
+        );
     }
 
     #[test]

@@ -52,6 +52,25 @@ const NOT_RUN: &[(&str, &str)] = &[
         "kubectl -n keelson-system get keelsonenvironments",
         "needs a real cluster",
     ),
+    // "Try it against a local API server": this test starts the same server
+    // in-process and writes its kubeconfig to target/kc.yaml; the keelson
+    // commands of that section run against it.
+    (
+        "cargo build --release -p kube-apiserver",
+        "a release build of the server this test starts in-process",
+    ),
+    (
+        "target/release/kube-apiserver --listen 127.0.0.1:0 --kubeconfig target/kc.yaml &",
+        "this test starts the same server and writes target/kc.yaml",
+    ),
+    (
+        "keelson run -c target/local.yaml &",
+        "a daemon; tests/controller runs the controller against this server",
+    ),
+    (
+        "keelson status -c target/local.yaml",
+        "asks the controller of the line before",
+    ),
 ];
 
 struct Line {
@@ -163,6 +182,10 @@ fn every_command_in_the_readme_runs_as_written() {
     let srv = TestServer::start_blocking();
     let kubeconfig = repo.path().join("kubeconfig");
     srv.write_kubeconfig(&kubeconfig).unwrap();
+    // "Try it against a local API server" names the server's kubeconfig so.
+    std::fs::create_dir_all(repo.path().join("target")).unwrap();
+    srv.write_kubeconfig(repo.path().join("target/kc.yaml"))
+        .unwrap();
     let mut cfg = String::from("apiVersion: keelson.dev/v1\nkind: Config\nclusters:\n");
     for c in ["dev", "staging-eu", "prod-eu"] {
         cfg.push_str(&format!(
@@ -173,6 +196,7 @@ fn every_command_in_the_readme_runs_as_written() {
     std::fs::write(repo.path().join("keelson.yaml"), cfg).unwrap();
 
     let mut ran = 0;
+    let mut local_applied = false;
     for Line { number, command } in &lines {
         if let Some((_, why)) = NOT_RUN.iter().find(|(c, _)| c == command) {
             eprintln!("README:{number}: not run here ({why}): {command}");
@@ -194,6 +218,23 @@ fn every_command_in_the_readme_runs_as_written() {
             "README:{number}: `{command}` exited {code}:\n{out}"
         );
         ran += 1;
+        // The local walk-through: the apply lands, and the plan after it
+        // finds nothing to do, as the README says.
+        if command == "keelson reconcile --kubeconfig target/kc.yaml --context test --env dev" {
+            let orders = srv.get_object(
+                &Gvr::parse("apps/v1/deployments"),
+                Some("shop-dev"),
+                "orders",
+            );
+            assert!(
+                orders.is_some(),
+                "README:{number}: dev was not applied:\n{out}"
+            );
+            local_applied = true;
+        }
+        if local_applied && command.ends_with("--context test --env dev --dry-run") {
+            assert_eq!(code, 0, "README:{number}: a plan after the apply:\n{out}");
+        }
         if command.starts_with("scripts/dry-run") {
             assert!(
                 out.contains("this demo script exits 0"),
