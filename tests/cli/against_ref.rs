@@ -449,35 +449,27 @@ fn an_immutable_change_is_refused_or_replaced_in_review() {
     };
     std::fs::write(dir.join("migrate.yaml"), job("migrate:1", false)).unwrap();
     git_commit_all(repo.path(), "base");
+    let plan_dev = |extra: &[&str]| {
+        let mut args = vec![
+            "reconcile",
+            "--dry-run",
+            "--against-ref",
+            "HEAD",
+            "--env",
+            "dev",
+        ];
+        args.extend_from_slice(extra);
+        offline(repo.path(), &args)
+    };
 
     // A quantity in another form is no change: nothing refused.
     let same = job("migrate:1", false).replace("memory: 1Gi", "memory: 1024Mi");
     std::fs::write(dir.join("migrate.yaml"), same).unwrap();
-    let (code, out, err) = offline(
-        repo.path(),
-        &[
-            "reconcile",
-            "--dry-run",
-            "--against-ref",
-            "HEAD",
-            "--env",
-            "dev",
-        ],
-    );
+    let (code, out, err) = plan_dev(&[]);
     assert_eq!(code, 0, "1Gi = 1024Mi:\n{out}\n{err}");
 
     std::fs::write(dir.join("migrate.yaml"), job("migrate:2", false)).unwrap();
-    let (code, out, err) = offline(
-        repo.path(),
-        &[
-            "reconcile",
-            "--dry-run",
-            "--against-ref",
-            "HEAD",
-            "--env",
-            "dev",
-        ],
-    );
+    let (code, out, err) = plan_dev(&[]);
     assert_eq!(code, 1, "refused in review:\n{out}\n{err}");
     assert!(
         out.contains("the API server will refuse this change")
@@ -497,19 +489,7 @@ fn an_immutable_change_is_refused_or_replaced_in_review() {
             "Job/shop-dev/migrate".into()
         )]
     );
-    let (code, md, err) = offline(
-        repo.path(),
-        &[
-            "reconcile",
-            "--dry-run",
-            "--against-ref",
-            "HEAD",
-            "--env",
-            "dev",
-            "--output",
-            "markdown",
-        ],
-    );
+    let (code, md, err) = plan_dev(&["--output", "markdown"]);
     assert_eq!(code, 2, "{md}\n{err}");
     assert!(
         md.contains("| environment | create | update | replace | delete | |")
