@@ -413,7 +413,15 @@ fn check_kubeconfigs(
     for (path, named_by) in &needed {
         let (files, from) = kubeconfig_files(path.as_deref(), named_by.as_deref());
         if !files.iter().any(|f| f.is_file()) {
-            anyhow::bail!("{}", missing_kubeconfig(&files, &from, path.is_some()));
+            let mut message = missing_kubeconfig(&files, &from, path.is_some());
+            if path.is_none() {
+                // Only a plan can do without a cluster.
+                message.push_str(
+                    "; or plan without a cluster: --against DIR (captured objects) or \
+                     --against-ref REV (another commit)",
+                );
+            }
+            anyhow::bail!("{message}");
         }
     }
     Ok(())

@@ -233,8 +233,7 @@ pub fn missing_kubeconfig(files: &[PathBuf], from: &str, named: bool) -> String 
     }
     format!(
         "no kubeconfig: {} ({from}) does not exist. Pass --kubeconfig FILE or set KUBECONFIG, \
-         map cluster names to kubeconfigs in a keelson config (-c/--config FILE), or plan \
-         without a cluster: --against DIR (captured objects) or --against-ref REV (another commit)",
+         or map cluster names to kubeconfigs in a keelson config (-c/--config FILE)",
         names.join(", ")
     )
 }

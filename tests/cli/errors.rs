@@ -213,6 +213,8 @@ fn a_missing_kubeconfig_is_one_error_with_the_ways_on() {
         err.contains("the preview record on cluster `dev` cannot be read: no kubeconfig"),
         "{err}"
     );
+    // Planning without a cluster is reconcile's way on, not preview list's.
+    assert!(!err.contains("--against"), "{err}");
     let (code, _, err) = isolated(
         repo.path(),
         &["reconcile", "--dry-run", "--kubeconfig", "/nonexistent/kc"],
