@@ -88,12 +88,17 @@ fn internal(e: impl std::fmt::Display) -> Response {
 /// share the environments read every environment's status from the
 /// cluster, so any replica shows the whole picture.
 async fn report(s: &Shared) -> Result<StatusReport, String> {
+    // Readiness first: a first sync records its status before it counts as
+    // done, so a report that says ready holds every first sync's status.
+    // (Read after the statuses, a sync finishing in between made a report
+    // "ready" without that environment.)
+    let ready = s.is_ready().is_ok();
     let environments = match &s.coord {
         Some(c) => c.status.all().await.map_err(|e| e.to_string())?,
         None => s.store.all_status().map_err(|e| e.to_string())?,
     };
     Ok(StatusReport {
-        ready: s.is_ready().is_ok(),
+        ready,
         source: s.source.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         matrix: Matrix::from_status(&environments),
         backups: s
