@@ -54,14 +54,7 @@ impl Controller {
     }
 
     pub(crate) async fn get_json(&self, path: &str) -> Value {
-        keelson::http::client()
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::get_json::get_json(&format!("{}{path}", self.base)).await
     }
 
     pub(crate) async fn wait_status(&self, what: &str, cond: impl Fn(&Value) -> bool) -> Value {

@@ -158,16 +158,7 @@ impl Run {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async {
-            keelson::http::client()
-                .get(format!("{}/status", self.base))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        })
+        rt.block_on(crate::get_json::get_json(&format!("{}/status", self.base)))
     }
 
     pub(crate) fn stop(mut self) {
