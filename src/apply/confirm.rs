@@ -81,19 +81,18 @@ pub async fn confirm<C: Cluster>(
                 // The server's message quotes the whole new value (a Job's
                 // template as one JSON line); the fields say enough.
                 let fields = e.immutable_fields().unwrap_or_default().to_vec();
-                let refusal = if fields.is_empty() {
-                    format!("the server refuses this change (dry run): {e}")
+                let (note, refused) = if fields.is_empty() {
+                    (
+                        format!("the server refuses this change (dry run): {e}"),
+                        e.to_string(),
+                    )
                 } else {
-                    "the server refuses this change (dry run, 422 Invalid)".to_string()
+                    (
+                        "the server refuses this change (dry run, 422 Invalid)".to_string(),
+                        format!("{} (422 Invalid)", immutable::describe(&fields)),
+                    )
                 };
-                immutable::settle(c, &fields, refusal);
-                if c.intent.refused.is_some() {
-                    c.intent.refused = Some(if fields.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{} (422 Invalid)", immutable::describe(&fields))
-                    });
-                }
+                immutable::settle(c, &fields, note, refused);
                 continue;
             }
             Err(e) if refusal(&e, c.action) => {

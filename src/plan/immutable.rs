@@ -169,9 +169,10 @@ pub fn replaceable(c: &Change, what: &str) -> Result<(), String> {
 }
 
 /// Turn update `c`, refused for `fields` alone, into a replacement where
-/// [`replaceable`], else mark it refused with `refusal` (the server's
-/// error, or the offline estimate) and the way out.
-pub fn settle(c: &mut Change, fields: &[String], refusal: String) {
+/// [`replaceable`], else mark it refused: `note` (the server's refusal, or
+/// the offline estimate) and the way out are shown, `refused` is what apply
+/// reports for it.
+pub fn settle(c: &mut Change, fields: &[String], note: String, refused: String) {
     let what = describe(fields);
     match replaceable(c, &what) {
         Ok(()) => {
@@ -183,9 +184,9 @@ pub fn settle(c: &mut Change, fields: &[String], refusal: String) {
             ));
         }
         Err(why) => {
-            c.notes.push(refusal.clone());
+            c.notes.push(note);
             c.notes.push(why);
-            c.intent.refused = Some(refusal);
+            c.intent.refused = Some(refused);
         }
     }
 }
@@ -202,7 +203,7 @@ pub fn settle_offline(changes: &mut [Change]) {
                  server): {}",
                 describe(&fields)
             );
-            settle(c, &fields, refusal);
+            settle(c, &fields, refusal.clone(), refusal);
         }
     }
 }
